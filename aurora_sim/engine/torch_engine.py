@@ -1,0 +1,313 @@
+"""The PyTorch speculative-decoding engine: batched, continuous, lossless.
+
+State per live request (index n = its last committed token, whose target KV is not cached yet):
+    target KV   positions 0..n-1           (a verify writes n..n+γ; rejected ones are dropped
+                                             by not advancing past them)
+    draft KV    positions 0..draft_len-1    (catch-up recomputes draft_len..n each round)
+    features    target hidden states (three layers) at every committed position, for the
+                EAGLE-3 head's catch-up and for the learner.
+One round, for the whole batch at once:
+    1. admit waiting requests into free slots and prefill them (their first token comes from
+       the prefill logits);
+    2. draft: one catch-up forward over draft_len..n (ragged, padded), then γ-1 single steps;
+    3. verify: one target forward over [x_n, d_1..d_γ] per row;
+    4. per row, `verify_chain` accepts a prefix and draws the next token from the row's own
+       generator, so a request's tokens never depend on its batch-mates.
+`swap_draft` takes effect at the next round boundary: the new draft re-reads each live
+request's context in its catch-up forward, so nothing in flight is lost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from aurora_sim.engine.protocol import GenRequest, RequestResult, RoundOutcome
+from aurora_sim.engine.sampling import sample, target_probs, verify_chain
+from aurora_sim.errors import AuroraError
+from aurora_sim.models.drafts import Draft, default_target_layers
+from aurora_sim.models.llama import Llama
+
+
+@dataclass
+class _Live:
+    req: GenRequest
+    slot: int
+    tokens: list[int]  # prompt + generated; tokens[-1] is x_n
+    draft_len: int
+    gen: torch.Generator
+    result: RequestResult
+    rounds: int = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.tokens) - 1
+
+
+class TorchSpecEngine:
+    def __init__(
+        self,
+        target: Llama,
+        draft: Draft | None = None,
+        gamma: int = 4,
+        max_batch: int = 8,
+        max_len: int | None = None,
+        draft_version: int = 0,
+        keep_logits: bool = False,
+    ):
+        if gamma < 0:
+            raise AuroraError(f"gamma must be >= 0, got {gamma}")
+        self.target = target
+        self.gamma = gamma
+        self.max_batch = max_batch
+        self.max_len = min(max_len or target.spec.max_position, target.spec.max_position)
+        self.keep_logits = keep_logits
+        p = target.lm_head.weight
+        self.device, self.dtype = p.device, p.dtype
+        self.cache = target.new_cache(max_batch, self.max_len)
+        # Features are captured even with no draft, so a day-0 head can be swapped in later.
+        self.feature_layers = tuple(draft.target_layers) if draft is not None and draft.uses_features else default_target_layers(target.spec.num_layers)
+        width = len(self.feature_layers) * target.spec.hidden_size
+        self.features = torch.zeros(max_batch, self.max_len, width, dtype=self.dtype, device=self.device)
+        self.draft: Draft | None = None
+        self.draft_version = draft_version
+        self._pending: tuple[Draft | None, int] | None = None
+        self._install(draft, draft_version)
+        self.waiting: deque[GenRequest] = deque()
+        self.live: dict[int, _Live] = {}
+        self.free_slots = list(range(max_batch))
+        self.done: list[RequestResult] = []
+        self.round_index = 0
+
+    # ---- public interface ---------------------------------------------------------------------
+    def add(self, req: GenRequest) -> None:
+        need = len(req.prompt_ids) + req.max_new_tokens + self.gamma + 1
+        if not req.prompt_ids:
+            raise AuroraError(f"request {req.request_id}: empty prompt")
+        if need > self.max_len:
+            raise AuroraError(
+                f"request {req.request_id}: prompt of {len(req.prompt_ids)} tokens + {req.max_new_tokens} new "
+                f"+ γ+1 = {need} exceeds the context window ({self.max_len})"
+            )
+        if max(req.prompt_ids) >= self.target.spec.vocab_size or min(req.prompt_ids) < 0:
+            raise AuroraError(f"request {req.request_id}: token id outside the vocabulary")
+        if req.max_new_tokens < 1:
+            raise AuroraError(f"request {req.request_id}: max_new_tokens must be >= 1")
+        self.waiting.append(req)
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.live)
+
+    def swap_draft(self, draft: Draft | None, version: int) -> None:
+        """Queue a new draft; it serves from the next round on."""
+        self._check_draft(draft)
+        self._pending = (draft, version)
+
+    def pop_finished(self) -> list[RequestResult]:
+        out, self.done = self.done, []
+        return out
+
+    @torch.inference_mode()
+    def step(self) -> list[RoundOutcome]:
+        if self._pending is not None:
+            self._install(*self._pending)
+            self._pending = None
+        self._admit()
+        rows = [self.live[s] for s in sorted(self.live)]
+        if not rows:
+            return []
+        if self.draft is None or self.gamma == 0:
+            outcomes = self._plain_round(rows)
+        else:
+            outcomes = self._spec_round(rows)
+        self.round_index += 1
+        return outcomes
+
+    def run(self, requests: list[GenRequest], on_round=None) -> list[RequestResult]:
+        """Convenience loop: serve all requests with continuous batching; results in input order."""
+        for r in requests:
+            self.add(r)
+        results: dict[str, RequestResult] = {}
+        while self.has_work():
+            outcomes = self.step()
+            if on_round is not None:
+                on_round(outcomes)
+            for res in self.pop_finished():
+                results[res.request_id] = res
+        return [results[r.request_id] for r in requests]
+
+    # ---- draft installation -------------------------------------------------------------------
+    def _check_draft(self, draft: Draft | None) -> None:
+        if draft is None:
+            return
+        if draft.vocab_size != self.target.spec.vocab_size:
+            raise AuroraError(
+                f"draft vocabulary ({draft.vocab_size}) does not match the target's ({self.target.spec.vocab_size})"
+            )
+        if draft.uses_features and tuple(draft.target_layers) != getattr(self, "feature_layers", draft.target_layers):
+            raise AuroraError(f"draft reads target layers {draft.target_layers}, engine captures {self.feature_layers}")
+
+    def _install(self, draft: Draft | None, version: int) -> None:
+        self._check_draft(draft)
+        self.draft, self.draft_version = draft, version
+        self.draft_cache = draft.new_cache(self.max_batch, self.max_len) if draft is not None else None
+        for row in getattr(self, "live", {}).values():
+            row.draft_len = 0  # the new draft re-reads the whole context in its catch-up
+
+    # ---- prefill ------------------------------------------------------------------------------
+    def _admit(self) -> None:
+        joining: list[_Live] = []
+        while self.waiting and self.free_slots:
+            req = self.waiting.popleft()
+            slot = self.free_slots.pop(0)
+            gen = torch.Generator().manual_seed(req.seed)
+            result = RequestResult(req.request_id, req.prompt_ids, [])
+            row = _Live(req, slot, list(req.prompt_ids), 0, gen, result)
+            self.live[slot] = row
+            joining.append(row)
+        if not joining:
+            return
+        lengths = [len(r.req.prompt_ids) for r in joining]
+        tokens = self._pad([list(r.req.prompt_ids) for r in joining], max(lengths))
+        slots = self._ids([r.slot for r in joining])
+        logits, feats = self.target(tokens, slots, self._ids([0] * len(joining)), self.cache, self.feature_layers)
+        for i, row in enumerate(joining):
+            length = lengths[i]
+            self.features[row.slot, :length] = feats[i, :length]
+            p = target_probs(logits[i, length - 1], row.req.temperature, row.req.top_p)
+            self._emit(row, [sample(p, row.gen)], verify_round=False)
+
+    # ---- rounds ---------------------------------------------------------------------------------
+    def _plain_round(self, rows: list[_Live]) -> list[RoundOutcome]:
+        """Target-only decoding: one token per request per round."""
+        tokens = self._ids([[r.tokens[-1]] for r in rows])
+        start = self._ids([r.n for r in rows])
+        logits, feats = self.target(tokens, self._ids([r.slot for r in rows]), start, self.cache, self.feature_layers)
+        outcomes = []
+        for i, row in enumerate(rows):
+            n = row.n
+            self.features[row.slot, n] = feats[i, 0]
+            p = target_probs(logits[i, 0], row.req.temperature, row.req.top_p)
+            nxt = sample(p, row.gen)
+            emitted = self._emit(row, [nxt], verify_round=True, proposed=0, accepted=0)
+            outcomes.append(self._outcome(row, n, (), 0, nxt, emitted, (), (), feats[i, :1], logits[i]))
+        return outcomes
+
+    def _spec_round(self, rows: list[_Live]) -> list[RoundOutcome]:
+        gamma, draft = self.gamma, self.draft
+        slots = self._ids([r.slot for r in rows])
+        q_rows: list[list[torch.Tensor]] = [[] for _ in rows]
+        props: list[list[int]] = [[] for _ in rows]
+
+        # Draft step 1: catch up on draft_len..n (true target features), predict d_1.
+        spans = [list(range(r.draft_len, r.n + 1)) for r in rows]
+        width = max(len(s) for s in spans)
+        tok = self._pad([[r.tokens[p] for p in s] for r, s in zip(rows, spans)], width)
+        feat = self._catchup_features(rows, spans, width) if draft.uses_features else None
+        logits, hidden = draft(tok, feat, slots, self._ids([r.draft_len for r in rows]), self.draft_cache)
+        last = self._ids([len(s) - 1 for s in spans])
+        ar = torch.arange(len(rows), device=self.device)
+        step_logits = logits[ar, last]
+        prev_hidden = hidden[ar, last][:, None] if hidden is not None else None
+        self._draw(rows, step_logits, q_rows, props)
+        # Draft steps 2..γ: each consumes the previous proposal (and the draft's own hidden state).
+        for i in range(1, gamma):
+            tok = self._ids([[p[-1]] for p in props])
+            start = self._ids([r.n + i for r in rows])
+            logits, hidden = draft(tok, prev_hidden, slots, start, self.draft_cache)
+            prev_hidden = hidden
+            self._draw(rows, logits[:, 0], q_rows, props)
+
+        # Verify: one target forward over [x_n, d_1..d_γ] for every row.
+        tok = self._ids([[r.tokens[-1]] + p for r, p in zip(rows, props)])
+        start = self._ids([r.n for r in rows])
+        logits, feats = self.target(tok, slots, start, self.cache, self.feature_layers)
+        outcomes = []
+        for i, row in enumerate(rows):
+            n = row.n
+            self.features[row.slot, n : n + gamma + 1] = feats[i]
+            p = target_probs(logits[i], row.req.temperature, row.req.top_p)
+            q = torch.stack(q_rows[i])
+            k, nxt = verify_chain(props[i], q, p, row.gen)
+            q_tok = tuple(float(q[j, t]) for j, t in enumerate(props[i]))
+            p_tok = tuple(float(p[j, t]) for j, t in enumerate(props[i]))
+            # Draft KV stays valid where its inputs were true: the LM draft's entries for
+            # accepted proposals; the EAGLE head's only up to x_n (later ones used its own features).
+            row.draft_len = n + 1 + (0 if draft.uses_features else min(k, gamma - 1))
+            emitted = self._emit(row, props[i][:k] + [nxt], verify_round=True, proposed=gamma, accepted=k)
+            outcomes.append(
+                self._outcome(row, n, tuple(props[i]), k, nxt, emitted, q_tok, p_tok, feats[i, : k + 1], logits[i])
+            )
+        return outcomes
+
+    def _draw(self, rows, step_logits, q_rows, props) -> None:
+        for i, row in enumerate(rows):
+            q = target_probs(step_logits[i], row.req.temperature, row.req.top_p)
+            q_rows[i].append(q)
+            props[i].append(sample(q, row.gen))
+
+    def _catchup_features(self, rows, spans, width) -> torch.Tensor:
+        """Fused target features h_{p-1} for each catch-up position p (zeros for p = 0)."""
+        raw = torch.zeros(len(rows), width, self.features.shape[-1], dtype=self.dtype, device=self.device)
+        for i, (row, span) in enumerate(zip(rows, spans)):
+            lo, hi = span[0], span[-1]
+            if lo == 0:
+                raw[i, 1 : hi + 1] = self.features[row.slot, 0:hi]
+            else:
+                raw[i, : hi - lo + 1] = self.features[row.slot, lo - 1 : hi]
+        return self.draft.fuse(raw)
+
+    # ---- bookkeeping ----------------------------------------------------------------------------
+    def _emit(self, row: _Live, new: list[int], verify_round: bool, proposed: int = 0, accepted: int = 0) -> tuple[int, ...]:
+        """Append tokens up to max_new_tokens or a stop token; retire the row when done."""
+        res, req = row.result, row.req
+        kept: list[int] = []
+        reason = ""
+        for t in new:
+            kept.append(t)
+            if t in req.stop_ids:
+                reason = "stop"
+                break
+            if len(res.output_ids) + len(kept) >= req.max_new_tokens:
+                reason = "length"
+                break
+        row.tokens.extend(kept)
+        res.output_ids.extend(kept)
+        if verify_round:
+            row.rounds += 1
+            res.rounds += 1
+            res.round_tokens += len(new)  # what the round generated (accepted + 1), before truncation
+            res.proposed_tokens += proposed
+            res.accepted_tokens += accepted
+        if reason:
+            res.finish_reason = reason
+            self.done.append(res)
+            del self.live[row.slot]
+            self.free_slots.append(row.slot)
+            self.free_slots.sort()
+        return tuple(kept)
+
+    def _outcome(self, row, n, proposals, k, nxt, emitted, q_tok, p_tok, feats, logits) -> RoundOutcome:
+        return RoundOutcome(
+            request_id=row.req.request_id,
+            round_index=self.round_index,
+            draft_version=self.draft_version,
+            position=n,
+            proposals=proposals,
+            accepted=k,
+            next_token=nxt,
+            emitted=emitted,
+            draft_probs=q_tok,
+            target_probs=p_tok,
+            finished=row.slot not in self.live or self.live[row.slot] is not row,
+            target_features=feats.clone(),
+            target_logits=logits.clone() if self.keep_logits else None,
+        )
+
+    def _ids(self, values) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.long, device=self.device)
+
+    def _pad(self, seqs: list[list[int]], width: int) -> torch.Tensor:
+        return self._ids([s + [0] * (width - len(s)) for s in seqs])

@@ -1,0 +1,223 @@
+"""Draft models: an EAGLE-3-style head (what Aurora serves) and a standalone small LM.
+
+Both present one interface to the engine. A draft position p consumes token x_p and predicts
+x_{p+1}; the EAGLE-3 head additionally reads a feature for position p: during catch-up the
+target's hidden states at p-1 (three layers, fused by `fuse`), while drafting its own output
+hidden state at p-1 (the "training-time test" recurrence).
+
+On-disk format (version 1), one directory:
+    config.json        {"aurora_draft": 1, "kind": "eagle3"|"lm", "vocab_size", "target_hidden_size",
+                        "target_layers": [..], "draft": {...layer shapes...}, "seed"}
+    model.safetensors  the draft's own weights. The EAGLE-3 head does NOT store the token
+                       embedding: it reads the target's (frozen), so it loads with its target.
+An LM draft's config.json is also a valid HF Llama config (loadable with transformers).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from aurora_sim.atomic import atomic_dir
+from aurora_sim.errors import AuroraError
+from aurora_sim.models.llama import (
+    MLP,
+    Attention,
+    KVCache,
+    Llama,
+    LlamaSpec,
+    RMSNorm,
+    read_config,
+    read_safetensors,
+    rope_tables,
+)
+
+FORMAT_VERSION = 1
+
+
+def default_target_layers(num_layers: int) -> tuple[int, int, int]:
+    """Low, middle and high layers, as SGLang's EAGLE-3 (1, L/2-1, L-4) where the model is deep
+    enough; for shallow targets spread evenly so the three stay distinct where possible."""
+    if num_layers >= 8:
+        return (1, num_layers // 2 - 1, num_layers - 4)
+    return (0, max(0, num_layers // 2 - 1), max(0, num_layers - 2))
+
+
+class Eagle3Head(nn.Module):
+    kind = "eagle3"
+    uses_features = True
+
+    def __init__(self, target_spec: LlamaSpec, target_layers: tuple[int, ...], embed: nn.Embedding):
+        super().__init__()
+        h = target_spec.hidden_size
+        self.spec = replace(target_spec, num_layers=1)
+        self.target_layers = tuple(target_layers)
+        self.fc = nn.Linear(len(target_layers) * h, h, bias=False)
+        self.input_layernorm = RMSNorm(h, target_spec.rms_eps)  # on the token embedding
+        self.hidden_norm = RMSNorm(h, target_spec.rms_eps)  # on the fused feature
+        self.self_attn = Attention(self.spec, in_dim=2 * h)
+        self.post_attention_layernorm = RMSNorm(h, target_spec.rms_eps)
+        self.mlp = MLP(self.spec)
+        self.norm = RMSNorm(h, target_spec.rms_eps)
+        self.lm_head = nn.Linear(h, target_spec.vocab_size, bias=False)
+        self._embed = (embed,)  # a tuple: the target's frozen table, not a parameter of the head
+        cos, sin = rope_tables(self.spec.head_dim, self.spec.rope_theta, self.spec.max_position)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.spec.vocab_size
+
+    def fuse(self, target_features: torch.Tensor) -> torch.Tensor:
+        return self.fc(target_features)
+
+    def new_cache(self, num_slots: int, max_len: int) -> KVCache:
+        p = self.fc.weight
+        return KVCache(1, num_slots, self.spec.num_kv_heads, max_len, self.spec.head_dim, p.dtype, p.device)
+
+    def forward(self, tokens, feature, slots, start, cache: KVCache):
+        """tokens: [B, S]; feature: [B, S, H] (fused). Returns logits [B, S, V], hidden [B, S, H]."""
+        pos = start[:, None] + torch.arange(tokens.shape[1], device=tokens.device)[None, :]
+        cos, sin = _rope_at(self, pos)
+        emb = self._embed[0](tokens).to(feature.dtype)
+        x = torch.cat([self.input_layernorm(emb), self.hidden_norm(feature)], dim=-1)
+        a = feature + self.self_attn(x, cos, sin, cache.k[0], cache.v[0], slots, pos)
+        a = a + self.mlp(self.post_attention_layernorm(a))
+        return self.lm_head(self.norm(a)), a
+
+    def config(self) -> dict:
+        return {"draft": asdict(self.spec)}
+
+
+class LmDraft(nn.Module):
+    """A standalone small Llama sharing the target's tokenizer; features are ignored."""
+
+    kind = "lm"
+    uses_features = False
+    target_layers: tuple[int, ...] = ()
+
+    def __init__(self, spec: LlamaSpec):
+        super().__init__()
+        self.lm = Llama(spec)
+        self.spec = spec
+
+    @property
+    def vocab_size(self) -> int:
+        return self.spec.vocab_size
+
+    def fuse(self, target_features):
+        return None
+
+    def new_cache(self, num_slots: int, max_len: int) -> KVCache:
+        return self.lm.new_cache(num_slots, max_len)
+
+    def forward(self, tokens, feature, slots, start, cache: KVCache):
+        logits, _ = self.lm(tokens, slots, start, cache)
+        return logits, None
+
+    def config(self) -> dict:
+        return {**self.spec.to_hf(), "draft": asdict(self.spec)}
+
+
+def _rope_at(head: Eagle3Head, pos: torch.Tensor):
+    table_pos = pos.clamp(max=head.rope_cos.shape[0] - 1)
+    return head.rope_cos[table_pos][:, None], head.rope_sin[table_pos][:, None]
+
+
+Draft = Eagle3Head | LmDraft
+
+
+# ---- construction ---------------------------------------------------------------------------
+def _seeded(seed: int, build):
+    # Seed inside a forked RNG so building a draft never disturbs anyone else's random stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def new_eagle3(target: Llama, seed: int = 0, target_layers: tuple[int, ...] | None = None) -> Eagle3Head:
+    """A randomly initialised ("day-0") EAGLE-3 head for `target`."""
+    layers = target_layers or default_target_layers(target.spec.num_layers)
+    p = target.lm_head.weight
+    head = _seeded(seed, lambda: Eagle3Head(target.spec, layers, target.model.embed_tokens))
+    return head.to(device=p.device, dtype=p.dtype).eval()
+
+
+def default_lm_spec(target: LlamaSpec) -> LlamaSpec:
+    """One layer at the target's width: the cheapest LM that can still learn bigram-ish drafts."""
+    return replace(target, num_layers=1)
+
+
+def new_lm_draft(target: Llama, seed: int = 0, spec: LlamaSpec | None = None) -> LmDraft:
+    p = target.lm_head.weight
+    draft = _seeded(seed, lambda: LmDraft(spec or default_lm_spec(target.spec)))
+    return draft.to(device=p.device, dtype=p.dtype).eval()
+
+
+def lm_draft_from_target(target: Llama) -> LmDraft:
+    """A draft that is an exact copy of the target (the sanity anchor: every proposal accepted)."""
+    draft = LmDraft(target.spec)
+    draft.lm.load_state_dict(target.state_dict())
+    p = target.lm_head.weight
+    return draft.to(device=p.device, dtype=p.dtype).eval()
+
+
+# ---- save / load ------------------------------------------------------------------------------
+def save_draft(draft: Draft, out: str | Path, seed: int | None = None) -> Path:
+    out = Path(out)
+    cfg = {
+        "aurora_draft": FORMAT_VERSION,
+        "kind": draft.kind,
+        "vocab_size": draft.vocab_size,
+        "target_hidden_size": draft.spec.hidden_size,
+        "target_layers": list(draft.target_layers),
+        "seed": seed,
+        **draft.config(),
+    }
+    state = {k: v.detach().to("cpu").contiguous() for k, v in draft.state_dict().items()}
+    if draft.kind == "lm":  # store under HF names so transformers can read it as a Llama
+        state = {k.removeprefix("lm."): v for k, v in state.items()}
+        if draft.spec.tie_embeddings:
+            state.pop("lm_head.weight", None)
+    with atomic_dir(out) as tmp:
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+def load_draft(path: str | Path, target: Llama) -> Draft:
+    path = Path(path).expanduser()
+    cfg = read_config(path)
+    if cfg.get("aurora_draft") != FORMAT_VERSION or cfg.get("kind") not in ("eagle3", "lm"):
+        raise AuroraError(f"{path / 'config.json'}: not an aurora draft (expected aurora_draft={FORMAT_VERSION})")
+    if cfg["vocab_size"] != target.spec.vocab_size:
+        raise AuroraError(
+            f"{path}: draft vocabulary ({cfg['vocab_size']}) does not match the target's ({target.spec.vocab_size})"
+        )
+    state = read_safetensors(path)
+    if cfg["kind"] == "eagle3":
+        if cfg["target_hidden_size"] != target.spec.hidden_size:
+            raise AuroraError(
+                f"{path}: draft expects target hidden size {cfg['target_hidden_size']}, target has {target.spec.hidden_size}"
+            )
+        draft = new_eagle3(target, seed=0, target_layers=tuple(cfg["target_layers"]))
+        prefix = ""
+    else:
+        spec = LlamaSpec(**cfg["draft"])
+        draft = new_lm_draft(target, spec=spec)
+        prefix = "lm."
+        if spec.tie_embeddings:
+            state = {k: v for k, v in state.items() if k != "lm_head.weight"}
+    state = {prefix + k: v for k, v in state.items()}
+    missing, unexpected = draft.load_state_dict(state, strict=False)
+    missing = [m for m in missing if m != "lm.lm_head.weight" or not draft.spec.tie_embeddings]
+    if missing or unexpected:
+        raise AuroraError(f"{path}: draft weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    p = target.lm_head.weight
+    return draft.to(device=p.device, dtype=p.dtype).eval()
