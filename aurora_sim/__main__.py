@@ -1,0 +1,3 @@
+from aurora_sim.cli import main
+
+main()

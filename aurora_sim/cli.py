@@ -1,0 +1,138 @@
+"""The `aurora` command line. Every user-facing error is one line naming the problem and the file."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aurora_sim.errors import AuroraError
+
+app = typer.Typer(
+    help="aurora-sim: speculative decoding whose draft keeps learning from live traffic — "
+    "build models, decode, and (soon) replay traces in deterministic virtual time.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Build and list the offline-built models (tiers: tiny, smollm2).", no_args_is_help=True)
+draft_app = typer.Typer(help="Train and inspect draft models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(draft_app, name="draft")
+console = Console(stderr=True)
+
+
+def friendly(fn):
+    """Turn AuroraError into `error: ...` on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AuroraError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@models_app.command("build")
+@friendly
+def models_build(
+    tier: str = typer.Argument("tiny", help="tiny, smollm2 or all"),
+    force: bool = typer.Option(False, help="Rebuild even if the cached recipe matches."),
+):
+    """Build a model tier offline from registry-shipped material (cached; rebuilt only when its recipe changes)."""
+    from aurora_sim.models.registry import TIERS, build_tier
+
+    for name in TIERS if tier == "all" else (tier,):
+        path = build_tier(name, force=force)
+        console.print(f"[green]{name}[/green]: {path}")
+
+
+@models_app.command("list")
+@friendly
+def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List model tiers, whether they are built, and their shapes."""
+    from aurora_sim.models.registry import list_models
+
+    rows = list_models()
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table("name", "built", "layers", "hidden", "vocab", "MB", "recipe", "path")
+    for r in rows:
+        table.add_row(
+            r["name"], "yes" if r["built"] else "no", *(str(r.get(k, "")) for k in ("layers", "hidden", "vocab", "size_mb", "recipe")), r["path"]
+        )
+    Console().print(table)
+
+
+@app.command()
+@friendly
+def generate(
+    prompts: Path = typer.Option(..., help="Text file (one prompt per line) or JSONL with `prompt` or `messages`."),
+    model: str = typer.Option("tiny", help="tiny, smollm2, or a HF Llama directory."),
+    draft: str = typer.Option("eagle3", help="none, eagle3 (random day-0 head), lm (random small LM), same (copy of the target), or a draft directory."),
+    gamma: int = typer.Option(4, help="Draft tokens proposed per round (chain length γ)."),
+    batch: int = typer.Option(8, help="Maximum concurrent requests (continuous batching)."),
+    temperature: float = typer.Option(0.0, help="0 = greedy; > 0 = lossless rejection sampling."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling mass (with temperature > 0)."),
+    seed: int = typer.Option(0, help="Seed: request i samples from seed + i; also seeds a random draft."),
+    max_new_tokens: int = typer.Option(64, help="Tokens to generate per prompt."),
+    threads: int = typer.Option(1, help="torch threads (1 leaves a core for a trainer on a 2-core machine)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    json_out: Path = typer.Option(None, "--json", help="Write per-prompt outputs, rounds and acceptance length here."),
+):
+    """Decode prompts with speculative decoding and report acceptance length and tokens/s."""
+    from aurora_sim.generate import AL_CONVENTION, GenerateConfig, read_prompts, run_generate, write_json
+
+    cfg = GenerateConfig(model, draft, gamma, batch, temperature, top_p, seed, max_new_tokens, threads, device)
+    items = read_prompts(prompts)
+    report = run_generate(cfg, items)
+    if json_out:
+        write_json(report, json_out)
+    s = report["summary"]
+    print(
+        f"{s['requests']} prompts, {s['output_tokens']} tokens, acceptance length {s['spec_decode_acceptance_length']:.3f}, "
+        f"{s['tokens_per_s']:.1f} tokens/s ({AL_CONVENTION})"
+    )
+
+
+@draft_app.command("train")
+@friendly
+def draft_train(
+    model: str = typer.Option("tiny", help="Target: tiny, smollm2, or a directory."),
+    kind: str = typer.Option("eagle3", help="eagle3 or lm."),
+    out: Path = typer.Option(None, "-o", help="Output directory (default: the cached static draft of this target)."),
+    steps: int = typer.Option(None, help="Optimizer steps (default: the recipe's)."),
+    seed: int = typer.Option(0),
+):
+    """Distil a *static* draft offline on the target's training corpora (the paper's 'static draft' arm)."""
+    from aurora_sim.learner.offline import train_static_draft
+
+    path = train_static_draft(model, kind=kind, out=out, steps=steps, seed=seed)
+    console.print(f"draft written to {path}")
+
+
+@app.command()
+@friendly
+def demo(
+    model: str = typer.Option("tiny", help="Model tier for the demo."),
+    prompts_per_domain: int = typer.Option(8, help="Held-out prompts per domain."),
+    max_new_tokens: int = typer.Option(48),
+    gamma: int = typer.Option(4),
+    batch: int = typer.Option(8),
+):
+    """Build the default models and compare target-only, a day-0 draft and a trained static draft."""
+    from aurora_sim.demo import run_demo
+
+    run_demo(model, prompts_per_domain, max_new_tokens, gamma, batch)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m aurora_sim`
+    sys.exit(app())

@@ -1,0 +1,143 @@
+"""Offline distillation of a static draft: the 'well-trained static draft' the paper compares
+against, and the demo's trained draft. Teacher forcing on the target's *training* corpora (never
+the held-out split that traffic prompts come from); the target supplies features and logits.
+
+The EAGLE-3 head starts from the target's final norm and LM head (as EAGLE does), so a few
+hundred CPU steps already give a useful draft. Deterministic: one thread, seeded, fixed steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from aurora_sim.errors import AuroraError
+from aurora_sim.learner.losses import eagle3_ttt_loss, lm_draft_loss
+from aurora_sim.models import drafts
+from aurora_sim.models.llama import Llama
+from aurora_sim.models.registry import TIERS, load_tokenizer, resolve_model
+from aurora_sim.paths import models_dir
+
+RECIPE = {
+    "version": 1,
+    "seq_len": 128,
+    "batch": 8,
+    "lr": 2e-3,
+    "warmup": 20,
+    "unroll": 3,
+    "decay": 0.8,
+    "steps": {"tiny": 400, "smollm2": 150},
+    "default_steps": 300,
+}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def token_windows(tokenizer, seq_len: int, count: int, seed: int) -> torch.Tensor:
+    """`count` windows of `seq_len` tokens, domains in turn, from the training split."""
+    from aurora_sim.corpora import DOMAINS, load_documents
+
+    gen = torch.Generator().manual_seed(seed)
+    streams = []
+    for domain in DOMAINS:
+        ids: list[int] = []
+        for doc in load_documents(domain, "train"):
+            ids.extend(tokenizer(doc["text"], add_special_tokens=False)["input_ids"])
+            if tokenizer.eos_token_id is not None:
+                ids.append(tokenizer.eos_token_id)
+            if len(ids) > 400_000:  # plenty of distinct windows; bounds tokenization time
+                break
+        streams.append(torch.tensor(ids, dtype=torch.long))
+    out = torch.empty(count, seq_len, dtype=torch.long)
+    for i in range(count):
+        stream = streams[i % len(streams)]
+        start = int(torch.randint(0, len(stream) - seq_len, (1,), generator=gen))
+        out[i] = stream[start : start + seq_len]
+    return out
+
+
+def default_out(model: str, kind: str) -> Path:
+    return models_dir() / "drafts" / f"{model}-{kind}-static"
+
+
+def train_static_draft(
+    model: str = "tiny", kind: str = "eagle3", out: Path | None = None, steps: int | None = None,
+    seed: int = 0, progress: bool = True,
+) -> Path:
+    if kind not in ("eagle3", "lm"):
+        raise AuroraError(f"unknown draft kind {kind!r} (eagle3 or lm)")
+    model_dir = resolve_model(model)
+    steps = steps or RECIPE["steps"].get(model, RECIPE["default_steps"])
+    out = Path(out) if out else default_out(model if model in TIERS else Path(model).name, kind)
+    target_sha = _sha256(next(iter(sorted(model_dir.glob("*.safetensors")))))
+    key = hashlib.sha256(json.dumps([RECIPE, kind, steps, seed, target_sha], sort_keys=True).encode()).hexdigest()
+    prov_file = out / "provenance.json"
+    if prov_file.is_file() and json.loads(prov_file.read_text()).get("recipe_hash") == key:
+        return out
+
+    torch.set_num_threads(1)  # bit-reproducible; and on 2 cores, leaves one for serving
+    torch.manual_seed(seed)
+    target = Llama.from_pretrained(model_dir)
+    target.requires_grad_(False)
+    tokenizer = load_tokenizer(model_dir)
+    if kind == "eagle3":
+        draft = drafts.new_eagle3(target, seed=seed)
+        draft.lm_head.weight.data.copy_(target.lm_head.weight)
+        draft.norm.weight.data.copy_(target.model.norm.weight)
+    else:
+        draft = drafts.new_lm_draft(target, seed=seed)
+        draft.lm.model.embed_tokens.weight.data.copy_(target.model.embed_tokens.weight)
+        draft.lm.lm_head.weight.data.copy_(target.lm_head.weight)
+    draft.train()
+    params = [p for p in draft.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=RECIPE["lr"], weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / RECIPE["warmup"]) * max(0.05, 1 - s / steps)
+    )
+    b, s = RECIPE["batch"], RECIPE["seq_len"]
+    windows = token_windows(tokenizer, s, steps * b, seed)
+    layers = draft.target_layers if kind == "eagle3" else ()
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    with Progress(TextColumn("draft {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), disable=not progress) as bar:
+        task = bar.add_task(f"{model}/{kind}", total=steps, loss=float("nan"))
+        for step in range(steps):
+            tokens = windows[step * b : (step + 1) * b]
+            with torch.no_grad():
+                cache = target.new_cache(b, s)
+                logits, feats = target(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), cache, layers)
+            if kind == "eagle3":
+                loss, _ = eagle3_ttt_loss(draft, tokens, feats, logits, RECIPE["unroll"], RECIPE["decay"])
+            else:
+                loss, _ = lm_draft_loss(draft, tokens, logits)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            bar.update(task, advance=1, loss=losses[-1])
+    draft.eval()
+    drafts.save_draft(draft, out, seed=seed)
+    prov = {
+        "recipe": RECIPE, "recipe_hash": key, "kind": kind, "steps": steps, "seed": seed,
+        "target": str(model_dir), "target_sha256": target_sha,
+        "loss_first10": sum(losses[:10]) / max(1, len(losses[:10])),
+        "loss_last10": sum(losses[-10:]) / max(1, len(losses[-10:])),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "data": "training split of the project's corpora (never the held-out split)",
+    }
+    (out / "provenance.json").write_text(json.dumps(prov, indent=2))
+    return out
