@@ -38,7 +38,8 @@ def sample(probs: torch.Tensor, gen: torch.Generator) -> int:
     """One token from a 1-D distribution (argmax when it is one-hot, without a draw)."""
     if probs.max().item() == 1.0:
         return int(probs.argmax().item())
-    return int(torch.multinomial(probs.float(), 1, generator=gen).item())
+    # per-request generators live on the CPU, so the draw does too (same stream on CPU and CUDA)
+    return int(torch.multinomial(probs.float().cpu(), 1, generator=gen).item())
 
 
 def verify_chain(
