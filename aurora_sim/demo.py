@@ -42,7 +42,7 @@ def run_demo(model: str, per_domain: int, max_new_tokens: int, gamma: int, batch
     target = Llama.from_pretrained(model_dir)
     tokenizer = load_tokenizer(model_dir)
     prompts = heldout_prompts(tokenizer, per_domain)
-    stops = stop_ids(tokenizer)
+    stops = stop_ids(tokenizer, model_dir)
     reqs = [GenRequest(f"{d}-{i}", ids, max_new_tokens, stop_ids=stops) for i, (d, ids) in enumerate(prompts)]
     arms = [
         ("target only", None, 0),

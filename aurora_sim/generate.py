@@ -75,13 +75,18 @@ def encode(tokenizer, prompt: str | list[dict]) -> tuple[int, ...]:
     return tuple(tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
 
-def stop_ids(tokenizer) -> tuple[int, ...]:
+def stop_ids(tokenizer, model_dir: Path | None = None) -> tuple[int, ...]:
+    """The tokenizer's EOS plus every `eos_token_id` of the model's generation_config.json
+    (chat models end a turn with a token other than EOS, e.g. <|im_end|>)."""
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    for tok in ("<|im_end|>", "<|eos|>", "<|endoftext|>"):
-        tid = tokenizer.convert_tokens_to_ids(tok)
-        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid is not None:
-            ids.add(tid)
-    return tuple(sorted(i for i in ids if i is not None))
+    gen_cfg = Path(model_dir) / "generation_config.json" if model_dir else None
+    if gen_cfg is not None and gen_cfg.is_file():
+        eos = json.loads(gen_cfg.read_text()).get("eos_token_id")
+        ids.update(eos if isinstance(eos, list) else [eos] if isinstance(eos, int) else [])
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        ids.add(im_end)
+    return tuple(sorted(ids))
 
 
 def summarize(results: list[RequestResult], wall_s: float) -> dict:
@@ -107,7 +112,7 @@ def run_generate(cfg: GenerateConfig, prompts: list, target: Llama | None = None
     target = target or Llama.from_pretrained(model_dir, dtype=dtype, device=cfg.device)
     tokenizer = tokenizer or load_tokenizer(model_dir)
     draft = make_draft(cfg.draft, target, seed=cfg.seed)
-    stops = stop_ids(tokenizer)
+    stops = stop_ids(tokenizer, model_dir)
     requests = [
         GenRequest(f"p{i}", encode(tokenizer, p), cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed + i, stops)
         for i, p in enumerate(prompts)
