@@ -24,15 +24,19 @@ from aurora_sim.models.registry import TIERS, load_tokenizer, resolve_model
 from aurora_sim.paths import models_dir
 
 RECIPE = {
-    "version": 1,
-    "seq_len": 128,
-    "batch": 8,
+    "version": 2,
     "lr": 2e-3,
     "warmup": 20,
     "unroll": 3,
     "decay": 0.8,
-    "steps": {"tiny": 400, "smollm2": 150},
-    "default_steps": 300,
+    # Per target: steps and shapes sized to a few CPU minutes. The big-vocabulary target keeps
+    # the LM head it copied from the target frozen (as EAGLE-1 does): its gradient is the
+    # dominant cost there.
+    "tiers": {
+        "tiny": {"steps": 300, "batch": 8, "seq_len": 128, "freeze_lm_head": False},
+        "smollm2": {"steps": 150, "batch": 4, "seq_len": 64, "freeze_lm_head": True},
+    },
+    "default": {"steps": 200, "batch": 4, "seq_len": 64, "freeze_lm_head": True},
 }
 
 
@@ -78,7 +82,8 @@ def train_static_draft(
     if kind not in ("eagle3", "lm"):
         raise AuroraError(f"unknown draft kind {kind!r} (eagle3 or lm)")
     model_dir = resolve_model(model)
-    steps = steps or RECIPE["steps"].get(model, RECIPE["default_steps"])
+    tier = RECIPE["tiers"].get(model, RECIPE["default"])
+    steps = steps or tier["steps"]
     out = Path(out) if out else default_out(model if model in TIERS else Path(model).name, kind)
     target_sha = _sha256(next(iter(sorted(model_dir.glob("*.safetensors")))))
     key = hashlib.sha256(json.dumps([RECIPE, kind, steps, seed, target_sha], sort_keys=True).encode()).hexdigest()
@@ -95,17 +100,20 @@ def train_static_draft(
         draft = drafts.new_eagle3(target, seed=seed)
         draft.lm_head.weight.data.copy_(target.lm_head.weight)
         draft.norm.weight.data.copy_(target.model.norm.weight)
+        draft.lm_head.weight.requires_grad_(not tier["freeze_lm_head"])
     else:
         draft = drafts.new_lm_draft(target, seed=seed)
         draft.lm.model.embed_tokens.weight.data.copy_(target.model.embed_tokens.weight)
         draft.lm.lm_head.weight.data.copy_(target.lm_head.weight)
+        if not draft.spec.tie_embeddings:
+            draft.lm.lm_head.weight.requires_grad_(not tier["freeze_lm_head"])
     draft.train()
     params = [p for p in draft.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=RECIPE["lr"], weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / RECIPE["warmup"]) * max(0.05, 1 - s / steps)
     )
-    b, s = RECIPE["batch"], RECIPE["seq_len"]
+    b, s = tier["batch"], tier["seq_len"]
     windows = token_windows(tokenizer, s, steps * b, seed)
     layers = draft.target_layers if kind == "eagle3" else ()
     losses: list[float] = []
@@ -132,7 +140,7 @@ def train_static_draft(
     draft.eval()
     drafts.save_draft(draft, out, seed=seed)
     prov = {
-        "recipe": RECIPE, "recipe_hash": key, "kind": kind, "steps": steps, "seed": seed,
+        "recipe": RECIPE, "tier_recipe": tier, "recipe_hash": key, "kind": kind, "steps": steps, "seed": seed,
         "target": str(model_dir), "target_sha256": target_sha,
         "loss_first10": sum(losses[:10]) / max(1, len(losses[:10])),
         "loss_last10": sum(losses[-10:]) / max(1, len(losses[-10:])),

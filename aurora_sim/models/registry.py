@@ -52,6 +52,9 @@ def load_target(name: str, dtype: torch.dtype = torch.float32, device: str = "cp
 def load_tokenizer(path: Path):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # corpora documents exceed model_max_length on purpose (we window them)
 
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
