@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aurora_sim.errors import AuroraError
+from traces.cli import trace_app
 
 app = typer.Typer(
     help="aurora-sim: speculative decoding whose draft keeps learning from live traffic — "
@@ -23,6 +24,7 @@ models_app = typer.Typer(help="Build and list the offline-built models (tiers: t
 draft_app = typer.Typer(help="Train and inspect draft models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(draft_app, name="draft")
+app.add_typer(trace_app, name="trace")
 console = Console(stderr=True)
 
 

@@ -184,13 +184,17 @@ class TorchSpecEngine:
         """Target-only decoding: one token per request per round."""
         tokens = self._ids([[r.tokens[-1]] for r in rows])
         start = self._ids([r.n for r in rows])
-        logits, feats = self.target(tokens, self._ids([r.slot for r in rows]), start, self.cache, self.feature_layers)
+        slots = self._ids([r.slot for r in rows])
+        logits, feats = self.target(tokens, slots, start, self.cache, self.feature_layers)
+        self.features[slots, start] = feats[:, 0]
+        greedy = logits[:, 0].argmax(-1).tolist()  # one batched argmax serves every greedy row
         outcomes = []
         for i, row in enumerate(rows):
             n = row.n
-            self.features[row.slot, n] = feats[i, 0]
-            p = target_probs(logits[i, 0], row.req.temperature, row.req.top_p)
-            nxt = sample(p, row.gen)
+            if row.req.temperature <= 0.0:
+                nxt = greedy[i]
+            else:
+                nxt = sample(target_probs(logits[i, 0], row.req.temperature, row.req.top_p), row.gen)
             emitted = self._emit(row, [nxt], verify_round=True, proposed=0, accepted=0)
             outcomes.append(self._outcome(row, n, (), 0, nxt, emitted, (), (), feats[i, :1], logits[i]))
         return outcomes
@@ -224,15 +228,26 @@ class TorchSpecEngine:
         tok = self._ids([[r.tokens[-1]] + p for r, p in zip(rows, props)])
         start = self._ids([r.n for r in rows])
         logits, feats = self.target(tok, slots, start, self.cache, self.feature_layers)
+        greedy = logits.argmax(-1).tolist()  # [B][γ+1]
         outcomes = []
         for i, row in enumerate(rows):
             n = row.n
             self.features[row.slot, n : n + gamma + 1] = feats[i]
-            p = target_probs(logits[i], row.req.temperature, row.req.top_p)
-            q = torch.stack(q_rows[i])
-            k, nxt = verify_chain(props[i], q, p, row.gen)
-            q_tok = tuple(float(q[j, t]) for j, t in enumerate(props[i]))
-            p_tok = tuple(float(p[j, t]) for j, t in enumerate(props[i]))
+            if row.req.temperature <= 0.0:
+                # verify_chain with one-hot p and q, without building them: accept the longest
+                # prefix that matches the target's argmax, then take the argmax after it
+                k = 0
+                while k < gamma and props[i][k] == greedy[i][k]:
+                    k += 1
+                nxt = greedy[i][k]
+                q_tok = (1.0,) * gamma
+                p_tok = tuple(1.0 if t == greedy[i][j] else 0.0 for j, t in enumerate(props[i]))
+            else:
+                p = target_probs(logits[i], row.req.temperature, row.req.top_p)
+                q = torch.stack(q_rows[i])
+                k, nxt = verify_chain(props[i], q, p, row.gen)
+                q_tok = tuple(float(q[j, t]) for j, t in enumerate(props[i]))
+                p_tok = tuple(float(p[j, t]) for j, t in enumerate(props[i]))
             # Draft KV stays valid where its inputs were true: the LM draft's entries for
             # accepted proposals; the EAGLE head's only up to x_n (later ones used its own features).
             row.draft_len = n + 1 + (0 if draft.uses_features else min(k, gamma - 1))
@@ -243,7 +258,11 @@ class TorchSpecEngine:
         return outcomes
 
     def _draw(self, rows, step_logits, q_rows, props) -> None:
+        greedy = step_logits.argmax(-1).tolist()
         for i, row in enumerate(rows):
+            if row.req.temperature <= 0.0:  # a greedy draft proposes its argmax (q is one-hot)
+                props[i].append(greedy[i])
+                continue
             q = target_probs(step_logits[i], row.req.temperature, row.req.top_p)
             q_rows[i].append(q)
             props[i].append(sample(q, row.gen))
