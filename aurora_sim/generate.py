@@ -117,7 +117,9 @@ def run_generate(cfg: GenerateConfig, prompts: list, target: Llama | None = None
         GenRequest(f"p{i}", encode(tokenizer, p), cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed + i, stops)
         for i, p in enumerate(prompts)
     ]
-    engine = TorchSpecEngine(target, draft, gamma=cfg.gamma if draft is not None else 0, max_batch=cfg.batch)
+    gamma = cfg.gamma if draft is not None else 0
+    need = max(len(r.prompt_ids) for r in requests) + cfg.max_new_tokens + gamma + 1
+    engine = TorchSpecEngine(target, draft, gamma=gamma, max_batch=cfg.batch, max_len=max(need, 64))
     t0 = time.perf_counter()
     results = engine.run(requests, on_round=on_round)
     wall = time.perf_counter() - t0

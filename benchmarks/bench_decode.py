@@ -28,7 +28,7 @@ from aurora_sim.models.registry import load_tokenizer, resolve_model
 
 PROMPT_TOKENS = 32
 NEW_TOKENS = {"tiny": 48, "smollm2": 32}
-PROMPTS = {"tiny": 32, "smollm2": 32}
+PROMPTS = {"tiny": 32, "smollm2": 16}
 GAMMA = 4
 
 
@@ -47,7 +47,8 @@ def hf_generate(hf, prompts, batch, new_tokens):
 
 def ours(target, draft, prompts, batch, new_tokens, gamma):
     reqs = [GenRequest(f"b{i}", p, new_tokens) for i, p in enumerate(prompts)]
-    results = TorchSpecEngine(target, draft, gamma=gamma if draft else 0, max_batch=batch).run(reqs)
+    need = max(len(p) for p in prompts) + new_tokens + gamma + 1
+    results = TorchSpecEngine(target, draft, gamma=gamma if draft else 0, max_batch=batch, max_len=need).run(reqs)
     rounds = sum(r.rounds for r in results)
     return sum(r.round_tokens for r in results) / rounds
 

@@ -31,6 +31,9 @@ from aurora_sim.models.drafts import Draft, default_target_layers
 from aurora_sim.models.llama import Llama
 
 
+DEFAULT_MAX_LEN = 1024
+
+
 @dataclass
 class _Live:
     req: GenRequest
@@ -62,7 +65,9 @@ class TorchSpecEngine:
         self.target = target
         self.gamma = gamma
         self.max_batch = max_batch
-        self.max_len = min(max_len or target.spec.max_position, target.spec.max_position)
+        # KV memory is slots x max_len per layer, allocated up front: size it to the traffic
+        # (smollm2's 8192-token window would cost ~380 MB per slot), not to the model's limit.
+        self.max_len = min(max_len or DEFAULT_MAX_LEN, target.spec.max_position)
         self.keep_logits = keep_logits
         p = target.lm_head.weight
         self.device, self.dtype = p.device, p.dtype
