@@ -99,3 +99,11 @@ def test_outcomes_carry_learner_signals(tiny_target, trained_head_dir, reqs):
     assert o.target_logits.shape == (4, tiny_target.spec.vocab_size)
     assert o.emitted == tuple(o.proposals[: o.accepted]) + (o.next_token,)
     assert all(0.0 <= x <= 1.0 for x in o.draft_probs + o.target_probs)
+
+
+def test_ragged_batch_in_a_cache_sized_exactly_to_the_traffic(tiny_target, reqs):
+    """Padding positions of short rows may run past a tight cache; real rows are unaffected."""
+    need = max(len(r.prompt_ids) for r in reqs) + 16 + 4 + 1
+    tight = TorchSpecEngine(tiny_target, new_eagle3(tiny_target, seed=1), gamma=4, max_batch=8, max_len=need).run(reqs)
+    roomy = TorchSpecEngine(tiny_target, None, gamma=0, max_batch=8).run(reqs)
+    assert [r.output_ids for r in tight] == [r.output_ids for r in roomy]

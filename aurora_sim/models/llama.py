@@ -127,7 +127,7 @@ def cached_attention(q, k, v, layer_k, layer_v, slots, pos, n_rep):
     slot_idx = slots[:, None].expand(b, s)
     layer_k[slot_idx, :, write_pos] = k.transpose(1, 2)
     layer_v[slot_idx, :, write_pos] = v.transpose(1, 2)
-    t = int(pos.max().item()) + 1
+    t = min(int(pos.max().item()) + 1, t_cap)  # padding may point past the cache; real rows never do
     contiguous = bool(slots[0].item() == 0 and torch.equal(slots, torch.arange(b, device=slots.device)))
     if contiguous:  # the common case (slots 0..B-1): a view, no copy
         keys, values = layer_k[:b, :, :t], layer_v[:b, :, :t]
