@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -11,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aurora_sim.errors import AuroraError
+from aurora_sim.cli_errors import err_console as console
+from aurora_sim.cli_errors import friendly
 from traces.cli import trace_app
 
 app = typer.Typer(
@@ -25,21 +25,6 @@ draft_app = typer.Typer(help="Train and inspect draft models.", no_args_is_help=
 app.add_typer(models_app, name="models")
 app.add_typer(draft_app, name="draft")
 app.add_typer(trace_app, name="trace")
-console = Console(stderr=True)
-
-
-def friendly(fn):
-    """Turn AuroraError into `error: ...` on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AuroraError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 @models_app.command("build")

@@ -6,34 +6,18 @@ not import aurora_sim.cli (that one imports this one). Heavy imports happen insi
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from aurora_sim.errors import AuroraError
 
 trace_app = typer.Typer(help="Traces: generate named scenarios, summarise, validate and import traffic.",
                         no_args_is_help=True)
-err = Console(stderr=True)
-
-
-def friendly(fn):
-    """AuroraError -> `error: ...` on stderr, exit code 2 (as aurora_sim.cli.friendly)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AuroraError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+from aurora_sim.cli_errors import err_console as err
+from aurora_sim.cli_errors import friendly
 
 
 @trace_app.command("gen")

@@ -17,6 +17,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aurora_sim.errors import AuroraError
+from aurora_sim.hashing import sha256_file
 from aurora_sim.learner.losses import eagle3_ttt_loss, lm_draft_loss
 from aurora_sim.models import drafts
 from aurora_sim.models.llama import Llama
@@ -40,12 +41,6 @@ RECIPE = {
 }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def token_windows(tokenizer, seq_len: int, count: int, seed: int) -> torch.Tensor:
@@ -85,7 +80,7 @@ def train_static_draft(
     tier = RECIPE["tiers"].get(model, RECIPE["default"])
     steps = steps or tier["steps"]
     out = Path(out) if out else default_out(model if model in TIERS else Path(model).name, kind)
-    target_sha = _sha256(next(iter(sorted(model_dir.glob("*.safetensors")))))
+    target_sha = sha256_file(next(iter(sorted(model_dir.glob("*.safetensors")))))
     key = hashlib.sha256(json.dumps([RECIPE, kind, steps, seed, target_sha], sort_keys=True).encode()).hexdigest()
     prov_file = out / "provenance.json"
     if prov_file.is_file() and json.loads(prov_file.read_text()).get("recipe_hash") == key:

@@ -36,6 +36,7 @@ from typing import Any
 
 from aurora_sim.atomic import atomic_dir
 from aurora_sim.errors import AuroraError
+from aurora_sim.hashing import sha256_file
 from aurora_sim.paths import models_dir
 
 TIER = "smollm2"
@@ -136,14 +137,6 @@ def source_version() -> str | None:
         return importlib.metadata.version(PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_gguf(path: Path) -> str:

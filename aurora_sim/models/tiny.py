@@ -42,6 +42,7 @@ import torch
 from aurora_sim import corpora
 from aurora_sim.atomic import atomic_dir
 from aurora_sim.errors import AuroraError
+from aurora_sim.hashing import sha256_file
 from aurora_sim.paths import models_dir
 
 SPECIAL_TOKENS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>")
@@ -116,12 +117,6 @@ def recipe_hash(steps: int | None = None) -> str:
     return hashlib.sha256(json.dumps(recipe(steps), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -397,7 +392,7 @@ def _build_into(out: Path, r: dict, want: str, progress: bool) -> None:
         "heldout_loss_after": after,
         "final_train_loss": round(final_train_loss, 4),
         "samples": samples,
-        "model_sha256": _sha256(out / "model.safetensors"),
+        "model_sha256": sha256_file(out / "model.safetensors"),
         "corpus": {"recipe_hash": sources["recipe_hash"], "sources": sources["sources"]},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "tokenizers": _version("tokenizers")},

@@ -15,7 +15,9 @@ from aurora_sim.errors import AuroraError
 
 from ..io import write_trace
 from . import hf_datasets, length_only, openai_jsonl, sglang_log, sharegpt
-from .common import ImportOptions, build_frame, file_sha256
+from aurora_sim.hashing import sha256_file as file_sha256
+
+from .common import ImportOptions, build_frame
 
 FORMATS = ("openai-jsonl", "sharegpt", "sglang-log", "hf-datasets", "length-only")
 

@@ -9,7 +9,6 @@ frame that :func:`traces.io.write_trace` validates again before writing anything
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -64,12 +63,6 @@ class ImportOptions:
                 "top_p": self.top_p, "seed": self.seed, "limit": self.limit}
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_text(path: Path) -> str:
