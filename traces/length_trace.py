@@ -22,7 +22,6 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from aurora_sim.errors import AuroraError
+
+from .parse import jsonl_objects
 
 TIME_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 TIME_KEYS = ("timestamp", "TIMESTAMP", "Timestamp", "arrival_time", "time")
@@ -118,16 +119,7 @@ def _rows(path: Path, text: str):
         for row in reader:
             yield reader.line_num, row
         return
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise AuroraError(f"{path}: line {no}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise AuroraError(f"{path}: line {no}: expected a JSON object, got {type(row).__name__}")
-        yield no, row
+    yield from jsonl_objects(path, text)
 
 
 def read_length_trace(path: Path | str, time_unit: str = "ms") -> LengthTrace:

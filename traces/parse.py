@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 from aurora_sim.errors import AuroraError
@@ -81,3 +83,17 @@ def weights(value: Any, where: str, choices: tuple[str, ...]) -> dict[str, float
     if sum(out.values()) <= 0:
         raise AuroraError(f"{where}: the weights sum to 0")
     return out
+
+
+def jsonl_objects(path: Path, text: str):
+    """(line number, object) per non-blank line; a line that is not a JSON object is an error."""
+    for no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AuroraError(f"{path}: line {no}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise AuroraError(f"{path}: line {no}: expected a JSON object, got {type(obj).__name__}")
+        yield no, obj

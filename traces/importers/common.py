@@ -21,6 +21,7 @@ import polars as pl
 from aurora_sim.errors import AuroraError
 
 from .. import parse
+from ..parse import jsonl_objects  # noqa: F401  (re-exported for importers)
 from ..arrivals import Arrivals, Closed
 from ..schema import COLUMNS, DOMAINS, ROLES
 from ..seeding import stream
@@ -78,18 +79,6 @@ def read_text(path: Path) -> str:
         raise AuroraError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
-def jsonl_objects(path: Path, text: str):
-    """(line number, object) per non-blank line; a line that is not a JSON object is an error."""
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise AuroraError(f"{path}: line {no}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise AuroraError(f"{path}: line {no}: expected a JSON object, got {type(obj).__name__}")
-        yield no, obj
 
 
 def content_text(content: Any, where: str) -> str:
