@@ -35,6 +35,19 @@ DEFAULT_MAX_LEN = 1024
 
 
 @dataclass
+class RoundStats:
+    """Shape of one engine step (what a CostModel charges for)."""
+
+    batch: int = 0  # rows in the round (after admission)
+    gamma: int = 0  # draft steps (0 = target-only)
+    draft_tokens: int = 0  # catch-up + γ-1 single steps, summed over rows
+    verify_tokens: int = 0
+    prefill_tokens: int = 0
+    context_tokens: int = 0  # KV length attended to, summed over rows
+    admitted: tuple[str, ...] = ()
+
+
+@dataclass
 class _Live:
     req: GenRequest
     slot: int
@@ -85,6 +98,8 @@ class TorchSpecEngine:
         self.free_slots = list(range(max_batch))
         self.done: list[RequestResult] = []
         self.round_index = 0
+        # What the last step did, for cost models: rows, draft steps and token counts.
+        self.last_round = RoundStats()
 
     # ---- public interface ---------------------------------------------------------------------
     def add(self, req: GenRequest) -> None:
@@ -119,13 +134,22 @@ class TorchSpecEngine:
         if self._pending is not None:
             self._install(*self._pending)
             self._pending = None
-        self._admit()
+        stats = self.last_round = RoundStats()
+        joining = self._admit()
+        stats.admitted = tuple(r.req.request_id for r in joining)
+        stats.prefill_tokens = sum(len(r.req.prompt_ids) for r in joining)
         rows = [self.live[s] for s in sorted(self.live)]
         if not rows:
             return []
+        stats.batch = len(rows)
+        stats.context_tokens = sum(r.n + 1 for r in rows)
         if self.draft is None or self.gamma == 0:
+            stats.verify_tokens = len(rows)
             outcomes = self._plain_round(rows)
         else:
+            stats.gamma = self.gamma
+            stats.draft_tokens = sum(r.n + 1 - r.draft_len for r in rows) + (self.gamma - 1) * len(rows)
+            stats.verify_tokens = (self.gamma + 1) * len(rows)
             outcomes = self._spec_round(rows)
         self.round_index += 1
         return outcomes
@@ -162,7 +186,7 @@ class TorchSpecEngine:
             row.draft_len = 0  # the new draft re-reads the whole context in its catch-up
 
     # ---- prefill ------------------------------------------------------------------------------
-    def _admit(self) -> None:
+    def _admit(self) -> list[_Live]:
         joining: list[_Live] = []
         while self.waiting and self.free_slots:
             req = self.waiting.popleft()
@@ -173,7 +197,7 @@ class TorchSpecEngine:
             self.live[slot] = row
             joining.append(row)
         if not joining:
-            return
+            return joining
         lengths = [len(r.req.prompt_ids) for r in joining]
         tokens = self._pad([list(r.req.prompt_ids) for r in joining], max(lengths))
         slots = self._ids([r.slot for r in joining])
@@ -183,6 +207,7 @@ class TorchSpecEngine:
             self.features[row.slot, :length] = feats[i, :length]
             p = target_probs(logits[i, length - 1], row.req.temperature, row.req.top_p)
             self._emit(row, [sample(p, row.gen)], verify_round=False)
+        return joining
 
     # ---- rounds ---------------------------------------------------------------------------------
     def _plain_round(self, rows: list[_Live]) -> list[RoundOutcome]:

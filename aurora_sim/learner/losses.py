@@ -53,3 +53,42 @@ def lm_draft_loss(draft, tokens, target_logits, mask=None):
     logits, _ = draft(tokens, None, slots, torch.zeros(b, dtype=torch.long, device=tokens.device), draft.new_cache(b, s))
     loss = forward_kl(target_logits, logits, mask)
     return loss, [float(loss.detach())]
+
+
+# ---- per-position losses for the online learner (the loss is taken only where it is used) ----
+def position_kl(target_logits: torch.Tensor, draft_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p_target || p_draft) per row: [M, V] x [M, V] -> [M]."""
+    logp = F.log_softmax(target_logits.float(), dim=-1)
+    logq = F.log_softmax(draft_logits.float(), dim=-1)
+    return (logp.exp() * (logp - logq)).sum(-1)
+
+
+def draft_unroll(draft, tokens, target_features, unroll: int):
+    """Yield the draft's hidden states [B, S, H] for TTT steps 0..unroll-1 (EAGLE-3 head), or
+    its logits once (LM draft, whose chain prediction at step j is its teacher-forced one)."""
+    b, s = tokens.shape
+    slots = torch.arange(b, device=tokens.device)
+    start = torch.zeros(b, dtype=torch.long, device=tokens.device)
+    if not draft.uses_features:
+        logits, _ = draft(tokens, None, slots, start, draft.new_cache(b, s))
+        yield logits
+        return
+    feature = draft.fuse(shift_right(target_features))
+    for _ in range(unroll):
+        hidden = draft.hidden(tokens, feature, slots, start, draft.new_cache(b, s))
+        yield hidden
+        feature = shift_right(hidden)
+
+
+def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: int, decay: float):
+    """Weighted (decay**j) mean over TTT steps of the per-position KL at `index` (rows, cols).
+    Returns ([M] KL, per-step mean KL)."""
+    rows, cols = index
+    total, steps, weight = 0.0, [], 0.0
+    for j, out in enumerate(draft_unroll(draft, tokens, target_features, unroll)):
+        logits = out[rows, cols] if not draft.uses_features else draft.logits(out[rows, cols])
+        kl = position_kl(target_logits, logits)
+        total = total + (decay**j) * kl
+        weight += decay**j
+        steps.append(float(kl.detach().mean()) if kl.numel() else 0.0)
+    return total / weight, steps

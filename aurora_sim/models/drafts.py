@@ -83,13 +83,22 @@ class Eagle3Head(nn.Module):
 
     def forward(self, tokens, feature, slots, start, cache: KVCache):
         """tokens: [B, S]; feature: [B, S, H] (fused). Returns logits [B, S, V], hidden [B, S, H]."""
+        a = self.hidden(tokens, feature, slots, start, cache)
+        return self.logits(a), a
+
+    def hidden(self, tokens, feature, slots, start, cache: KVCache) -> torch.Tensor:
+        """The layer's output hidden state [B, S, H] (what the next drafting step reads)."""
         pos = start[:, None] + torch.arange(tokens.shape[1], device=tokens.device)[None, :]
         cos, sin = _rope_at(self, pos)
         emb = self._embed[0](tokens).to(feature.dtype)
         x = torch.cat([self.input_layernorm(emb), self.hidden_norm(feature)], dim=-1)
         a = feature + self.self_attn(x, cos, sin, cache.k[0], cache.v[0], slots, pos)
-        a = a + self.mlp(self.post_attention_layernorm(a))
-        return self.lm_head(self.norm(a)), a
+        return a + self.mlp(self.post_attention_layernorm(a))
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        # Separate so a trainer can project only the positions its loss uses (the LM head
+        # dominates a small head's cost).
+        return self.lm_head(self.norm(hidden))
 
     def config(self) -> dict:
         return {"draft": asdict(self.spec)}

@@ -1,0 +1,116 @@
+"""The online learner: trains a copy of the draft on served traffic while serving goes on.
+
+It owns its model and optimizer. The replay hands it samples as requests finish (`capture`),
+asks whether enough new data is there (`ready`), takes a batch from the buffer, runs the step
+(`compute`: on the trainer thread, since nothing else touches the learner's model until the
+step's virtual end), and takes snapshots between steps for the controller's candidates.
+
+Loss (the paper's): mean KL(p_target || p_draft) over accepted positions + λ_discard × mean KL
+over discarded proposals' positions; λ = 0 is Aurora's released code. A step whose loss is not
+finite or whose gradient norm explodes is dropped (no optimizer update) and reported.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from aurora_sim.learner.batch import Batch
+from aurora_sim.learner.buffer import SampleBuffer
+from aurora_sim.learner.evaluate import estimate_al
+from aurora_sim.learner.losses import unrolled_kl
+from aurora_sim.learner.samples import Sample
+
+
+@dataclass
+class StepResult:
+    status: str  # ok | dropped_nonfinite | dropped_exploding
+    loss: float
+    loss_accepted: float
+    loss_discard: float
+    grad_norm: float
+
+
+def frozen_embed_copy(draft):
+    """A deep copy that shares (does not copy) the target's frozen embedding an EAGLE head reads."""
+    memo = {id(draft._embed[0]): draft._embed[0]} if draft.uses_features else {}
+    return copy.deepcopy(draft, memo)
+
+
+class OnlineLearner:
+    def __init__(self, target, draft, cfg, rng: random.Random, gamma: int):
+        self.target = target
+        self.cfg = cfg
+        self.gamma = gamma
+        self.rng = rng
+        self.model = frozen_embed_copy(draft).float().train()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
+        self.layers = tuple(self.model.target_layers) if self.model.uses_features else ()
+        self.buffer = SampleBuffer(cfg.capacity, cfg.buffer, cfg.max_staleness, rng)
+        self.heldout: deque[Sample] = deque(maxlen=cfg.eval_requests)
+        self.recent: deque[Sample] = deque(maxlen=cfg.eval_requests)
+        self.captured = 0
+        self.steps = 0  # optimizer updates applied
+        self.attempts = 0
+
+    # ---- data -----------------------------------------------------------------------------------
+    def capture(self, sample: Sample) -> None:
+        self.captured += 1
+        # Every Nth request is held out from training: the lazy policy's unbiased yardstick.
+        if self.cfg.heldout_every > 0 and self.captured % self.cfg.heldout_every == 0:
+            self.heldout.append(sample)
+            return
+        self.recent.append(sample)
+        self.buffer.add(sample)
+
+    def ready(self, serving_version: int) -> bool:
+        self.buffer.drop_stale(serving_version)
+        return self.buffer.new_count() >= self.cfg.min_new
+
+    # ---- the step (no shared state beyond self.model / self.opt) -----------------------------------
+    def compute(self, b: Batch) -> StepResult:
+        self.attempts += 1
+        kl, _ = unrolled_kl(self.model, b.tokens, b.features, (b.rows, b.cols), b.target_logits,
+                            self.cfg.unroll, self.cfg.decay)
+        acc, disc = kl[~b.discard], kl[b.discard]
+        loss_acc = acc.mean() if acc.numel() else kl.sum() * 0.0
+        loss_disc = disc.mean() if disc.numel() else kl.sum() * 0.0
+        loss = loss_acc + self.cfg.lambda_discard * loss_disc
+        value = float(loss.detach())
+        result = StepResult("ok", value, float(loss_acc.detach()), float(loss_disc.detach()), float("nan"))
+        self.opt.zero_grad(set_to_none=True)
+        if not math.isfinite(value):
+            result.status = "dropped_nonfinite"
+            return result
+        loss.backward()
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
+        result.grad_norm = norm
+        if not math.isfinite(norm) or norm > self.cfg.explode_grad_norm:
+            self.opt.zero_grad(set_to_none=True)
+            result.status = "dropped_nonfinite" if not math.isfinite(norm) else "dropped_exploding"
+            return result
+        self.opt.step()
+        self.steps += 1
+        return result
+
+    # ---- candidates -------------------------------------------------------------------------------
+    def snapshot(self):
+        """A frozen copy of the current weights (call only between steps)."""
+        return frozen_embed_copy(self.model).eval()
+
+    def eval_set(self, kind: str) -> list[Sample]:
+        return list(self.heldout if kind == "heldout" else self.recent)
+
+    def score(self, draft, samples: list[Sample]) -> float:
+        was = draft.training
+        draft.eval()
+        try:
+            return estimate_al(draft, self.target, samples, self.gamma, self.layers)
+        finally:
+            draft.train(was)

@@ -1,0 +1,43 @@
+"""What the learner captures from one served request: the sequence the target verified (the
+'accepted' trajectory) and the draft's rejected branches (the 'discarded' proposals).
+
+A verify round at position n proposed d_1..d_γ and kept k of them. If k < γ the proposals
+d_{k+1}..d_γ were discarded: the rejected branch starts at sequence index n+k+1 after the
+accepted context tokens[:n+k+1]. Discard sampling trains the draft, on that branch, towards
+the target's distribution (the target's verify pass scored those positions too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Branch:
+    start: int  # sequence index of the first discarded token
+    tokens: tuple[int, ...]  # the discarded proposals d_{k+1}..d_γ
+
+
+@dataclass
+class Sample:
+    uid: int  # capture order (0, 1, ...)
+    tokens: tuple[int, ...]  # prompt + output, as served
+    prompt_len: int
+    branches: tuple[Branch, ...]
+    draft_version: int  # oldest draft version that proposed in this request
+    capture_ns: int
+    seen: int = field(default=0)  # optimizer steps that used it
+
+    @property
+    def generated(self) -> int:
+        return len(self.tokens) - self.prompt_len
+
+
+def rejected_branches(tokens_len: int, rounds: list[tuple[int, tuple[int, ...], int]]) -> list[Branch]:
+    """rounds: (position n, proposals, accepted k). Branches whose context the request actually
+    reached (a request cut by max_new_tokens may end inside an accepted run)."""
+    out = []
+    for n, props, k in rounds:
+        if k < len(props) and n + k + 1 <= tokens_len:
+            out.append(Branch(n + k + 1, tuple(props[k:])))
+    return out

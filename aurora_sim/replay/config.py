@@ -1,0 +1,116 @@
+"""Everything that defines a replay, in one frozen dataclass (stored whole in the event log).
+
+Two runs with equal configs give byte-identical event logs; `config_hash` names that identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from aurora_sim.errors import AuroraError
+
+POLICIES = ("cadence", "lazy", "shadow")
+INITS = ("none", "static", "scratch")  # or a draft directory
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    enabled: bool = True
+    lr: float = 1e-3
+    batch_requests: int = 8  # served requests per optimizer step (new ones first, then replayed)
+    min_new: int = 8  # a step starts only once this many unseen requests were captured
+    capacity: int = 256  # buffer size in requests
+    buffer: str = "fifo"  # fifo | reservoir
+    max_staleness: int = 8  # drop samples drafted more than this many versions ago
+    unroll: int = 4  # TTT unroll steps (Aurora: 5-7), weights decay**i
+    decay: float = 0.8
+    lambda_discard: float = 0.0  # 0 = Aurora's released code; > 0 = the paper's discard sampling
+    discard_per_request: int = 4  # rejected branches kept per request (chosen by the learner RNG)
+    branch_context: int = 16  # accepted tokens kept before a rejected branch
+    grad_clip: float = 1.0
+    explode_grad_norm: float = 1e3  # a step whose gradient norm exceeds this is dropped
+    heldout_every: int = 10  # every Nth captured request goes to the held-out pool (lazy policy)
+    eval_requests: int = 32  # requests a candidate is scored on (lazy: held-out; shadow: recent)
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    policy: str = "cadence"
+    every: int = 8  # optimizer steps between candidates (Aurora's cadence)
+    delta: float = 0.02  # lazy: candidate must beat the serving draft's AL by this much
+    tolerance: float = 0.0  # shadow: swap unless the candidate is worse by more than this
+    rollback: bool = False
+    rollback_window: int = 64  # verify rounds compared before/after a swap
+    rollback_margin: float = 0.05  # revert if live AL falls below (1 - margin) x pre-swap AL
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    trace: str = "shift-ci"  # scenario name or a trace file
+    trace_sha256: str = ""  # filled in by the loader, so a changed file is a different run
+    limit: int | None = None
+    model: str = "tiny"
+    draft: str = "eagle3"  # eagle3 | lm
+    init: str = "static"  # none (no speculation) | static | scratch | a draft directory
+    gamma: int = 4
+    batch: int = 8  # max batch (engine slots)
+    max_queue: int = 1024  # requests waiting beyond this are refused (open-loop overload)
+    max_len: int = 512
+    hardware: str = "h100"
+    deployment: str = "llama3-8b"
+    profile: str | None = None  # a calibrate table (hardware = profiled)
+    seed: int = 0
+    flush_every: int = 200  # finished requests per event-log part
+    keep_versions: int = 3  # draft versions kept on disk besides serving and rollback target
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+    def __post_init__(self):
+        if self.controller.policy not in POLICIES:
+            raise AuroraError(f"unknown policy {self.controller.policy!r} (choose {', '.join(POLICIES)})")
+        if self.draft not in ("eagle3", "lm"):
+            raise AuroraError(f"unknown draft kind {self.draft!r} (eagle3 or lm)")
+        if self.learner.buffer not in ("fifo", "reservoir"):
+            raise AuroraError(f"unknown buffer policy {self.learner.buffer!r} (fifo or reservoir)")
+        if self.gamma < 1 and self.init != "none":
+            raise AuroraError("gamma must be >= 1 with a draft (use --init none for no speculation)")
+        if self.batch < 1 or self.learner.batch_requests < 1 or self.learner.unroll < 1:
+            raise AuroraError("batch, learner batch and unroll must be >= 1")
+        if self.learner.lambda_discard < 0:
+            raise AuroraError(f"lambda_discard must be >= 0, got {self.learner.lambda_discard}")
+
+    @property
+    def speculative(self) -> bool:
+        return self.init != "none"
+
+    @property
+    def learning(self) -> bool:
+        return self.speculative and self.learner.enabled
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ReplayConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise AuroraError(f"unknown replay config keys: {', '.join(sorted(unknown))}")
+        d = dict(d)
+        d["learner"] = LearnerConfig(**d.get("learner", {}))
+        d["controller"] = ControllerConfig(**d.get("controller", {}))
+        return cls(**d)
+
+    def with_(self, **changes) -> ReplayConfig:
+        learner = {k.removeprefix("learner_"): v for k, v in changes.items() if k.startswith("learner_")}
+        ctrl = {k.removeprefix("controller_"): v for k, v in changes.items() if k.startswith("controller_")}
+        rest = {k: v for k, v in changes.items() if not k.startswith(("learner_", "controller_"))}
+        return replace(self, learner=replace(self.learner, **learner), controller=replace(self.controller, **ctrl), **rest)

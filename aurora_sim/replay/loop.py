@@ -1,0 +1,428 @@
+"""The replay: one trace through the real engine in deterministic virtual time, with the draft
+learning online and the controller swapping it.
+
+Events (time, priority, sequence) drive everything:
+    ARRIVAL     a trace request reaches the server (closed loop: when a slot frees up)
+    ROUND       the engine runs one step now (real models); its virtual duration comes from the
+                cost model and its outcomes exist only at ROUND_END
+    ROUND_END   outcomes are logged, finished requests captured for the learner, the
+                controller's rollback guard sees the round, the next round is scheduled
+    TRAIN_DONE  a trainer step (or a candidate's scoring) ends: its weights exist from now on
+    SWAP_READY  a published draft version is loaded; it serves from the next round boundary
+The trainer's computation runs on a second thread (a second core on this machine) while
+serving goes on, but its result is only used at its virtual end time, so the log never depends
+on which thread finished first. Wall-clock time never enters the log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from aurora_sim.engine.torch_engine import TorchSpecEngine
+from aurora_sim.errors import AuroraError
+from aurora_sim.replay import events as ev
+from aurora_sim.replay.config import ReplayConfig
+from aurora_sim.replay.eventlog import EventLog
+from aurora_sim.replay.rng import py_stream
+
+
+@dataclass
+class _ReqState:
+    index: int
+    arrival_ns: int
+    admit_ns: int = -1
+    first_token_ns: int = -1
+    rounds: list = field(default_factory=list)  # (position, proposals, accepted, version)
+    min_version: int = 1 << 30
+
+
+@dataclass
+class Progress:
+    finished: int
+    total: int
+    rolling_al: float
+    version: int
+    swaps: int
+    train_steps: int
+    now_ns: int
+
+
+class Replay:
+    def __init__(self, cfg: ReplayConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False,
+                 on_progress=None):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.on_progress = on_progress
+
+    # ---- setup -------------------------------------------------------------------------------------
+    def _prepare_dir(self) -> int:
+        out = self.out
+        if self.resume:
+            prog = out / "progress.json"
+            return json.loads(prog.read_text()).get("parts", 0) if prog.is_file() else 0
+        if out.exists() and any(out.iterdir()):
+            if not self.overwrite:
+                raise AuroraError(f"{out}: run directory exists and is not empty (use --resume to continue it or --force to replace it)")
+            import shutil
+
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        return 0
+
+    def _setup(self) -> None:
+        from aurora_sim.costs import make_cost_model
+        from aurora_sim.generate import stop_ids
+        from aurora_sim.models.registry import load_target, load_tokenizer, resolve_model
+        from aurora_sim.replay.initial import initial_draft
+        from aurora_sim.replay.workload import build_workload
+        from controller import ObservationBuilder, make_controller
+        from controller.registry import VersionRegistry
+
+        cfg = self.cfg
+        torch.set_num_threads(1)  # bit-reproducible kernels; the trainer thread takes the other core
+        model_dir = resolve_model(cfg.model)
+        self.target = load_target(cfg.model)
+        self.target.requires_grad_(False)
+        tokenizer = load_tokenizer(model_dir)
+        self.workload = build_workload(cfg.trace, cfg.seed, tokenizer, stop_ids(tokenizer, model_dir), cfg.limit)
+        self.cfg = cfg = cfg.with_(trace_sha256=self.workload.sha256)
+        self.cost = make_cost_model(cfg.hardware, cfg.deployment, proxy_target=self.target.spec,
+                                    proxy_draft_kind=cfg.draft, train_unroll=cfg.learner.unroll,
+                                    profile_path=cfg.profile)
+        self.run_id = cfg.config_hash()
+        self.log = EventLog(self.out, self.run_id, cfg.to_json(), skip_parts=self.skip_parts)
+        self.registry = VersionRegistry(self.out / "drafts", keep=cfg.keep_versions)
+        draft0 = initial_draft(cfg, self.target)
+        self.serving_version = 0
+        if draft0 is not None:
+            self._register(draft0, 0, None, 0, 0, {"init": cfg.init})
+            draft0 = self.registry.load(0, self.target)
+        self.engine = TorchSpecEngine(self.target, draft0, gamma=cfg.gamma if draft0 is not None else 0,
+                                      max_batch=cfg.batch, max_len=cfg.max_len, draft_version=0)
+        self.learner = None
+        if cfg.learning:
+            from aurora_sim.learner.online import OnlineLearner
+
+            self.learner = OnlineLearner(self.target, draft0, cfg.learner, py_stream(cfg.seed, "learner"), cfg.gamma)
+        self.controller = make_controller(cfg.controller)
+        self.observer = ObservationBuilder(cfg.controller.rollback_window)
+
+    def _register(self, draft, version, parent, step, now_ns, metrics) -> None:
+        v = self.registry.publish(draft, version, parent, step, now_ns, metrics)
+        self.log.add("versions", version=version, parent=parent, train_step=step, created_ns=now_ns,
+                     sha256=v.sha256, path=str(v.path.relative_to(self.out)),
+                     metrics_json=json.dumps(metrics, sort_keys=True))
+
+    # ---- the run -----------------------------------------------------------------------------------
+    def run(self) -> dict:
+        wall0 = time.perf_counter()
+        self.skip_parts = self._prepare_dir()
+        self._setup()
+        self._forward_s = 0.0
+        self._write_runs("running", 0)
+        q = self.q = ev.EventQueue()
+        self.states: dict[str, _ReqState] = {}
+        self.items = {it.request.request_id: it for it in self.workload.items}
+        self.pending_items = deque(self.workload.items)
+        self.round_scheduled = False
+        self.pending_swap = None  # (version, decision index) ready to flip at the next round
+        self.pause_next_ns = 0
+        self.train_future = None
+        self.train_busy = False
+        self.next_version = 1
+        self.decisions = 0
+        self.swaps = 0
+        self.finished = 0
+        self.recent_al: deque[tuple[int, int]] = deque(maxlen=400)
+        self.last_end_ns = 0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aurora-trainer")
+        try:
+            if self.workload.closed_concurrency is not None:
+                for _ in range(min(self.workload.closed_concurrency, len(self.pending_items))):
+                    q.push(0, ev.ARRIVAL, "arrival", self.pending_items.popleft())
+            else:
+                while self.pending_items:
+                    it = self.pending_items.popleft()
+                    q.push(it.arrival_ns, ev.ARRIVAL, "arrival", it)
+            while q:
+                e = q.pop()
+                getattr(self, f"_on_{e.kind}")(e.time_ns, e.payload)
+        finally:
+            self.executor.shutdown(wait=True)
+        if self.pending_swap is not None:  # decided and loaded, but no round left to flip it in
+            _, row, _ = self.pending_swap
+            self.log.add("swaps", kind="not_applied", effective_ns=None, **row)
+        self.log.flush()
+        self._write_runs("complete", self.last_end_ns)
+        wall = time.perf_counter() - wall0
+        wall_info = {"wall_s": round(wall, 3), "forward_s": round(self._forward_s, 3),
+                     "requests": len(self.workload.items),
+                     "requests_per_s": round(len(self.workload.items) / wall, 3) if wall else None,
+                     "resumed_parts_checked": self.skip_parts, "resume_mismatch": self.log.mismatch}
+        (self.out / "wall.json").write_text(json.dumps(wall_info, indent=1, sort_keys=True))
+        return {"run_id": self.run_id, "out": str(self.out), **wall_info}
+
+    def _write_runs(self, status: str, end_ns: int) -> None:
+        cfg = self.cfg
+        self.log.write_runs({
+            "status": status, "name": f"{self.workload.name}/{cfg.init}/{cfg.controller.policy}",
+            "trace": cfg.trace, "trace_sha256": cfg.trace_sha256, "model": cfg.model, "draft": cfg.draft,
+            "init": cfg.init, "policy": cfg.controller.policy if cfg.learning else "none",
+            "lambda_discard": cfg.learner.lambda_discard, "batch": cfg.batch, "gamma": cfg.gamma if cfg.speculative else 0,
+            "hardware": cfg.hardware, "deployment": cfg.deployment, "seed": cfg.seed,
+            "requests": len(self.workload.items), "end_ns": end_ns, "config_json": cfg.to_json(),
+            "cost_model_json": json.dumps(self.cost.describe(), sort_keys=True),
+            "segments_json": json.dumps([list(s) for s in self.workload.segments]),
+        })
+
+    # ---- arrivals ----------------------------------------------------------------------------------
+    def _on_arrival(self, now: int, item) -> None:
+        req = item.request
+        if len(self.engine.waiting) >= self.cfg.max_queue:
+            self._refuse(now, item, "queue_full")
+            return
+        try:
+            self.engine.add(req)
+        except AuroraError as exc:
+            self._refuse(now, item, f"invalid: {exc}")
+            return
+        self.states[req.request_id] = _ReqState(item.index, now)
+        self._schedule_round(now)
+
+    def _refuse(self, now: int, item, reason: str) -> None:
+        self.log.add("requests", request_index=item.index, request_id=item.request.request_id, domain=item.domain,
+                     segment=item.segment, status="refused", finish_reason=reason, arrival_ns=now, admit_ns=None,
+                     first_token_ns=None, finish_ns=now, prompt_tokens=len(item.request.prompt_ids), output_tokens=0,
+                     rounds=0, proposed=0, accepted=0, output_ids=[])
+        self._request_done(now)
+
+    def _request_done(self, now: int) -> None:
+        self.finished += 1
+        if self.workload.closed_concurrency is not None and self.pending_items:
+            self.q.push(now, ev.ARRIVAL, "arrival", self.pending_items.popleft())
+        if self.finished % self.cfg.flush_every == 0:
+            self.log.flush()
+
+    def _schedule_round(self, now: int) -> None:
+        if not self.round_scheduled and self.engine.has_work():
+            self.round_scheduled = True
+            self.q.push(now, ev.ROUND, "round")
+
+    # ---- rounds ------------------------------------------------------------------------------------
+    def _on_round(self, now: int, _payload) -> None:
+        pause = 0
+        if self.pending_swap is not None:
+            pause = self._apply_swap(now)
+        t0 = time.perf_counter()
+        outcomes = self.engine.step()
+        self._forward_s += time.perf_counter() - t0
+        s = self.engine.last_round
+        from aurora_sim.costs import RoundShape
+
+        shape = RoundShape(batch=max(s.batch, len(s.admitted)), gamma=s.gamma, draft_tokens=s.draft_tokens,
+                           verify_tokens=s.verify_tokens, prefill_tokens=s.prefill_tokens,
+                           context_tokens=s.context_tokens)
+        dt = max(1, int(self.cost.round_ns(shape))) + pause
+        self.q.push(now + dt, ev.ROUND_END, "round_end", (now, self.engine.round_index - 1, outcomes, s.admitted,
+                                                           s.batch, self.engine.pop_finished()))
+
+    def _on_round_end(self, now: int, payload) -> None:
+        start, round_index, outcomes, admitted, batch, finished = payload
+        self.round_scheduled = False
+        self.last_end_ns = now
+        for rid in admitted:
+            st = self.states[rid]
+            st.admit_ns, st.first_token_ns = start, now
+        generated = rounds = 0
+        version = self.engine.draft_version
+        for o in outcomes:
+            st = self.states[o.request_id]
+            self.log.add("rounds", round=round_index, request_index=st.index, t_start_ns=start, t_end_ns=now,
+                         draft_version=o.draft_version if o.proposals else None, batch=batch, position=o.position,
+                         proposed=len(o.proposals), accepted=o.accepted, bonus=1, emitted=len(o.emitted))
+            if o.proposals:
+                st.rounds.append((o.position, o.proposals, o.accepted))
+                st.min_version = min(st.min_version, o.draft_version)
+                generated += o.accepted + 1
+                rounds += 1
+                version = o.draft_version
+        if rounds:
+            self.recent_al.append((generated, rounds))
+            self.observer.on_round(version, generated, rounds)
+            decision = self.controller.check(self.observer.observe(now))
+            if decision is not None:
+                self._apply_decision(now, decision, step=self.learner.steps if self.learner else 0, newest=None)
+        for res in finished:
+            self._finish(now, res)
+        self._maybe_train(now)
+        self._schedule_round(now)
+
+    def _finish(self, now: int, res) -> None:
+        st = self.states.pop(res.request_id)
+        item = self.items[res.request_id]
+        if st.admit_ns < 0:  # finished at prefill (one token): admitted in the round that just ended
+            st.admit_ns = st.first_token_ns = now
+        self.log.add("requests", request_index=st.index, request_id=res.request_id, domain=item.domain,
+                     segment=item.segment, status="completed", finish_reason=res.finish_reason,
+                     arrival_ns=st.arrival_ns, admit_ns=st.admit_ns, first_token_ns=st.first_token_ns, finish_ns=now,
+                     prompt_tokens=len(res.prompt_ids), output_tokens=len(res.output_ids), rounds=res.rounds,
+                     proposed=res.proposed_tokens, accepted=res.accepted_tokens, output_ids=list(res.output_ids))
+        if self.learner is not None and st.rounds:
+            from aurora_sim.learner.samples import Sample, rejected_branches
+
+            tokens = tuple(res.prompt_ids) + tuple(res.output_ids)
+            branches = rejected_branches(len(tokens), st.rounds)
+            keep = self.cfg.learner.discard_per_request
+            if len(branches) > keep:
+                picks = sorted(self.learner.rng.sample(range(len(branches)), keep))
+                branches = [branches[i] for i in picks]
+            self.learner.capture(Sample(self.learner.captured, tokens, len(res.prompt_ids), tuple(branches),
+                                        st.min_version, now))
+        self._request_done(now)
+        if self.on_progress is not None:
+            g = sum(a for a, _ in self.recent_al)
+            r = sum(b for _, b in self.recent_al)
+            self.on_progress(Progress(self.finished, len(self.workload.items), g / r if r else 1.0,
+                                      self.serving_version, self.swaps, self.learner.steps if self.learner else 0, now))
+
+    # ---- the trainer -------------------------------------------------------------------------------
+    def _maybe_train(self, now: int) -> None:
+        lr = self.learner
+        if lr is None or self.train_busy or not lr.ready(self.serving_version):
+            return
+        samples, new = lr.buffer.take(self.cfg.learner.batch_requests)
+        tokens = sum(len(s.tokens) for s in samples)
+        if self.cfg.learner.lambda_discard > 0:
+            ctx = self.cfg.learner.branch_context
+            tokens += sum(min(ctx, b.start) + len(b.tokens) for s in samples for b in s.branches)
+        meta = {"samples": len(samples), "new": new, "tokens": tokens,
+                "newest": max(s.capture_ns for s in samples), "oldest": min(s.capture_ns for s in samples),
+                "base_version": min(s.draft_version for s in samples)}
+        self.train_busy = True
+        self.train_future = self.executor.submit(self._train_job, samples)
+        dur = max(1, int(self.cost.train_step_ns(tokens)))
+        self.q.push(now + dur, ev.TRAIN_DONE, "train_done", ("step", now, meta))
+
+    def _train_job(self, samples):
+        torch.set_num_threads(1)  # per thread: the trainer's kernels must be reproducible too
+        from aurora_sim.learner.batch import build_batch
+
+        lr = self.learner
+        batch = build_batch(self.target, samples, self.cfg.learner.lambda_discard > 0,
+                            self.cfg.learner.branch_context, lr.layers)
+        return lr.compute(batch), batch.accepted_positions, batch.discard_positions
+
+    def _eval_job(self, candidate, serving, samples):
+        torch.set_num_threads(1)
+        return self.learner.score(candidate, samples), self.learner.score(serving, samples)
+
+    def _on_train_done(self, now: int, payload) -> None:
+        kind, start, meta = payload
+        self.train_busy = False
+        if kind == "eval":
+            cand_al, serving_al = self.train_future.result()
+            meta["metrics"].update(candidate_al=round(cand_al, 6), serving_al=round(serving_al, 6))
+            self._candidate_ready(now, meta)
+            self._maybe_train(now)
+            return
+        result, acc_pos, disc_pos = self.train_future.result()
+        lr = self.learner
+        self.log.add("train_steps", step=lr.attempts - 1, status=result.status, t_start_ns=start, t_end_ns=now,
+                     requests=meta["samples"], new_requests=meta["new"], tokens=meta["tokens"],
+                     discard_tokens=disc_pos, loss=_f(result.loss), loss_accepted=_f(result.loss_accepted),
+                     loss_discard=_f(result.loss_discard), grad_norm=_f(result.grad_norm),
+                     newest_capture_ns=meta["newest"], oldest_capture_ns=meta["oldest"],
+                     base_version=meta["base_version"])
+        ok = result.status == "ok"
+        self.observer.on_train_step(ok, result.loss)
+        if ok and self.controller.candidate_due(lr.steps):
+            self._make_candidate(now, meta["newest"])
+        else:
+            self._maybe_train(now)
+
+    def _make_candidate(self, now: int, newest: int) -> None:
+        lr = self.learner
+        version = self.next_version
+        self.next_version += 1
+        cand = lr.snapshot()
+        metrics = {"train_step": lr.steps, "loss": self.observer.last_loss}
+        self._register(cand, version, self.serving_version, lr.steps, now, metrics)
+        meta = {"version": version, "parent": self.serving_version, "step": lr.steps, "newest": newest,
+                "metrics": metrics}
+        eval_set = self.controller.eval_set
+        if eval_set is None:
+            self._candidate_ready(now, meta)
+            self._maybe_train(now)
+            return
+        samples = lr.eval_set(eval_set)
+        meta["metrics"]["eval_set"] = eval_set
+        meta["metrics"]["eval_requests"] = len(samples)
+        serving = self.registry.load(self.serving_version, self.target)
+        tokens = sum(len(s.tokens) for s in samples)
+        # scoring = two forward passes (candidate, serving) of the unrolled draft: ~2/3 of a step
+        dur = max(1, int(self.cost.train_step_ns(tokens) * 2 // 3)) if samples else 1
+        self.train_busy = True
+        self.train_future = self.executor.submit(self._eval_job, cand, serving, samples)
+        self.q.push(now + dur, ev.TRAIN_DONE, "train_done", ("eval", now, meta))
+
+    def _candidate_ready(self, now: int, meta: dict) -> None:
+        from controller import CandidateInfo
+
+        info = CandidateInfo(meta["version"], meta["parent"], meta["step"], dict(meta["metrics"]))
+        decision = self.controller.decide(self.observer.observe(now, info))
+        self._apply_decision(now, decision, step=meta["step"], newest=meta["newest"], metrics=meta["metrics"])
+
+    # ---- swaps -------------------------------------------------------------------------------------
+    def _apply_decision(self, now: int, decision, step: int, newest, metrics: dict | None = None) -> None:
+        from controller import Hold, Rollback
+
+        index = self.decisions
+        self.decisions += 1
+        row = dict(decision=index, policy=self.controller.name, reason=decision.reason, decided_ns=now,
+                   from_version=self.serving_version, to_version=decision.version, train_step=step,
+                   newest_capture_ns=newest, metrics_json=json.dumps(metrics or {}, sort_keys=True))
+        if isinstance(decision, Hold):
+            self.log.add("swaps", kind="hold", ready_ns=None, effective_ns=None, **row)
+            return
+        publish_ns, _ = self.cost.swap_ns()
+        kind = "rollback" if isinstance(decision, Rollback) else "swap"
+        self.q.push(now + max(1, int(publish_ns)), ev.SWAP_READY, "swap_ready", (kind, row))
+
+    def _on_swap_ready(self, now: int, payload) -> None:
+        kind, row = payload
+        if self.pending_swap is not None:  # a newer version overtook one not yet flipped in
+            old_kind, old_row, _ = self.pending_swap
+            self.log.add("swaps", kind="superseded", ready_ns=old_row["ready_ns"], effective_ns=None,
+                         **{k: v for k, v in old_row.items() if k != "ready_ns"})
+        row = dict(row, ready_ns=now)
+        self.pending_swap = (kind, row, self.registry.load(row["to_version"], self.target))
+        self._schedule_round(now)  # an idle engine picks it up with its next round
+
+    def _apply_swap(self, now: int) -> int:
+        kind, row, draft = self.pending_swap
+        self.pending_swap = None
+        old = self.serving_version
+        self.engine.swap_draft(draft, row["to_version"])
+        self.serving_version = row["to_version"]
+        self.swaps += 1
+        row = dict(row, from_version=old)
+        self.log.add("swaps", kind=kind, effective_ns=now, **row)
+        self.observer.on_swap(old, self.serving_version, rollback=(kind == "rollback"))
+        self.controller.on_swapped()
+        self.registry.prune({self.serving_version, old})
+        _, pause = self.cost.swap_ns()
+        return int(pause)
+
+
+def _f(x: float) -> float | None:
+    return x if x is not None and math.isfinite(x) else None

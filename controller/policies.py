@@ -1,0 +1,92 @@
+"""Swap policies, configured by name, and the rollback guard.
+
+    cadence  every N optimizer steps the candidate is swapped in (Aurora's released behaviour)
+    lazy     the candidate is scored on held-out captured requests (never trained on) against
+             the serving draft; swapped only if it wins by δ in estimated acceptance length
+    shadow   the candidate is scored on the most recently captured traffic (what it would serve
+             next) and swapped unless it does worse than the serving draft (tolerance)
+    rollback (a guard on any policy) once a swapped-in version has served `window` rounds,
+             revert to the previous version if live AL fell below (1 - margin) x the AL the
+             previous version had over its last `window` rounds
+
+The controller answers two questions: "is a candidate due after this step, and scored how?"
+(`candidate_due`) and "what now?" (`decide` on a candidate, `check` after rounds).
+"""
+
+from __future__ import annotations
+
+from controller.decisions import Decision, Hold, Rollback, Swap
+from controller.observation import Observation
+
+
+class Controller:
+    eval_set: str | None = None  # which captured requests a candidate is scored on
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name = cfg.policy
+        self._checked_since_swap = True  # nothing to guard before the first swap
+
+    def candidate_due(self, train_steps: int) -> bool:
+        return train_steps > 0 and train_steps % self.cfg.every == 0
+
+    def decide(self, obs: Observation) -> Decision:
+        raise NotImplementedError
+
+    def on_swapped(self) -> None:
+        self._checked_since_swap = False
+
+    def check(self, obs: Observation) -> Decision | None:
+        """The rollback guard: called after rounds; at most one verdict per swap."""
+        if not self.cfg.rollback or self._checked_since_swap or obs.previous_version is None:
+            return None
+        if obs.rounds_since_swap < self.cfg.rollback_window or obs.pre_swap_al is None:
+            return None
+        self._checked_since_swap = True
+        floor = (1.0 - self.cfg.rollback_margin) * obs.pre_swap_al
+        if obs.live_al_since_swap is not None and obs.live_al_since_swap < floor:
+            return Rollback(obs.previous_version, f"live AL {obs.live_al_since_swap:.3f} < {floor:.3f} "
+                                                  f"= (1-{self.cfg.rollback_margin}) x pre-swap {obs.pre_swap_al:.3f}")
+        return None
+
+
+class Cadence(Controller):
+    def decide(self, obs: Observation) -> Decision:
+        return Swap(obs.candidate.version, f"cadence: every {self.cfg.every} steps")
+
+
+class Lazy(Controller):
+    eval_set = "heldout"
+
+    def decide(self, obs: Observation) -> Decision:
+        m = obs.candidate.metrics
+        cand, serving = m.get("candidate_al"), m.get("serving_al")
+        if cand is None or serving is None or cand != cand or serving != serving:  # NaN: nothing held out yet
+            return Hold(obs.candidate.version, "lazy: no held-out requests to score on")
+        if cand >= serving + self.cfg.delta:
+            return Swap(obs.candidate.version, f"lazy: held-out AL {cand:.3f} >= {serving:.3f} + {self.cfg.delta}")
+        return Hold(obs.candidate.version, f"lazy: held-out AL {cand:.3f} < {serving:.3f} + {self.cfg.delta}")
+
+
+class Shadow(Controller):
+    eval_set = "recent"
+
+    def decide(self, obs: Observation) -> Decision:
+        m = obs.candidate.metrics
+        cand, serving = m.get("candidate_al"), m.get("serving_al")
+        if cand is None or serving is None or cand != cand or serving != serving:
+            return Hold(obs.candidate.version, "shadow: no recent traffic to score on")
+        if cand >= serving - self.cfg.tolerance:
+            return Swap(obs.candidate.version, f"shadow: recent AL {cand:.3f} vs serving {serving:.3f}")
+        return Hold(obs.candidate.version, f"shadow: recent AL {cand:.3f} < serving {serving:.3f} - {self.cfg.tolerance}")
+
+
+POLICIES: dict[str, type[Controller]] = {"cadence": Cadence, "lazy": Lazy, "shadow": Shadow}
+
+
+def make_controller(cfg) -> Controller:
+    if cfg.policy not in POLICIES:
+        from aurora_sim.errors import AuroraError
+
+        raise AuroraError(f"unknown policy {cfg.policy!r} (choose {', '.join(POLICIES)})")
+    return POLICIES[cfg.policy](cfg)
