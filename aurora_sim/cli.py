@@ -12,11 +12,13 @@ from rich.table import Table
 
 from aurora_sim.cli_errors import err_console as console
 from aurora_sim.cli_errors import friendly
+from aurora_sim.replay.cli import replay_command
 from traces.cli import trace_app
 
 app = typer.Typer(
     help="aurora-sim: speculative decoding whose draft keeps learning from live traffic — "
-    "build models, decode, and (soon) replay traces in deterministic virtual time.",
+    "replay traces through a real engine in deterministic virtual time with the draft learning "
+    "online (`aurora replay`), build models, generate and inspect traces, decode.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -25,6 +27,7 @@ draft_app = typer.Typer(help="Train and inspect draft models.", no_args_is_help=
 app.add_typer(models_app, name="models")
 app.add_typer(draft_app, name="draft")
 app.add_typer(trace_app, name="trace")
+app.command("replay")(replay_command)
 
 
 @models_app.command("build")

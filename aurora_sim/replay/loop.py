@@ -128,7 +128,7 @@ class Replay:
         wall0 = time.perf_counter()
         self.skip_parts = self._prepare_dir()
         self._setup()
-        self._forward_s = 0.0
+        self._forward_s = self._trainer_s = self._wait_s = 0.0
         self._write_runs("running", 0)
         q = self.q = ev.EventQueue()
         self.states: dict[str, _ReqState] = {}
@@ -139,6 +139,8 @@ class Replay:
         self.pause_next_ns = 0
         self.train_future = None
         self.train_busy = False
+        self.pending_steps: deque = deque()  # (future, meta) of steps whose virtual end has passed
+        self.steps_done = self.steps_submitted = 0
         self.next_version = 1
         self.decisions = 0
         self.swaps = 0
@@ -157,6 +159,7 @@ class Replay:
             while q:
                 e = q.pop()
                 getattr(self, f"_on_{e.kind}")(e.time_ns, e.payload)
+            self._collect_steps()
         finally:
             self.executor.shutdown(wait=True)
         if self.pending_swap is not None:  # decided and loaded, but no round left to flip it in
@@ -166,6 +169,7 @@ class Replay:
         self._write_runs("complete", self.last_end_ns)
         wall = time.perf_counter() - wall0
         wall_info = {"wall_s": round(wall, 3), "forward_s": round(self._forward_s, 3),
+                     "trainer_thread_s": round(self._trainer_s, 3), "waited_for_trainer_s": round(self._wait_s, 3),
                      "requests": len(self.workload.items),
                      "requests_per_s": round(len(self.workload.items) / wall, 3) if wall else None,
                      "resumed_parts_checked": self.skip_parts, "resume_mismatch": self.log.mismatch}
@@ -211,6 +215,7 @@ class Replay:
         if self.workload.closed_concurrency is not None and self.pending_items:
             self.q.push(now, ev.ARRIVAL, "arrival", self.pending_items.popleft())
         if self.finished % self.cfg.flush_every == 0:
+            self._collect_steps()
             self.log.flush()
 
     def _schedule_round(self, now: int) -> None:
@@ -261,7 +266,7 @@ class Replay:
             self.observer.on_round(version, generated, rounds)
             decision = self.controller.check(self.observer.observe(now))
             if decision is not None:
-                self._apply_decision(now, decision, step=self.learner.steps if self.learner else 0, newest=None)
+                self._apply_decision(now, decision, step=self.steps_done, newest=None)
         for res in finished:
             self._finish(now, res)
         self._maybe_train(now)
@@ -293,7 +298,7 @@ class Replay:
             g = sum(a for a, _ in self.recent_al)
             r = sum(b for _, b in self.recent_al)
             self.on_progress(Progress(self.finished, len(self.workload.items), g / r if r else 1.0,
-                                      self.serving_version, self.swaps, self.learner.steps if self.learner else 0, now))
+                                      self.serving_version, self.swaps, self.steps_done, now))
 
     # ---- the trainer -------------------------------------------------------------------------------
     def _maybe_train(self, now: int) -> None:
@@ -307,7 +312,8 @@ class Replay:
             tokens += sum(min(ctx, b.start) + len(b.tokens) for s in samples for b in s.branches)
         meta = {"samples": len(samples), "new": new, "tokens": tokens,
                 "newest": max(s.capture_ns for s in samples), "oldest": min(s.capture_ns for s in samples),
-                "base_version": min(s.draft_version for s in samples)}
+                "base_version": min(s.draft_version for s in samples), "step": self.steps_submitted}
+        self.steps_submitted += 1
         self.train_busy = True
         self.train_future = self.executor.submit(self._train_job, samples)
         dur = max(1, int(self.cost.train_step_ns(tokens)))
@@ -317,38 +323,59 @@ class Replay:
         torch.set_num_threads(1)  # per thread: the trainer's kernels must be reproducible too
         from aurora_sim.learner.batch import build_batch
 
+        t0 = time.perf_counter()
         lr = self.learner
         batch = build_batch(self.target, samples, self.cfg.learner.lambda_discard > 0,
                             self.cfg.learner.branch_context, lr.layers)
-        return lr.compute(batch), batch.accepted_positions, batch.discard_positions
+        out = lr.compute(batch), batch.accepted_positions, batch.discard_positions
+        self._trainer_s += time.perf_counter() - t0
+        return out
 
     def _eval_job(self, candidate, serving, samples):
         torch.set_num_threads(1)
-        return self.learner.score(candidate, samples), self.learner.score(serving, samples)
+        t0 = time.perf_counter()
+        out = self.learner.score(candidate, samples), self.learner.score(serving, samples)
+        self._trainer_s += time.perf_counter() - t0
+        return out
+
+    def _trainer_result(self, future):
+        t0 = time.perf_counter()
+        out = future.result()
+        self._wait_s += time.perf_counter() - t0
+        return out
 
     def _on_train_done(self, now: int, payload) -> None:
         kind, start, meta = payload
         self.train_busy = False
         if kind == "eval":
-            cand_al, serving_al = self.train_future.result()
+            cand_al, serving_al = self._trainer_result(self.train_future)
             meta["metrics"].update(candidate_al=round(cand_al, 6), serving_al=round(serving_al, 6))
             self._candidate_ready(now, meta)
             self._maybe_train(now)
             return
-        result, acc_pos, disc_pos = self.train_future.result()
-        lr = self.learner
-        self.log.add("train_steps", step=lr.attempts - 1, status=result.status, t_start_ns=start, t_end_ns=now,
-                     requests=meta["samples"], new_requests=meta["new"], tokens=meta["tokens"],
-                     discard_tokens=disc_pos, loss=_f(result.loss), loss_accepted=_f(result.loss_accepted),
-                     loss_discard=_f(result.loss_discard), grad_norm=_f(result.grad_norm),
-                     newest_capture_ns=meta["newest"], oldest_capture_ns=meta["oldest"],
-                     base_version=meta["base_version"])
-        ok = result.status == "ok"
-        self.observer.on_train_step(ok, result.loss)
-        if ok and self.controller.candidate_due(lr.steps):
+        # The step's result is not needed yet: the trainer thread goes straight on with the next
+        # step while serving continues; results are collected (in order) when a candidate is due
+        # or the log is flushed, both at points fixed in virtual time.
+        self.pending_steps.append((self.train_future, dict(meta, t_start_ns=start, t_end_ns=now)))
+        self.steps_done += 1
+        if self.controller.candidate_due(self.steps_done):
+            self._collect_steps()
             self._make_candidate(now, meta["newest"])
         else:
             self._maybe_train(now)
+
+    def _collect_steps(self) -> None:
+        while self.pending_steps:
+            future, meta = self.pending_steps.popleft()
+            result, _, disc_pos = self._trainer_result(future)
+            self.log.add("train_steps", step=meta["step"], status=result.status,
+                         t_start_ns=meta["t_start_ns"], t_end_ns=meta["t_end_ns"], requests=meta["samples"],
+                         new_requests=meta["new"], tokens=meta["tokens"], discard_tokens=disc_pos,
+                         loss=_f(result.loss), loss_accepted=_f(result.loss_accepted),
+                         loss_discard=_f(result.loss_discard), grad_norm=_f(result.grad_norm),
+                         newest_capture_ns=meta["newest"], oldest_capture_ns=meta["oldest"],
+                         base_version=meta["base_version"])
+            self.observer.on_train_step(result.status == "ok", result.loss)
 
     def _make_candidate(self, now: int, newest: int) -> None:
         lr = self.learner

@@ -1,0 +1,167 @@
+"""`aurora replay`: the main job. A live progress bar while it runs, a table when it ends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aurora_sim.cli_errors import err_console, friendly
+from aurora_sim.errors import AuroraError
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("AL {task.fields[al]:.2f}"), TextColumn("draft v{task.fields[version]}"),
+        TextColumn("swaps {task.fields[swaps]}"), TextColumn("steps {task.fields[steps]}"),
+        TextColumn("virtual {task.fields[vt]:.1f}s"), TimeElapsedColumn(), console=err_console,
+    )
+
+
+def run_with_progress(cfg, out: Path, label: str, resume: bool = False, force: bool = False,
+                      quiet: bool = False) -> dict:
+    from aurora_sim.replay.loop import Replay
+
+    with _progress() as bar:
+        task = bar.add_task(label, total=None, al=1.0, version=0, swaps=0, steps=0, vt=0.0, visible=not quiet)
+
+        def update(p):
+            bar.update(task, completed=p.finished, total=p.total, al=p.rolling_al, version=p.version,
+                       swaps=p.swaps, steps=p.train_steps, vt=p.now_ns / 1e9)
+
+        return Replay(cfg, out, resume=resume, overwrite=force, on_progress=update).run()
+
+
+def _fmt(x, digits=3) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def print_summary(s: dict, wall: dict | None) -> None:
+    con = Console()
+    t = Table(title=f"{s['name']}  ({s['hardware']}, {s['deployment']})", caption=s["acceptance_length_convention"])
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("acceptance length (all)", _fmt(s["acceptance_length"]))
+    for seg in s["segments"]:
+        t.add_row(f"  segment {seg['segment']} {seg['domain']} ({seg['requests']} req)", _fmt(seg["acceptance_length"]))
+    t.add_row("throughput (virtual tok/s)", _fmt(s["throughput_tok_s"], 1))
+    for k in ("speedup_vs_no-spec", "speedup_vs_static"):
+        if k in s:
+            t.add_row(k.replace("_", " "), _fmt(s[k]) + "x")
+    t.add_row("train steps (dropped)", f"{s['train_steps']} ({s['train_steps_dropped']})")
+    t.add_row("swaps / rollbacks / holds", f"{s['swaps']} / {s['rollbacks']} / {s['holds']}")
+    t.add_row("trainer lag (ms, capture -> live)", _fmt(s["trainer_lag_ms_mean"], 1))
+    for sh in s["shifts"]:
+        t.add_row(f"shift @{sh['shift_at']} -> {sh['to_domain']}: recovery requests (W={sh['window']})",
+                  _fmt(sh["recovery_requests"]))
+        t.add_row(f"  AL over first {sh['head']} after / level before", f"{_fmt(sh['al_after_head'])} / {_fmt(sh['level_before'])}")
+    if wall:
+        t.add_row("wall time (s) / requests/s", f"{wall['wall_s']:.1f} / {wall['requests_per_s']:.1f}")
+    con.print(t)
+
+
+def print_compare(result: dict) -> None:
+    from aurora_sim.replay.eventlog import AL_CONVENTION
+
+    arms = result["arms"]
+    names = list(arms)
+    t = Table(title=f"--compare on {result['trace']} (seed {result['seed']})", caption=AL_CONVENTION)
+    t.add_column("metric")
+    for n in names:
+        t.add_column(n, justify="right")
+    t.add_row("acceptance length", *(_fmt(arms[n]["acceptance_length"]) for n in names))
+    for k, seg in enumerate(arms[names[0]]["segments"]):
+        t.add_row(f"  seg {k} {seg['domain']}", *(_fmt(arms[n]["segments"][k]["acceptance_length"]) for n in names))
+    t.add_row("speedup vs no-spec", *(_fmt(arms[n].get("speedup_vs_no-spec")) for n in names))
+    t.add_row("speedup vs static", *(_fmt(arms[n].get("speedup_vs_static")) for n in names))
+    t.add_row("swaps", *(str(arms[n]["swaps"]) for n in names))
+    for k, sh in enumerate(arms[names[0]]["shifts"]):
+        t.add_row(f"recovery @{sh['shift_at']} (requests)", *(_fmt(arms[n]["shifts"][k]["recovery_requests"]) for n in names))
+    Console().print(t)
+
+
+@friendly
+def replay_command(
+    trace: str = typer.Argument("shift-ci", help="A scenario name (shift-ci, shift-paper, ordered, mixed, drift, sharp, phase) or a trace file."),
+    model: str = typer.Option("tiny", help="Proxy target whose tokens and acceptances are real: tiny or smollm2."),
+    draft: str = typer.Option("eagle3", help="Draft kind: eagle3 (a one-layer head on target features) or lm."),
+    init: str = typer.Option("static", help="Starting draft: none (no speculation), static (offline-trained, built if missing), scratch (day-0), or a draft directory."),
+    policy: str = typer.Option("cadence", help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic)."),
+    every: int = typer.Option(8, help="Trainer steps between candidate drafts."),
+    rollback: bool = typer.Option(False, help="Revert a swap whose live acceptance falls below the pre-swap level."),
+    lambda_discard: float = typer.Option(0.0, "--lambda-discard", help="Weight of the KL on rejected proposals (0 = Aurora's code; > 0 = the paper's discard sampling)."),
+    learn: bool = typer.Option(True, help="Train the draft online (--no-learn: serve the starting draft frozen)."),
+    lr: float = typer.Option(1e-3, help="Learner AdamW learning rate."),
+    unroll: int = typer.Option(4, help="TTT unroll steps of the EAGLE head's loss (weights 0.8^i)."),
+    batch: int = typer.Option(8, help="Max batch (concurrent requests in the engine)."),
+    gamma: int = typer.Option(4, help="Draft tokens per round (chain length)."),
+    hardware: str = typer.Option("h100", help="Hardware whose time is modelled: h100, h200, a100, cpu, or profiled (with --profile)."),
+    deployment: str = typer.Option("llama3-8b", help="Target/draft sizes whose time is modelled (e.g. llama3-8b, qwen3-8b, llama3-70b, proxy) or a JSON file."),
+    profile: Path = typer.Option(None, help="A table from `aurora calibrate` (implies --hardware profiled)."),
+    seed: int = typer.Option(0, help="Seed of every random stream (trace, learner, draft init)."),
+    limit: int = typer.Option(None, help="Replay only the first N requests of the trace."),
+    out: Path = typer.Option(None, help="Run directory (default runs/<trace>-<init>-<policy>-s<seed>)."),
+    compare: bool = typer.Option(False, help="Run the paper's four arms (no-spec, static, online-static, online-scratch) into OUT/<arm>."),
+    resume: Path = typer.Option(None, help="Continue a killed run in this directory (same config; ends with the same log)."),
+    force: bool = typer.Option(False, help="Replace an existing run directory."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the summary numbers to this file."),
+):
+    """Replay a trace through the real speculative engine in deterministic virtual time, with the
+    draft learning online and a controller hot-swapping it; writes an event log (Parquet) and
+    prints acceptance length per segment, speedup, swaps and recovery after each shift.
+
+    With no arguments: the shift-ci scenario on the tiny tier (models built if missing)."""
+    from aurora_sim.replay.config import ReplayConfig
+    from aurora_sim.replay.summary import summarize
+
+    if resume is not None:
+        from aurora_sim.replay.eventlog import read_table
+
+        runs_file = resume / "runs.parquet"
+        if not runs_file.is_file():
+            raise AuroraError(f"{runs_file}: not a run directory (no runs.parquet)")
+        cfg = ReplayConfig.from_dict(json.loads(read_table(resume, "runs")["config_json"][0]))
+        wall = run_with_progress(cfg, resume, "resume", resume=True)
+        summary = summarize(resume)
+        print_summary(summary, wall)
+        if wall.get("resume_mismatch"):
+            err_console.print(f"[yellow]warning: recomputed part differs from the one on disk: {wall['resume_mismatch']} (replaced)")
+        _write_json(json_out, summary)
+        return
+    if profile is not None:
+        hardware = "profiled"
+    cfg = ReplayConfig(
+        trace=trace, limit=limit, model=model, draft=draft, init=init, gamma=gamma, batch=batch,
+        hardware=hardware, deployment=deployment, profile=str(profile) if profile else None, seed=seed,
+    ).with_(learner_enabled=learn, learner_lr=lr, learner_unroll=unroll, learner_lambda_discard=lambda_discard,
+            controller_policy=policy, controller_every=every, controller_rollback=rollback)
+    stem = Path(trace).stem if Path(trace).suffix else trace
+    if compare:
+        from aurora_sim.replay.compare import run_compare
+
+        out = out or Path("runs") / f"{stem}-compare-s{seed}"
+        result = run_compare(cfg, out, lambda c, d, arm: run_with_progress(c, d, arm, force=force))
+        print_compare(result)
+        _write_json(json_out, result)
+        err_console.print(f"runs and compare.json in {out}")
+        return
+    out = out or Path("runs") / f"{stem}-{init if init in ('none', 'static', 'scratch') else 'path'}-{policy}-s{seed}"
+    wall = run_with_progress(cfg, out, stem, force=force)
+    summary = summarize(out)
+    print_summary(summary, wall)
+    _write_json(json_out, summary)
+    err_console.print(f"event log in {out}")
+
+
+def _write_json(path: Path | None, data: dict) -> None:
+    if path is not None:
+        from traces.io import publish
+
+        publish(Path(path), json.dumps(data, indent=1, sort_keys=True).encode())
