@@ -12,6 +12,7 @@ from rich.table import Table
 
 from aurora_sim.cli_errors import err_console as console
 from aurora_sim.cli_errors import friendly
+from aurora_sim.costs.cli import calibrate_command, costs_command
 from aurora_sim.replay.cli import replay_command
 from traces.cli import trace_app
 
@@ -28,6 +29,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(draft_app, name="draft")
 app.add_typer(trace_app, name="trace")
 app.command("replay")(replay_command)
+app.command("calibrate")(calibrate_command)
+app.command("costs")(costs_command)
 
 
 @models_app.command("build")

@@ -107,8 +107,9 @@ def replay_command(
     profile: Path = typer.Option(None, help="A table from `aurora calibrate` (implies --hardware profiled)."),
     seed: int = typer.Option(0, help="Seed of every random stream (trace, learner, draft init)."),
     limit: int = typer.Option(None, help="Replay only the first N requests of the trace."),
-    out: Path = typer.Option(None, help="Run directory (default runs/<trace>-<init>-<policy>-s<seed>)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/<trace>-<init>-<policy>-s<seed>)."),
     compare: bool = typer.Option(False, help="Run the paper's four arms (no-spec, static, online-static, online-scratch) into OUT/<arm>."),
+    static_draft: Path = typer.Option(None, help="With --compare: the static arms' draft directory (default: the offline recipe's, trained if missing)."),
     resume: Path = typer.Option(None, help="Continue a killed run in this directory (same config; ends with the same log)."),
     force: bool = typer.Option(False, help="Replace an existing run directory."),
     json_out: Path = typer.Option(None, "--json", help="Also write the summary numbers to this file."),
@@ -147,7 +148,8 @@ def replay_command(
         from aurora_sim.replay.compare import run_compare
 
         out = out or Path("runs") / f"{stem}-compare-s{seed}"
-        result = run_compare(cfg, out, lambda c, d, arm: run_with_progress(c, d, arm, force=force))
+        result = run_compare(cfg, out, lambda c, d, arm: run_with_progress(c, d, arm, force=force),
+                             static=str(static_draft) if static_draft else "static")
         print_compare(result)
         _write_json(json_out, result)
         err_console.print(f"runs and compare.json in {out}")

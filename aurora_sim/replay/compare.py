@@ -18,13 +18,14 @@ from aurora_sim.replay.summary import speedups, summarize
 ARMS = ("no-spec", "static", "online-static", "online-scratch")
 
 
-def arm_config(base: ReplayConfig, arm: str) -> ReplayConfig:
+def arm_config(base: ReplayConfig, arm: str, static: str = "static") -> ReplayConfig:
+    """`static`: the static arms' draft ("static" = the offline recipe's, or a draft directory)."""
     if arm == "no-spec":
         return base.with_(init="none", learner_enabled=False)
     if arm == "static":
-        return base.with_(init="static", learner_enabled=False)
+        return base.with_(init=static, learner_enabled=False)
     if arm == "online-static":
-        return base.with_(init="static", learner_enabled=True)
+        return base.with_(init=static, learner_enabled=True)
     if arm == "online-scratch":
         return base.with_(init="scratch", learner_enabled=True)
     raise ValueError(arm)
@@ -36,12 +37,12 @@ def add_speedups(summaries: dict[str, dict]) -> None:
         s.update(speedups(s, {k: v for k, v in base.items() if k != name}))
 
 
-def run_compare(base: ReplayConfig, out: Path, run_one, arms=ARMS) -> dict:
-    """run_one(config, run_dir) performs one replay (the CLI passes one with a progress bar)."""
+def run_compare(base: ReplayConfig, out: Path, run_one, arms=ARMS, static: str = "static") -> dict:
+    """run_one(config, run_dir, label) performs one replay (the CLI passes one with a progress bar)."""
     out = Path(out)
     summaries = {}
     for arm in arms:
-        run_one(arm_config(base, arm), out / arm, arm)
+        run_one(arm_config(base, arm, static), out / arm, arm)
         summaries[arm] = summarize(out / arm)
     add_speedups(summaries)
     result = {"arms": summaries, "trace": base.trace, "seed": base.seed}

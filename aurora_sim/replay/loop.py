@@ -126,8 +126,16 @@ class Replay:
     # ---- the run -----------------------------------------------------------------------------------
     def run(self) -> dict:
         wall0 = time.perf_counter()
+        fresh = not self.out.exists()
         self.skip_parts = self._prepare_dir()
-        self._setup()
+        try:
+            self._setup()
+        except BaseException:
+            if fresh and not self.resume:  # a run that never started leaves nothing behind
+                import shutil
+
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
         self._forward_s = self._trainer_s = self._wait_s = 0.0
         self._write_runs("running", 0)
         q = self.q = ev.EventQueue()
@@ -236,7 +244,7 @@ class Replay:
 
         shape = RoundShape(batch=max(s.batch, len(s.admitted)), gamma=s.gamma, draft_tokens=s.draft_tokens,
                            verify_tokens=s.verify_tokens, prefill_tokens=s.prefill_tokens,
-                           context_tokens=s.context_tokens)
+                           context_tokens=s.context_tokens, prefill_requests=len(s.admitted))
         dt = max(1, int(self.cost.round_ns(shape))) + pause
         self.q.push(now + dt, ev.ROUND_END, "round_end", (now, self.engine.round_index - 1, outcomes, s.admitted,
                                                            s.batch, self.engine.pop_finished()))

@@ -27,7 +27,7 @@ AFTER_SHIFT_HEAD = 200
 def per_request(run_dir: Path) -> pl.DataFrame:
     """One row per completed request in trace order: generated and verify rounds."""
     req = read_table(run_dir, "requests").filter(pl.col("status") == "completed")
-    rounds = read_table(run_dir, "rounds").filter(pl.col("proposed") > 0)
+    rounds = read_table(run_dir, "rounds")  # target-only rounds count too: AL 1.0 each
     g = rounds.group_by("request_index").agg(
         (pl.col("accepted") + pl.col("bonus")).sum().alias("generated"), pl.len().alias("spec_rounds"))
     return (req.join(g, on="request_index", how="left").fill_null(0)

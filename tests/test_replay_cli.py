@@ -1,0 +1,58 @@
+"""`aurora replay` end to end through the CLI: the table, --json, --compare, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from aurora_sim.cli import app
+
+runner = CliRunner()
+QUICK = ["--limit", "16", "--deployment", "proxy", "--every", "1"]
+
+
+def test_replay_prints_a_summary_and_writes_json(tmp_path, tiny_dir):
+    out, js = tmp_path / "run", tmp_path / "s.json"
+    res = runner.invoke(app, ["replay", "shift-ci", "--init", "scratch", *QUICK, "-o", str(out), "--json", str(js)])
+    assert res.exit_code == 0, res.output
+    assert "acceptance length" in res.output and "bonus" in res.output
+    s = json.loads(js.read_text())
+    assert s["requests"] == s["completed"] == 16 and s["acceptance_length"] >= 1.0
+    assert s["train_steps"] > 0 and (out / "runs.parquet").is_file()
+    # an existing run directory is not overwritten by accident
+    again = runner.invoke(app, ["replay", "shift-ci", "--init", "scratch", *QUICK, "-o", str(out)])
+    assert again.exit_code == 2 and "--resume" in again.output and "--force" in again.output
+
+
+def test_compare_runs_four_arms_with_speedups(tmp_path, trained_head_dir):
+    out = tmp_path / "cmp"
+    res = runner.invoke(app, ["replay", "shift-ci", "--compare", "--static-draft", str(trained_head_dir), *QUICK,
+                              "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "compare.json").read_text())
+    arms = result["arms"]
+    assert set(arms) == {"no-spec", "static", "online-static", "online-scratch"}
+    assert arms["no-spec"]["acceptance_length"] == 1.0 and arms["no-spec"]["swaps"] == 0
+    assert arms["static"]["swaps"] == 0 and arms["static"]["train_steps"] == 0
+    assert arms["online-static"]["train_steps"] > 0
+    assert arms["static"]["acceptance_length"] > 1.1  # even a 40-step head accepts tokens
+    assert "speedup_vs_no-spec" in arms["static"] and "speedup_vs_static" in arms["online-static"]
+    # every arm served the same requests
+    assert len({a["output_tokens"] for a in arms.values()}) == 1
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir):
+    res = runner.invoke(app, ["replay", str(tmp_path / "missing.parquet"), "-o", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "neither a scenario" in res.output
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    res = runner.invoke(app, ["replay", str(bad), "-o", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "bad.parquet" in res.output
+    res = runner.invoke(app, ["replay", "--resume", str(tmp_path)])
+    assert res.exit_code == 2 and "not a run directory" in res.output
+    res = runner.invoke(app, ["replay", "--policy", "greedy", "--limit", "2", "-o", str(tmp_path / "z")])
+    assert res.exit_code == 2 and "unknown policy" in res.output
+    res = runner.invoke(app, ["replay", "--hardware", "tpu", "--limit", "2", "--init", "scratch", "-o", str(tmp_path / "w")])
+    assert res.exit_code == 2 and "tpu" in res.output
+    assert not (tmp_path / "w").exists()  # nothing half-written
