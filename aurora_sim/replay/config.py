@@ -89,6 +89,15 @@ class ReplayConfig:
     def learning(self) -> bool:
         return self.speculative and self.learner.enabled
 
+    @property
+    def arm(self) -> str:
+        """The paper's name for this kind of run: no-spec, static, online-static, online-scratch."""
+        if not self.speculative:
+            return "no-spec"
+        if not self.learning:
+            return "static" if self.init != "scratch" else "scratch-frozen"
+        return "online-scratch" if self.init == "scratch" else "online-static"
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -39,7 +39,7 @@ I16, I32, I64, F64, STR = pl.Int16(), pl.Int32(), pl.Int64(), pl.Float64(), pl.U
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "runs": {
-        "run_id": STR, "schema_version": I32, "status": STR, "name": STR, "trace": STR, "trace_sha256": STR,
+        "run_id": STR, "schema_version": I32, "status": STR, "name": STR, "arm": STR, "trace": STR, "trace_sha256": STR,
         "model": STR, "draft": STR, "init": STR, "policy": STR, "lambda_discard": F64, "batch": I32,
         "gamma": I32, "hardware": STR, "deployment": STR, "seed": I64, "requests": I64,
         "end_ns": I64, "config_json": STR, "cost_model_json": STR, "segments_json": STR,

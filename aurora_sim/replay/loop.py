@@ -143,8 +143,7 @@ class Replay:
         self.items = {it.request.request_id: it for it in self.workload.items}
         self.pending_items = deque(self.workload.items)
         self.round_scheduled = False
-        self.pending_swap = None  # (version, decision index) ready to flip at the next round
-        self.pause_next_ns = 0
+        self.pending_swap = None  # (kind, swaps row, loaded draft) ready to flip at the next round
         self.train_future = None
         self.train_busy = False
         self.pending_steps: deque = deque()  # (future, meta) of steps whose virtual end has passed
@@ -187,7 +186,8 @@ class Replay:
     def _write_runs(self, status: str, end_ns: int) -> None:
         cfg = self.cfg
         self.log.write_runs({
-            "status": status, "name": f"{self.workload.name}/{cfg.init}/{cfg.controller.policy}",
+            "status": status, "name": f"{self.workload.name}/{cfg.arm}/{cfg.controller.policy if cfg.learning else 'frozen'}",
+            "arm": cfg.arm,
             "trace": cfg.trace, "trace_sha256": cfg.trace_sha256, "model": cfg.model, "draft": cfg.draft,
             "init": cfg.init, "policy": cfg.controller.policy if cfg.learning else "none",
             "lambda_discard": cfg.learner.lambda_discard, "batch": cfg.batch, "gamma": cfg.gamma if cfg.speculative else 0,
