@@ -74,11 +74,15 @@ def test_batch_marks_accepted_and_discarded_positions(tiny_target, learner_parts
     b = build_batch(tiny_target, samples, with_discard=True, branch_context=8, feature_layers=head.target_layers)
     assert b.accepted_positions == 3 * 20  # positions 19..38 predict the 20 generated tokens
     assert b.discard_positions == 3 * 3
-    assert b.tokens.shape[0] == 6  # 3 served rows + 3 branch rows
-    # a branch row is the 8 accepted tokens before the branch, then the discarded proposals
-    assert tuple(b.tokens[3, :11].tolist()) == samples[0].tokens[17:25] + (7, 8, 9)
+    served, branches = b.groups
+    assert served.tokens.shape == (3, 40) and not served.discard
+    # branch rows: the 8 accepted tokens before the branch, then the discarded proposals,
+    # padded only to their own width
+    assert branches.discard and branches.tokens.shape == (3, 11)
+    assert tuple(branches.tokens[0].tolist()) == samples[0].tokens[17:25] + (7, 8, 9)
+    assert b.tokens_total == 3 * 40 + 3 * 11
     none = build_batch(tiny_target, samples, with_discard=False, branch_context=8, feature_layers=head.target_layers)
-    assert none.discard_positions == 0 and none.tokens.shape[0] == 3
+    assert none.discard_positions == 0 and len(none.groups) == 1
 
 
 def test_discard_loss_enters_with_its_weight(tiny_target, learner_parts):
@@ -110,7 +114,7 @@ def test_nonfinite_or_exploding_steps_are_dropped_without_an_update(tiny_target,
     batch = build_batch(tiny_target, samples, False, 8, head.target_layers)
     lr = OnlineLearner(tiny_target, head, LearnerConfig(), random.Random(0), gamma=4)
     before = [p.detach().clone() for p in lr.params]
-    batch.target_logits[0, 0] = float("nan")
+    batch.groups[0].target_logits[0, 0] = float("nan")
     res = lr.compute(batch)
     assert res.status == "dropped_nonfinite" and lr.steps == 0
     assert all(torch.equal(a, b) for a, b in zip(before, lr.params))

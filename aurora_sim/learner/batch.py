@@ -4,7 +4,8 @@ the teacher's features and logits there, recomputed by the learner's own copy of
 Recomputing (instead of shipping hidden states from the server) is what the SGLang path must
 do anyway; on the torch path it gives the same numbers as the verify pass, up to batching.
 
-Rows:
+Two groups of rows, each padded only to its own width (branch rows are short; padding them to
+the served rows' width would multiply the discard loss's cost):
   accepted  the served sequence; loss at every position that predicts a generated token;
   discard   a rejected branch: the `branch_context` accepted tokens before it, then the
             discarded proposals; loss at the proposals' positions. The context is cropped to
@@ -22,52 +23,57 @@ from aurora_sim.learner.samples import Sample
 
 
 @dataclass
-class Batch:
+class Group:
     tokens: torch.Tensor  # [R, S]
     rows: torch.Tensor  # [M] row of each loss position
     cols: torch.Tensor  # [M] column
-    discard: torch.Tensor  # [M] bool: position on a rejected branch
     target_logits: torch.Tensor  # [M, V]
     features: torch.Tensor | None  # [R, S, F] (EAGLE-3 heads)
+    discard: bool
+
+
+@dataclass
+class Batch:
+    groups: list[Group]
     tokens_total: int  # real (unpadded) tokens, what a trainer step is charged for
 
     @property
     def accepted_positions(self) -> int:
-        return int((~self.discard).sum())
+        return sum(len(g.rows) for g in self.groups if not g.discard)
 
     @property
     def discard_positions(self) -> int:
-        return int(self.discard.sum())
+        return sum(len(g.rows) for g in self.groups if g.discard)
+
+
+def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, discard: bool) -> Group:
+    width = max(len(q) for q in seqs)
+    tokens = torch.tensor([q + [0] * (width - len(q)) for q in seqs], dtype=torch.long)
+    rows, cols = [], []
+    for r, (lo, hi) in enumerate(spans):
+        rows.extend([r] * (hi - lo))
+        cols.extend(range(lo, hi))
+    rows_t, cols_t = torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
+    with torch.no_grad():
+        b = tokens.shape[0]
+        logits, feats = target(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long),
+                               target.new_cache(b, width), layers)
+    return Group(tokens, rows_t, cols_t, logits[rows_t, cols_t].float(), feats if layers else None, discard)
 
 
 def build_batch(target, samples: list[Sample], with_discard: bool, branch_context: int,
                 feature_layers: tuple[int, ...]) -> Batch:
-    seqs: list[list[int]] = []
-    spans: list[tuple[int, int, bool]] = []  # per row: loss columns [lo, hi) and kind
-    for s in samples:
-        seqs.append(list(s.tokens))
-        spans.append((s.prompt_len - 1, len(s.tokens) - 1, False))
+    seqs = [list(s.tokens) for s in samples]
+    groups = [_group(target, seqs, [(s.prompt_len - 1, len(s.tokens) - 1) for s in samples], feature_layers, False)]
+    total = sum(len(q) for q in seqs)
     if with_discard:
+        bseqs, bspans = [], []
         for s in samples:
             for br in s.branches:
                 lo = max(0, br.start - branch_context)
-                row = list(s.tokens[lo : br.start]) + list(br.tokens)
-                seqs.append(row)
-                spans.append((br.start - lo, len(row), True))
-    width = max(len(q) for q in seqs)
-    tokens = torch.tensor([q + [0] * (width - len(q)) for q in seqs], dtype=torch.long)
-    rows, cols, disc = [], [], []
-    for r, (lo, hi, is_disc) in enumerate(spans):
-        rows.extend([r] * (hi - lo))
-        cols.extend(range(lo, hi))
-        disc.extend([is_disc] * (hi - lo))
-    rows_t, cols_t = torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
-    with torch.no_grad():
-        b = tokens.shape[0]
-        cache = target.new_cache(b, width)
-        logits, feats = target(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), cache, feature_layers)
-    return Batch(
-        tokens=tokens, rows=rows_t, cols=cols_t, discard=torch.tensor(disc, dtype=torch.bool),
-        target_logits=logits[rows_t, cols_t].float(), features=feats if feature_layers else None,
-        tokens_total=sum(len(q) for q in seqs),
-    )
+                bseqs.append(list(s.tokens[lo : br.start]) + list(br.tokens))
+                bspans.append((br.start - lo, len(bseqs[-1])))
+        if bseqs:
+            groups.append(_group(target, bseqs, bspans, feature_layers, True))
+            total += sum(len(q) for q in bseqs)
+    return Batch(groups, total)

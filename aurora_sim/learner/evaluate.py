@@ -20,10 +20,10 @@ from aurora_sim.learner.samples import Sample
 def estimate_al(draft, target, samples: list[Sample], gamma: int, feature_layers: tuple[int, ...]) -> float:
     if not samples:
         return float("nan")
-    batch = build_batch(target, samples, with_discard=False, branch_context=0, feature_layers=feature_layers)
-    tokens = batch.tokens
+    group = build_batch(target, samples, with_discard=False, branch_context=0, feature_layers=feature_layers).groups[0]
+    tokens = group.tokens
     preds = []  # preds[j][b, p]: the draft's step-(j+1) argmax at position p
-    for out in draft_unroll(draft, tokens, batch.features, gamma):
+    for out in draft_unroll(draft, tokens, group.features, gamma):
         logits = draft.logits(out) if draft.uses_features else out
         preds.append(logits.argmax(-1))
     if not draft.uses_features:

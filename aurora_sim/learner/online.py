@@ -76,11 +76,15 @@ class OnlineLearner:
     # ---- the step (no shared state beyond self.model / self.opt) -----------------------------------
     def compute(self, b: Batch) -> StepResult:
         self.attempts += 1
-        kl, _ = unrolled_kl(self.model, b.tokens, b.features, (b.rows, b.cols), b.target_logits,
-                            self.cfg.unroll, self.cfg.decay)
-        acc, disc = kl[~b.discard], kl[b.discard]
-        loss_acc = acc.mean() if acc.numel() else kl.sum() * 0.0
-        loss_disc = disc.mean() if disc.numel() else kl.sum() * 0.0
+        parts = {False: [], True: []}
+        for g in b.groups:
+            kl, _ = unrolled_kl(self.model, g.tokens, g.features, (g.rows, g.cols), g.target_logits,
+                                self.cfg.unroll, self.cfg.decay)
+            parts[g.discard].append(kl)
+        acc, disc = (torch.cat(parts[k]) if parts[k] else None for k in (False, True))
+        zero = next(self.model.parameters()).sum() * 0.0
+        loss_acc = acc.mean() if acc is not None and acc.numel() else zero
+        loss_disc = disc.mean() if disc is not None and disc.numel() else zero
         loss = loss_acc + self.cfg.lambda_discard * loss_disc
         value = float(loss.detach())
         result = StepResult("ok", value, float(loss_acc.detach()), float(loss_disc.detach()), float("nan"))

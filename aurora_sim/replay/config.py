@@ -57,7 +57,7 @@ class ReplayConfig:
     gamma: int = 4
     batch: int = 8  # max batch (engine slots)
     max_queue: int = 1024  # requests waiting beyond this are refused (open-loop overload)
-    max_len: int = 512
+    max_len: int = 1024  # engine context window (prompt + output + γ + 1 must fit)
     hardware: str = "h100"
     deployment: str = "llama3-8b"
     profile: str | None = None  # a calibrate table (hardware = profiled)

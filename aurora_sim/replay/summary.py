@@ -80,6 +80,8 @@ def summarize(run_dir: Path | str) -> dict:
                          "acceptance_length": _al(part)})
     shifts = [recovery(frame, bounds[k], bounds[k + 1]) | {"to_domain": segments[k][1]}
               for k in range(1, len(segments))]
+    if not runs["gamma"]:  # no speculation: AL is 1.0 by construction, nothing to recover
+        shifts = [sh | {"recovery_requests": None} for sh in shifts]
     ok = steps.filter(pl.col("status") == "ok")
     applied = swaps.filter(pl.col("kind").is_in(["swap", "rollback"]))
     lag = applied.filter(pl.col("newest_capture_ns").is_not_null())
