@@ -12,6 +12,7 @@ from rich.table import Table
 
 from aurora_sim.cli_errors import err_console as console
 from aurora_sim.cli_errors import friendly
+from analysis.regress_cli import regress_command
 from aurora_sim.costs.cli import calibrate_command, costs_command
 from aurora_sim.replay.cli import replay_command
 from traces.cli import trace_app
@@ -31,6 +32,7 @@ app.add_typer(trace_app, name="trace")
 app.command("replay")(replay_command)
 app.command("calibrate")(calibrate_command)
 app.command("costs")(costs_command)
+app.command("regress")(regress_command)
 
 
 @models_app.command("build")

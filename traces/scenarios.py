@@ -6,6 +6,7 @@ name           requests  shape
 shift-ci       2,400     code → finance → chat (800 each, two abrupt shifts); prompts ≤ 160 chars
                          (SmolLM2 tokens: median ≈30–36, p90 ≈45–49), 32 new tokens, greedy,
                          closed loop of 8: sized for CI replays on 2 CPU cores
+shift-mini     600       shift-ci's shape at 200 requests per segment: `aurora regress`'s CI scenario
 shift-paper    33,000    code → finance → chat → code (7,500 / 7,200 / 9,900 / 8,400: shifts at
                          7,500, 14,700 and 24,600), sized like the paper's Qwen3-8B figure;
                          Poisson 10 req/s
@@ -37,6 +38,16 @@ SCENARIOS: dict[str, dict] = {
         "schedule": {"kind": "ordered", "segments": [
             {"domain": "code", "requests": 800}, {"domain": "finance", "requests": 800},
             {"domain": "chat", "requests": 800}]},
+        "arrivals": {"kind": "closed", "concurrency": 8},
+        "prompts": {"max_chars": 160, "min_chars": 16,
+                    "kinds": {"code": {"function": 0.5, "continue": 0.5},
+                              "finance": {"article": 0.5, "question": 0.5}}},
+        "sampling": {"max_new_tokens": 32},
+    },
+    "shift-mini": {
+        "schedule": {"kind": "ordered", "segments": [
+            {"domain": "code", "requests": 200}, {"domain": "finance", "requests": 200},
+            {"domain": "chat", "requests": 200}]},
         "arrivals": {"kind": "closed", "concurrency": 8},
         "prompts": {"max_chars": 160, "min_chars": 16,
                     "kinds": {"code": {"function": 0.5, "continue": 0.5},
