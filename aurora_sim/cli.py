@@ -12,6 +12,7 @@ from rich.table import Table
 
 from aurora_sim.cli_errors import err_console as console
 from aurora_sim.cli_errors import friendly
+from analysis.cli import report_command, sql_command
 from analysis.regress_cli import regress_command
 from aurora_sim.costs.cli import calibrate_command, costs_command
 from aurora_sim.replay.cli import replay_command
@@ -32,6 +33,8 @@ app.add_typer(trace_app, name="trace")
 app.command("replay")(replay_command)
 app.command("calibrate")(calibrate_command)
 app.command("costs")(costs_command)
+app.command("sql")(sql_command)
+app.command("report")(report_command)
 app.command("regress")(regress_command)
 
 

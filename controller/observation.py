@@ -57,7 +57,9 @@ class ObservationBuilder:
 
     def on_swap(self, from_version: int, to_version: int, rollback: bool) -> None:
         self.pre_swap_al = _al(self.recent)
-        self.previous, self.serving = from_version, to_version
+        # After a rollback there is nothing to roll back to: the restored version is the known
+        # good one (otherwise the guard could undo its own rollback and ping-pong).
+        self.previous, self.serving = (None if rollback else from_version), to_version
         self.recent.clear()
         self.since_swap = []
         if rollback:

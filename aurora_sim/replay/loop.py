@@ -192,7 +192,8 @@ class Replay:
             "init": cfg.init, "policy": cfg.controller.policy if cfg.learning else "none",
             "lambda_discard": cfg.learner.lambda_discard, "batch": cfg.batch, "gamma": cfg.gamma if cfg.speculative else 0,
             "hardware": cfg.hardware, "deployment": cfg.deployment, "seed": cfg.seed,
-            "requests": len(self.workload.items), "end_ns": end_ns, "config_json": cfg.to_json(),
+            "requests": len(self.workload.items), "end_ns": end_ns if status == "complete" else None,
+            "config_json": cfg.to_json(),
             "cost_model_json": json.dumps(self.cost.describe(), sort_keys=True),
             "segments_json": json.dumps([list(s) for s in self.workload.segments]),
         })
@@ -453,7 +454,8 @@ class Replay:
         row = dict(row, from_version=old)
         self.log.add("swaps", kind=kind, effective_ns=now, **row)
         self.observer.on_swap(old, self.serving_version, rollback=(kind == "rollback"))
-        self.controller.on_swapped()
+        if kind == "swap":
+            self.controller.on_swapped()  # arm the rollback guard for this swap
         self.registry.prune({self.serving_version, old})
         _, pause = self.cost.swap_ns()
         return int(pause)

@@ -70,7 +70,8 @@ def summarize(run_dir: Path | str) -> dict:
     steps = read_table(run_dir, "train_steps")
     swaps = read_table(run_dir, "swaps")
     segments = json.loads(runs["segments_json"])
-    end_ns = int(runs["end_ns"]) or 1
+    # an unfinished (killed) run has no end yet: its makespan so far is its last finish
+    end_ns = int(runs["end_ns"] or req["finish_ns"].max() or 1)
     tokens = int(req["output_tokens"].sum())
     seg_rows = []
     bounds = [s[0] for s in segments] + [int(runs["requests"])]

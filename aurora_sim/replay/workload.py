@@ -57,7 +57,11 @@ def build_workload(spec: str, seed: int, tokenizer, stop: tuple[int, ...], limit
     if limit is not None:
         if limit < 1:
             raise AuroraError(f"--limit must be >= 1, got {limit}")
-        frame = frame.head(limit)
+        if limit < frame.height:  # the digest names the requests actually replayed
+            from traces.io import to_parquet_bytes
+
+            frame = frame.head(limit)
+            digest = hashlib.sha256(to_parquet_bytes(frame, config)).hexdigest()
     items = []
     for i, r in enumerate(frame.iter_rows(named=True)):
         if r["messages"] is not None:
