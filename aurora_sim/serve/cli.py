@@ -1,0 +1,100 @@
+"""`aurora serve`: load the target and the draft, start the engine thread, run uvicorn.
+
+Also runnable as `python -m aurora_sim.serve ...` (tests start it as a real subprocess)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from aurora_sim.cli_errors import err_console, friendly
+from aurora_sim.errors import AuroraError
+from aurora_sim.serve.config import ServeConfig
+
+
+def load_models(cfg: ServeConfig):
+    """(target, tokenizer, draft, model_dir) for a config; the draft is version 0."""
+    from aurora_sim.models import drafts
+    from aurora_sim.models.registry import load_target, load_tokenizer, resolve_model
+
+    model_dir = resolve_model(cfg.model)
+    target = load_target(cfg.model, device=cfg.device)
+    target.requires_grad_(False)
+    tokenizer = load_tokenizer(model_dir)
+    if cfg.draft == "none":
+        draft = None
+    elif cfg.draft == "static":
+        from aurora_sim.learner.offline import train_static_draft
+
+        draft = drafts.load_draft(train_static_draft(cfg.model, "eagle3", progress=False), target)
+    else:
+        draft = drafts.load_draft(cfg.draft, target)  # an operator's path at start-up (safetensors only)
+    return target, tokenizer, draft, model_dir
+
+
+def build_state(cfg: ServeConfig, models=None):
+    """Everything a server needs, loaded and started (the engine thread runs on return).
+    `models`: a `load_models` result to share (several in-process servers, tests)."""
+    import torch
+
+    from aurora_sim.engine.torch_engine import TorchSpecEngine
+    from aurora_sim.generate import stop_ids
+    from aurora_sim.serve.app import ServerState
+    from aurora_sim.serve.worker import EngineWorker, ServedFeed, Stats
+
+    torch.set_num_threads(cfg.threads)
+    if cfg.gamma < 1 or cfg.batch < 1 or cfg.max_concurrent < 1:
+        raise AuroraError("gamma, batch and max_concurrent must be >= 1")
+    if cfg.weights_dir is not None and not Path(cfg.weights_dir).is_dir():
+        raise AuroraError(f"{cfg.weights_dir}: weights directory does not exist")
+    target, tokenizer, draft, model_dir = models or load_models(cfg)
+    max_len = cfg.max_prompt_tokens + cfg.max_tokens_limit + cfg.gamma + 1
+    if max_len > target.spec.max_position:
+        raise AuroraError(f"max_prompt_tokens + max_tokens_limit + gamma + 1 = {max_len} exceeds the model's "
+                          f"context window ({target.spec.max_position})")
+    engine = TorchSpecEngine(target, draft, gamma=cfg.gamma, max_batch=cfg.batch, max_len=max_len, draft_version=0)
+    worker = EngineWorker(engine, Stats(draft_version=0), ServedFeed(cfg.feed_size), threads=cfg.threads)
+    worker.start()
+    name = cfg.model if cfg.model in ("tiny", "smollm2") else Path(cfg.model).name
+    return ServerState(cfg, worker, target, tokenizer, stop_ids(tokenizer, model_dir), name)
+
+
+def run_server(cfg: ServeConfig) -> None:
+    import uvicorn
+
+    from aurora_sim.serve.app import make_app
+
+    if not cfg.loopback_only and cfg.api_key is None:
+        err_console.print(f"[yellow]warning:[/yellow] listening on {cfg.host} without --api-key: "
+                          "anyone who can reach it may generate; weight updates are refused")
+    st = build_state(cfg)
+    try:
+        uvicorn.run(make_app(st), host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=5)
+    finally:
+        st.worker.stop()
+
+
+@friendly
+def serve_command(
+    model: str = typer.Option("tiny", help="Target: tiny, smollm2, or a HF Llama directory."),
+    draft: str = typer.Option("static", help="static (the distilled EAGLE-3 head), none, or a draft directory."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless told otherwise)."),
+    port: int = typer.Option(30000, help="Port."),
+    api_key: str | None = typer.Option(None, envvar="AURORA_API_KEY", help="Require `Authorization: Bearer KEY` on every endpoint."),
+    weights_dir: Path | None = typer.Option(None, help="The only directory /update_weights_from_disk loads drafts from (unset: updates disabled)."),
+    gamma: int = typer.Option(4, help="Draft tokens per verify round."),
+    batch: int = typer.Option(8, help="Engine slots (continuous batching across clients)."),
+    max_body_bytes: int = typer.Option(1 << 20, help="Largest request body accepted (413 beyond)."),
+    max_prompt_tokens: int = typer.Option(512, help="Longest prompt accepted (400 beyond)."),
+    max_tokens_limit: int = typer.Option(256, help="Largest max_tokens accepted (400 beyond)."),
+    max_concurrent: int = typer.Option(64, help="Requests in flight at once (429 beyond)."),
+    threads: int = typer.Option(1, help="Torch threads for the engine."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+):
+    """Serve the target with speculative decoding over HTTP (OpenAI + SGLang-compatible endpoints)."""
+    run_server(ServeConfig(model=model, draft=draft, host=host, port=port, api_key=api_key, weights_dir=weights_dir,
+                           gamma=gamma, batch=batch, max_body_bytes=max_body_bytes, max_prompt_tokens=max_prompt_tokens,
+                           max_tokens_limit=max_tokens_limit, max_concurrent=max_concurrent, threads=threads,
+                           device=device))
