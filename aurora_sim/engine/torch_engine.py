@@ -201,11 +201,12 @@ class TorchSpecEngine:
         lengths = [len(r.req.prompt_ids) for r in joining]
         tokens = self._pad([list(r.req.prompt_ids) for r in joining], max(lengths))
         slots = self._ids([r.slot for r in joining])
-        logits, feats = self.target(tokens, slots, self._ids([0] * len(joining)), self.cache, self.feature_layers)
+        logits, feats = self.target(tokens, slots, self._ids([0] * len(joining)), self.cache, self.feature_layers,
+                                    logits_at=self._ids([n - 1 for n in lengths]))
         for i, row in enumerate(joining):
             length = lengths[i]
             self.features[row.slot, :length] = feats[i, :length]
-            p = target_probs(logits[i, length - 1], row.req.temperature, row.req.top_p)
+            p = target_probs(logits[i, 0], row.req.temperature, row.req.top_p)
             self._emit(row, [sample(p, row.gen)], verify_round=False)
         return joining
 
@@ -240,10 +241,10 @@ class TorchSpecEngine:
         width = max(len(s) for s in spans)
         tok = self._pad([[r.tokens[p] for p in s] for r, s in zip(rows, spans)], width)
         feat = self._catchup_features(rows, spans, width) if draft.uses_features else None
-        logits, hidden = draft(tok, feat, slots, self._ids([r.draft_len for r in rows]), self.draft_cache)
         last = self._ids([len(s) - 1 for s in spans])
+        logits, hidden = draft(tok, feat, slots, self._ids([r.draft_len for r in rows]), self.draft_cache, logits_at=last)
         ar = torch.arange(len(rows), device=self.device)
-        step_logits = logits[ar, last]
+        step_logits = logits[:, 0]
         prev_hidden = hidden[ar, last][:, None] if hidden is not None else None
         self._draw(rows, step_logits, q_rows, props)
         # Draft steps 2..γ: each consumes the previous proposal (and the draft's own hidden state).

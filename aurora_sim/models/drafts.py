@@ -81,9 +81,12 @@ class Eagle3Head(nn.Module):
         p = self.fc.weight
         return KVCache(1, num_slots, self.spec.num_kv_heads, max_len, self.spec.head_dim, p.dtype, p.device)
 
-    def forward(self, tokens, feature, slots, start, cache: KVCache):
-        """tokens: [B, S]; feature: [B, S, H] (fused). Returns logits [B, S, V], hidden [B, S, H]."""
+    def forward(self, tokens, feature, slots, start, cache: KVCache, logits_at=None):
+        """tokens: [B, S]; feature: [B, S, H] (fused). Returns logits [B, S, V] (or [B, 1, V] at
+        the columns `logits_at`), hidden [B, S, H]."""
         a = self.hidden(tokens, feature, slots, start, cache)
+        if logits_at is not None:
+            return self.logits(a[torch.arange(a.shape[0], device=a.device), logits_at][:, None]), a
         return self.logits(a), a
 
     def hidden(self, tokens, feature, slots, start, cache: KVCache) -> torch.Tensor:
@@ -126,8 +129,8 @@ class LmDraft(nn.Module):
     def new_cache(self, num_slots: int, max_len: int) -> KVCache:
         return self.lm.new_cache(num_slots, max_len)
 
-    def forward(self, tokens, feature, slots, start, cache: KVCache):
-        logits, _ = self.lm(tokens, slots, start, cache)
+    def forward(self, tokens, feature, slots, start, cache: KVCache, logits_at=None):
+        logits, _ = self.lm(tokens, slots, start, cache, logits_at=logits_at)
         return logits, None
 
     def config(self) -> dict:

@@ -230,9 +230,11 @@ class Llama(nn.Module):
         return KVCache(sp.num_layers, num_slots, sp.num_kv_heads, max_len, sp.head_dim, p.dtype, p.device)
 
     # ---- forward ----------------------------------------------------------------------------
-    def forward(self, tokens, slots, start, cache: KVCache, hidden_layers: tuple[int, ...] = ()):
+    def forward(self, tokens, slots, start, cache: KVCache, hidden_layers: tuple[int, ...] = (), logits_at=None):
         """tokens: [B, S]; slots, start: [B]. Returns logits [B, S, V] and the outputs of the
-        requested decoder layers, concatenated on the last dim: [B, S, len(hidden_layers)*H]."""
+        requested decoder layers, concatenated on the last dim: [B, S, len(hidden_layers)*H].
+        With `logits_at` ([B] column per row) only those positions are projected: logits [B, 1, V]
+        (a prefill needs one row of logits, not S; the LM head dominates small models)."""
         pos = start[:, None] + torch.arange(tokens.shape[1], device=tokens.device)[None, :]
         table_pos = pos.clamp(max=self.rope_cos.shape[0] - 1)
         cos, sin = self.rope_cos[table_pos][:, None], self.rope_sin[table_pos][:, None]
@@ -243,6 +245,8 @@ class Llama(nn.Module):
             if i in hidden_layers:
                 taken[i] = x
         hidden = torch.cat([taken[i] for i in hidden_layers], dim=-1) if hidden_layers else None
+        if logits_at is not None:
+            x = x[torch.arange(x.shape[0], device=x.device), logits_at][:, None]
         return self.lm_head(self.model.norm(x)), hidden
 
 
