@@ -15,7 +15,9 @@ from aurora_sim.cli_errors import friendly
 from analysis.cli import report_command, sql_command
 from analysis.regress_cli import regress_command
 from aurora_sim.costs.cli import calibrate_command, costs_command
+from aurora_sim.live.cli import capture_command, live_command
 from aurora_sim.replay.cli import replay_command
+from aurora_sim.serve.cli import serve_command
 from traces.cli import trace_app
 
 app = typer.Typer(
@@ -36,6 +38,9 @@ app.command("costs")(costs_command)
 app.command("sql")(sql_command)
 app.command("report")(report_command)
 app.command("regress")(regress_command)
+app.command("serve")(serve_command)
+app.command("live")(live_command)
+app.command("capture")(capture_command)
 
 
 @models_app.command("build")
