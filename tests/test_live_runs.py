@@ -127,3 +127,31 @@ def test_capture_records_a_valid_replayable_trace(server, tmp_path, heldout_prom
     assert [m["output_ids"] for m in meta] == sent
     wl = build_workload(str(out), 0, tiny_tokenizer, (2,))
     assert [it.request.prompt_ids for it in wl.items] == [tuple(ids) for _, ids in heldout_prompts[:5]]
+
+
+def test_live_sends_the_api_key_and_never_prints_or_logs_it(models, tmp_path, capsys):
+    """Against a keyed server `aurora live` authenticates (the run completes and swaps), and the
+    key appears nowhere: not on stdout/stderr, not in any file of the run or the weights dir."""
+    from typer.testing import CliRunner
+
+    from aurora_sim.cli import app
+
+    key = "sk-aurora-test-7f3c9d1e5b"
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    cfg = ServeConfig(port=free_port(), weights_dir=weights, max_tokens_limit=64, api_key=key)
+    with InProcessServer(cfg, models) as srv:
+        assert httpx.post(f"{srv.url}/generate", json={"text": "hi"}).status_code == 401
+        out = tmp_path / "run"
+        res = CliRunner().invoke(app, ["live", "--server", srv.url, "--trace", "shift-ci", "--limit", "16",
+                                       "--weights-dir", str(weights), "--api-key", key, "--every", "1",
+                                       "-o", str(out), "--quiet"])
+        assert res.exit_code == 0, res.output
+    captured = capsys.readouterr()
+    assert key not in res.output and key not in captured.out and key not in captured.err
+    for path in [*out.rglob("*"), *weights.rglob("*")]:
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), f"API key leaked into {path}"
+    from aurora_sim.replay.eventlog import read_table
+
+    assert read_table(out, "requests").height == 16
