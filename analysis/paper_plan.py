@@ -1,0 +1,177 @@
+"""What `aurora figures --paper` runs: the traces and the replays behind each of the paper's figures.
+
+A Plan names three traces (an ordered stream, a three-shift stream, mixed traffic) and the knobs
+the figures vary (batch sizes, λ_discard, swap policies). `plan(mode, seed)` gives the quick set
+(short traces built in the spirit of the named scenarios: prompts ≤ 160 chars, 32 new tokens,
+closed loop of 8, a few hundred requests per segment) or the full set (the named scenarios).
+`runs_for(plan, figure)` lists the replays a figure needs; figures that need the same replay
+share it (figure 5 reads figure 1's runs), so every run is made once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aurora_sim.errors import AuroraError
+from aurora_sim.replay.config import ReplayConfig
+
+FIGURES = {
+    1: "ordered", 2: "shifts", 3: "mixed", 4: "batch", 5: "day0", 6: "discard", 7: "policies",
+}
+ARMS = ("no-spec", "static", "online-static", "online-scratch")
+PAPER_BATCHES = (4, 8)  # the paper's batch sizes (at most 12 concurrent requests)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A named scenario (replayed by name) or a generator config written to DIR/traces/KEY.json."""
+
+    key: str
+    scenario: str | None = None
+    config: dict | None = None
+    limit: int | None = None
+
+    def describe(self) -> str:
+        what = f"scenario `{self.scenario}`" if self.scenario else f"trace config `traces/{self.key}.json`"
+        return what + (f", first {self.limit} requests" if self.limit else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # quick | full | a test's name
+    ordered: Trace
+    shifts: Trace
+    mixed: Trace  # also the batch sweep's traffic (its arrivals replaced by a closed loop of B)
+    base: ReplayConfig  # hardware, deployment, seed, learner and controller settings
+    batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    batch_limit: int | None = None
+    batch_arms_online: tuple[int, ...] = PAPER_BATCHES  # batches that also get an online-scratch run
+    lambda_discard: float = 0.5
+    discard_arms: tuple[str, ...] = ("online-static", "online-scratch")
+    policies: tuple[tuple[str, bool], ...] = (("cadence", False), ("lazy", False), ("shadow", False),
+                                              ("shadow", True))
+    static: str = "static"  # the static arms' draft: the offline recipe's, or a draft directory
+    window: int = 50  # W, the rolling window of the figures (requests)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One replay: `arm` of compare.arm_config on `trace`, plus config changes (ReplayConfig.with_)."""
+
+    trace: Trace
+    arm: str
+    changes: tuple[tuple[str, object], ...] = ()
+    figures: frozenset = field(default_factory=frozenset, compare=False)
+
+    @property
+    def variant(self) -> str:
+        """The run directory's name: the arm and what differs from the plain arm."""
+        d = dict(self.changes)
+        parts = [self.arm]
+        if d.get("learner_lambda_discard"):
+            parts.append(f"lambda{d['learner_lambda_discard']:g}")
+        if "controller_policy" in d:
+            parts.append(d["controller_policy"])
+        if d.get("controller_rollback"):
+            parts.append("rollback")
+        return "-".join(parts)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.trace.key, self.variant
+
+
+def _closed(trace_config: dict, concurrency: int) -> dict:
+    return {**trace_config, "arrivals": {"kind": "closed", "concurrency": concurrency}}
+
+
+def _short(name: str, schedule: dict, seed: int) -> dict:
+    """A generator config shaped like shift-ci's: short prompts, 32 new tokens, closed loop of 8."""
+    return {"name": name, "seed": seed, "schedule": schedule, "arrivals": {"kind": "closed", "concurrency": 8},
+            "prompts": {"max_chars": 160, "min_chars": 16,
+                        "kinds": {"code": {"function": 0.5, "continue": 0.5},
+                                  "finance": {"article": 0.5, "question": 0.5}}},
+            "sampling": {"max_new_tokens": 32}}
+
+
+def scenario_config(name: str, seed: int) -> dict:
+    import traces
+
+    return traces.scenario(name, seed=seed).to_dict()
+
+
+def plan(mode: str, seed: int = 0) -> Plan:
+    base = ReplayConfig(seed=seed)  # h100 + llama3-8b cost model, tiny proxy, γ 4, batch 8
+    if mode == "quick":
+        per = 200
+        shifts = {"kind": "ordered", "segments": [{"domain": d, "requests": per}
+                                                  for d in ("code", "finance", "chat", "code")]}
+        mixed = {"kind": "mixed", "requests": 3 * per, "mix": {"code": 0.4, "finance": 0.3, "chat": 0.3}}
+        return Plan("quick", ordered=Trace("shift-mini", scenario="shift-mini"),
+                    shifts=Trace("shift3-quick", config=_short("shift3-quick", shifts, seed)),
+                    mixed=Trace("mixed-quick", config=_short("mixed-quick", mixed, seed)),
+                    base=base, batches=(1, 2, 4, 8, 16, 32, 64), batch_limit=256)
+    if mode == "full":
+        return Plan("full", ordered=Trace("ordered", scenario="ordered"),
+                    shifts=Trace("shift-paper", scenario="shift-paper"),
+                    mixed=Trace("mixed", scenario="mixed"), base=base)
+    raise AuroraError(f"unknown figure-set mode {mode!r} (quick or full)")
+
+
+def batch_trace(p: Plan, batch: int) -> Trace:
+    """The mixed traffic as a closed loop of `batch` requests, so a batch of B is kept full."""
+    cfg = p.mixed.config if p.mixed.config is not None else scenario_config(p.mixed.scenario, p.base.seed)
+    key = f"{p.mixed.key}-c{batch}" + (f"-n{p.batch_limit}" if p.batch_limit else "")
+    return Trace(key, config=_closed({**cfg, "name": key}, batch), limit=p.batch_limit)
+
+
+def runs_for(p: Plan, figure: int) -> list[RunSpec]:
+    f = frozenset({figure})
+    if figure == 1:
+        return [RunSpec(p.ordered, a, figures=f) for a in ARMS]
+    if figure == 2:
+        return [RunSpec(p.shifts, a, figures=f) for a in ARMS]
+    if figure == 3:
+        return [RunSpec(p.mixed, a, figures=f) for a in ("no-spec", "static", "online-scratch")]
+    if figure == 4:
+        out = []
+        for b in p.batches:
+            arms = ("no-spec", "static") + (("online-scratch",) if b in p.batch_arms_online else ())
+            out += [RunSpec(batch_trace(p, b), a, (("batch", b),), figures=f) for a in arms]
+        return out
+    if figure == 5:
+        return [RunSpec(p.ordered, a, figures=f) for a in ("no-spec", "static", "online-scratch")]
+    if figure == 6:
+        return [RunSpec(p.shifts, a, (("learner_lambda_discard", lam),) if lam else (), figures=f)
+                for a in p.discard_arms for lam in (0.0, p.lambda_discard)]
+    if figure == 7:
+        out = [RunSpec(p.shifts, "static", figures=f)]  # the reference the policies should beat
+        for policy, rollback in p.policies:
+            ch = () if (policy, rollback) == ("cadence", False) else \
+                (("controller_policy", policy),) + ((("controller_rollback", True),) if rollback else ())
+            out.append(RunSpec(p.shifts, "online-static", ch, figures=f))
+        return out
+    raise AuroraError(f"no figure {figure} (figures: 1-{len(FIGURES)})")
+
+
+def all_runs(p: Plan, figures: list[int]) -> list[RunSpec]:
+    """The runs of these figures, each once (in figure order), with every figure it serves."""
+    merged: dict[tuple, RunSpec] = {}
+    for fig in figures:
+        for r in runs_for(p, fig):
+            old = merged.get(r.key)
+            merged[r.key] = r if old is None else RunSpec(old.trace, old.arm, old.changes, old.figures | r.figures)
+    return list(merged.values())
+
+
+def parse_only(only: str | None) -> list[int]:
+    if only is None or not only.strip():
+        return sorted(FIGURES)
+    out = []
+    for part in only.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) not in FIGURES:
+            raise AuroraError(f"--only: {part!r} is not a figure number (choose from 1-{len(FIGURES)}, comma-separated)")
+        if int(part) not in out:
+            out.append(int(part))
+    return sorted(out)

@@ -1,0 +1,166 @@
+"""Making the figure set's replays: traces written once, runs skipped when already complete.
+
+DIR/traces/KEY.json + KEY.parquet   a generator config and its trace (rewritten only if the bytes
+                                    would change, so a resumed `figures` leaves them untouched)
+DIR/runs/KEY/VARIANT/               one replay's event log (aurora_sim.replay)
+
+A run is skipped when its runs.parquet says `complete` and its config_json equals the config this
+plan would run, trace digest included: an interrupted `figures` resumes at the first run that is
+missing, unfinished or made with other settings (that one is replaced).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.paper_plan import Plan, RunSpec, Trace
+from aurora_sim.replay.compare import arm_config
+from aurora_sim.replay.config import ReplayConfig
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    dir: Path
+    config: ReplayConfig
+    skipped: bool
+    wall: dict | None  # wall.json of the run (from the run that made it)
+
+
+def trace_path(out: Path, trace: Trace) -> Path:
+    return out / "traces" / f"{trace.key}.parquet"
+
+
+def trace_spec(out: Path, trace: Trace) -> str:
+    """What ReplayConfig.trace holds: the scenario name, or the trace file's absolute path (so the
+    config, and the skip check, do not depend on the directory `figures` was started from)."""
+    return trace.scenario or str(trace_path(out, trace).resolve())
+
+
+def write_trace(out: Path, trace: Trace) -> None:
+    if trace.scenario:
+        return
+    import traces
+    from traces.io import canonical, publish, to_parquet_bytes
+    from traces.io import write_trace as write_checked
+
+    cfg = traces.TraceConfig.from_dict(trace.config, where=trace.key)
+    path = trace_path(out, trace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(cfg.to_dict(), indent=1, sort_keys=True) + "\n"
+    jpath = path.with_suffix(".json")
+    if not jpath.is_file() or jpath.read_text() != text:
+        publish(jpath, text.encode())
+    frame, stored = traces.generate_trace(cfg)
+    if path.is_file() and path.read_bytes() == to_parquet_bytes(canonical(frame), stored):
+        return
+    write_checked(frame, path, stored)
+
+
+def run_config(p: Plan, out: Path, spec: RunSpec) -> ReplayConfig:
+    base = p.base.with_(trace=trace_spec(out, spec.trace), limit=spec.trace.limit)
+    return arm_config(base, spec.arm, p.static).with_(**dict(spec.changes))
+
+
+def expected_digest(cfg: ReplayConfig) -> str:
+    """The trace digest the replay will record (as workload.build_workload computes it)."""
+    from aurora_sim.replay.workload import load_trace
+    from traces.io import to_parquet_bytes
+
+    frame, config, digest = load_trace(cfg.trace, cfg.seed)
+    if cfg.limit is not None and cfg.limit < frame.height:
+        digest = hashlib.sha256(to_parquet_bytes(frame.head(cfg.limit), config)).hexdigest()
+    return digest
+
+
+def complete_with(run_dir: Path, cfg: ReplayConfig) -> bool:
+    """True when run_dir holds a finished replay of exactly this config (trace digest included)."""
+    import polars as pl
+
+    from aurora_sim.replay.eventlog import read_table
+
+    if not (run_dir / "runs.parquet").is_file():
+        return False
+    try:
+        row = read_table(run_dir, "runs").row(0, named=True)
+    except (OSError, ValueError, KeyError, IndexError, pl.exceptions.PolarsError):  # unreadable: redo the run
+        return False
+    return row["status"] == "complete" and row["config_json"] == cfg.to_json()
+
+
+def ensure_run(p: Plan, out: Path, spec: RunSpec, label: str, digests: dict, log=print) -> RunResult:
+    from aurora_sim.replay.cli import run_with_progress
+
+    cfg = run_config(p, out, spec)
+    key = (cfg.trace, cfg.seed, cfg.limit)
+    if key not in digests:
+        digests[key] = expected_digest(cfg)
+    run_dir = out / "runs" / spec.trace.key / spec.variant
+    if complete_with(run_dir, cfg.with_(trace_sha256=digests[key])):
+        log(f"{label}: complete with the same config, skipped ({run_dir})")
+        return RunResult(spec, run_dir, cfg, True, _wall(run_dir))
+    run_with_progress(cfg, run_dir, label, force=True)
+    return RunResult(spec, run_dir, cfg, False, _wall(run_dir))
+
+
+def _wall(run_dir: Path) -> dict | None:
+    f = run_dir / "wall.json"
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+# ---- the commands that reproduce a run -----------------------------------------------------------
+
+_FLAGS = [  # (config path, CLI flag, kind): the replay options `aurora replay` exposes
+    ("limit", "--limit", "value"), ("model", "--model", "value"), ("draft", "--draft", "value"),
+    ("init", "--init", "value"), ("learner.enabled", "--no-learn", "false_flag"),
+    ("controller.policy", "--policy", "value"), ("controller.every", "--every", "value"),
+    ("controller.rollback", "--rollback", "true_flag"),
+    ("learner.lambda_discard", "--lambda-discard", "value"), ("learner.lr", "--lr", "value"),
+    ("learner.unroll", "--unroll", "value"), ("batch", "--batch", "value"), ("gamma", "--gamma", "value"),
+    ("hardware", "--hardware", "value"), ("deployment", "--deployment", "value"),
+    ("profile", "--profile", "value"), ("seed", "--seed", "value"),
+]
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def replay_command(cfg: ReplayConfig, run_dir: Path) -> tuple[str, list[str]]:
+    """(the `aurora replay` command line, config fields it cannot express). Flags are given where
+    the config differs from ReplayConfig's defaults (which are the CLI's), plus --init and --no-learn
+    always, so the arm reads off the line."""
+    now, default = _flat(cfg.to_dict()), _flat(ReplayConfig().to_dict())
+    args = ["aurora", "replay", cfg.trace]
+    used = {"trace", "trace_sha256"}
+    for path, flag, kind in _FLAGS:
+        used.add(path)
+        v = now[path]
+        if kind == "false_flag":
+            if not v:
+                args.append(flag)
+        elif kind == "true_flag":
+            if v:
+                args.append(flag)
+        elif v != default[path] or path == "init":
+            args += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+    args += ["-o", str(run_dir), "--force"]
+    extra = [f"{k}={now[k]!r}" for k in sorted(now) if k not in used and now[k] != default[k]]
+    return shlex.join(args), extra
+
+
+def trace_command(out: Path, trace: Trace) -> str | None:
+    if trace.scenario:
+        return None
+    path = trace_path(out, trace)
+    return shlex.join(["aurora", "trace", "gen", "--config", str(path.with_suffix(".json")), "-o", str(path)])
