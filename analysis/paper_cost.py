@@ -1,7 +1,7 @@
 """What the full figure set would cost on this machine, projected from a quick set's runs.
 
-Every full-set run has a quick-set counterpart (same figure role and variant: the plans have the
-same shape, only the traces differ). Its wall seconds per output token, measured from the quick
+Every full-set run has a quick-set counterpart (same trace role, e.g. "the three-shift stream" or
+"batch 4", and same variant). Its wall seconds per output token, measured from the quick
 run's wall.json, times the full run's output tokens (the trace's max_new_tokens summed: an upper
 bound, since a stop token may end a request early) gives the projection. The full scenarios'
 prompts are ~10x longer than the quick ones (≈400-480 vs ≈30-50 tokens), so multiply by a
@@ -31,16 +31,25 @@ def _trace_tokens(trace, seed: int) -> int:
     return int(frame["max_new_tokens"].sum())
 
 
+def _role(p, trace) -> str:
+    """What a trace is for in its plan, so a full run finds its quick counterpart."""
+    for role in ("ordered", "shifts", "mixed"):
+        if trace.key == getattr(p, role).key:
+            return role
+    return f"batch{trace.config['arrivals']['concurrency']}"
+
+
 def project(quick_out: Path | str, seed: int = 0, figures: list[int] | None = None, factor: float = 1.0) -> dict:
     from aurora_sim.replay.eventlog import read_table
 
     quick_out = Path(quick_out)
     figs = figures or parse_only(None)
-    q, f = all_runs(plan("quick", seed), figs), all_runs(plan("full", seed), figs)
+    qp, fp = plan("quick", seed), plan("full", seed)
+    quick = {(_role(qp, s.trace), s.variant): s for s in all_runs(qp, figs)}
     tokens: dict[str, int] = {}
     rows = []
-    for a, b in zip(q, f, strict=True):
-        assert a.variant == b.variant and a.figures == b.figures, (a.variant, b.variant)
+    for b in all_runs(fp, figs):
+        a = quick[(_role(fp, b.trace), b.variant)]
         run_dir = quick_out / "runs" / a.trace.key / a.variant
         wall = json.loads((run_dir / "wall.json").read_text())
         out_tokens = int(read_table(run_dir, "requests")["output_tokens"].sum())

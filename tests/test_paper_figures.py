@@ -102,8 +102,8 @@ def test_figures_5_6_draw_resume_and_rerun_only_what_changed(tmp_path, trained_h
 
 
 def test_commands_reproduce_the_planned_configs(tmp_path, monkeypatch):
-    """Every replay of the quick set, run through `aurora replay` with the command written beside
-    its figure, builds exactly the planned config (the replay itself is intercepted)."""
+    """Every replay of the quick and full sets, run through `aurora replay` with the command written
+    beside its figure, builds exactly the planned config (the replay itself is intercepted)."""
     import aurora_sim.replay.cli as rcli
 
     captured = []
@@ -119,17 +119,18 @@ def test_commands_reproduce_the_planned_configs(tmp_path, monkeypatch):
     app = typer.Typer()
     app.command("replay")(rcli.replay_command)
     app.command("other")(lambda: None)
-    p = plan("quick", seed=3)
-    specs = all_runs(p, parse_only(None))
-    assert len(specs) == 32
-    for s in specs:
-        cfg = run_config(p, tmp_path, s)
-        line, extra = replay_command(cfg, tmp_path / "r")
-        assert extra == [], (s.variant, extra)  # the quick set needs no option the CLI lacks
-        captured.clear()
-        res = runner.invoke(app, ["replay", *shlex.split(line)[2:]])
-        assert isinstance(res.exception, Stop), res.output
-        assert captured[0].to_json() == cfg.to_json(), s.variant
+    for mode, n in (("quick", 32), ("full", 29)):  # full: figure 3's mixed traffic is batch 8's
+        p = plan(mode, seed=3)
+        specs = all_runs(p, parse_only(None))
+        assert len(specs) == n
+        for s in specs:
+            cfg = run_config(p, tmp_path, s)
+            line, extra = replay_command(cfg, tmp_path / "r")
+            assert extra == [], (s.variant, extra)  # the figure sets need no option the CLI lacks
+            captured.clear()
+            res = runner.invoke(app, ["replay", *shlex.split(line)[2:]])
+            assert isinstance(res.exception, Stop), res.output
+            assert captured[0].to_json() == cfg.to_json(), (mode, s.variant)
 
 
 def test_cli_bad_input_is_one_line(tmp_path):
