@@ -13,6 +13,7 @@ from rich.table import Table
 from aurora_sim.cli_errors import err_console as console
 from aurora_sim.cli_errors import friendly
 from analysis.cli import report_command, sql_command
+from analysis.paper_cli import figures_command
 from analysis.regress_cli import regress_command
 from aurora_sim.costs.cli import calibrate_command, costs_command
 from aurora_sim.live.cli import capture_command, live_command
@@ -37,6 +38,7 @@ app.command("calibrate")(calibrate_command)
 app.command("costs")(costs_command)
 app.command("sql")(sql_command)
 app.command("report")(report_command)
+app.command("figures")(figures_command)
 app.command("regress")(regress_command)
 app.command("serve")(serve_command)
 app.command("live")(live_command)

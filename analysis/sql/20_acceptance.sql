@@ -1,4 +1,5 @@
--- view per_request: one row per completed request in trace order (n = 1, 2, ... per run):
+-- view per_request: one row per completed request in trace order (n = 1, 2, ... per run): its
+--   segment, its own domain (a mixed segment holds several; segment_domain names the segment),
 --   verify rounds (target-only rounds included, AL 1.0 each), draft rounds (with proposals),
 --   proposed, accepted, generated = accepted + bonus, and the request's own AL.
 CREATE OR REPLACE VIEW per_request AS
@@ -11,7 +12,7 @@ WITH g AS (
     FROM rounds GROUP BY ALL)
 SELECT q.run_id, ru.label,
        row_number() OVER (PARTITION BY q.run_id ORDER BY q.request_index) AS n,
-       q.request_index, s.segment, s.domain,
+       q.request_index, s.segment, q.domain, s.domain AS segment_domain,
        coalesce(g.verify_rounds, 0) AS verify_rounds, coalesce(g.draft_rounds, 0) AS draft_rounds,
        coalesce(g.proposed, 0) AS proposed, coalesce(g.accepted, 0) AS accepted,
        coalesce(g.generated, 0) AS generated,
@@ -89,7 +90,7 @@ GROUP BY pos.run_id, ru.label, pos.position, pos.draft_rounds;
 -- view per_position_acceptance_by_segment: the same per trace segment.
 CREATE OR REPLACE VIEW per_position_acceptance_by_segment AS
 WITH h AS (
-    SELECT r.run_id, p.segment, p.domain, r.accepted, r.proposed, count(*) AS n
+    SELECT r.run_id, p.segment, p.segment_domain AS domain, r.accepted, r.proposed, count(*) AS n
     FROM rounds r JOIN per_request p ON p.run_id = r.run_id AND p.request_index = r.request_index
     WHERE r.proposed > 0 GROUP BY ALL),
 t AS (SELECT run_id, segment, domain, sum(n)::BIGINT AS draft_rounds, max(proposed) AS max_proposed FROM h GROUP BY ALL),
