@@ -107,3 +107,21 @@ def test_ragged_batch_in_a_cache_sized_exactly_to_the_traffic(tiny_target, reqs)
     tight = TorchSpecEngine(tiny_target, new_eagle3(tiny_target, seed=1), gamma=4, max_batch=8, max_len=need).run(reqs)
     roomy = TorchSpecEngine(tiny_target, None, gamma=0, max_batch=8).run(reqs)
     assert [r.output_ids for r in tight] == [r.output_ids for r in roomy]
+
+
+def test_cancel_frees_the_slot_and_leaves_the_others_untouched(tiny_target, reqs):
+    base = TorchSpecEngine(tiny_target, None, gamma=0, max_batch=2).run(reqs[:3])
+    engine = TorchSpecEngine(tiny_target, new_eagle3(tiny_target, seed=1), gamma=3, max_batch=2)
+    for r in reqs[:3]:
+        engine.add(r)
+    engine.step()
+    engine.step()
+    assert engine.cancel(reqs[0].request_id)  # live: its slot goes to the waiting third request
+    assert not engine.cancel(reqs[0].request_id) and not engine.cancel("nope")
+    results = {}
+    while engine.has_work():
+        engine.step()
+        results.update({r.request_id: r for r in engine.pop_finished()})
+    assert set(results) == {reqs[1].request_id, reqs[2].request_id}
+    for want in base[1:]:
+        assert results[want.request_id].output_ids == want.output_ids

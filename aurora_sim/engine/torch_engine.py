@@ -125,6 +125,21 @@ class TorchSpecEngine:
         self._check_draft(draft)
         self._pending = (draft, version)
 
+    def cancel(self, request_id: str) -> bool:
+        """Drop a waiting or live request between rounds (client gone, stop string matched);
+        its slot is free for the next admission. False if the engine does not hold it."""
+        for i, req in enumerate(self.waiting):
+            if req.request_id == request_id:
+                del self.waiting[i]
+                return True
+        for slot, row in list(self.live.items()):
+            if row.req.request_id == request_id:
+                del self.live[slot]
+                self.free_slots.append(slot)
+                self.free_slots.sort()
+                return True
+        return False
+
     def pop_finished(self) -> list[RequestResult]:
         out, self.done = self.done, []
         return out

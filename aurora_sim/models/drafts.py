@@ -212,7 +212,7 @@ def load_draft(path: str | Path, target: Llama) -> Draft:
         raise AuroraError(
             f"{path}: draft vocabulary ({cfg['vocab_size']}) does not match the target's ({target.spec.vocab_size})"
         )
-    state = read_safetensors(path)
+    state = read_safetensors(path, only="model.safetensors")  # a draft is one file; strays are ignored
     if cfg["kind"] == "eagle3":
         if cfg["target_hidden_size"] != target.spec.hidden_size:
             raise AuroraError(

@@ -262,10 +262,11 @@ def read_config(path: Path) -> dict:
         raise AuroraError(f"{cfg_file}: corrupt config ({exc.__class__.__name__})") from None
 
 
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise AuroraError(f"{path}: no .safetensors weights")
+def read_safetensors(path: Path, only: str | None = None) -> dict[str, torch.Tensor]:
+    """Every *.safetensors file of a (possibly sharded) model directory, or just `only`."""
+    files = [path / only] if only else sorted(path.glob("*.safetensors"))
+    if not files or not all(f.is_file() for f in files):
+        raise AuroraError(f"{path}: no {only or '.safetensors'} weights")
     state: dict[str, torch.Tensor] = {}
     for f in files:
         try:

@@ -160,7 +160,7 @@ class EngineWorker:
                 return
             self.jobs[job.req.request_id] = job
         elif kind == "cancel":
-            if self.jobs.pop(value, None) is not None and _retire(self.engine, value):
+            if self.jobs.pop(value, None) is not None and self.engine.cancel(value):
                 self.stats.add(requests_aborted=1)
         elif kind == "swap":
             draft, version, fut = value
@@ -222,20 +222,6 @@ class EngineWorker:
         })
 
 
-def _retire(engine: TorchSpecEngine, request_id: str) -> bool:
-    """Drop a request between rounds (client gone, stop string matched). The engine has no
-    cancel; this frees its slot the way the engine's own retirement does."""
-    for i, req in enumerate(engine.waiting):
-        if req.request_id == request_id:
-            del engine.waiting[i]
-            return True
-    for slot, row in list(engine.live.items()):
-        if row.req.request_id == request_id:
-            del engine.live[slot]
-            engine.free_slots.append(slot)
-            engine.free_slots.sort()
-            return True
-    return False
 
 
 __all__ = ["EngineWorker", "Job", "RoundOutcome", "ServedFeed", "Stats"]
