@@ -55,30 +55,39 @@ class Cadence(Controller):
         return Swap(obs.candidate.version, f"cadence: every {self.cfg.every} steps")
 
 
+def _scores(obs: Observation) -> tuple[float, float] | None:
+    """(candidate AL, serving AL) estimated on the same captured requests; None if unscored."""
+    m = obs.candidate.metrics
+    cand, serving = m.get("candidate_al"), m.get("serving_al")
+    if cand is None or serving is None or cand != cand or serving != serving:  # NaN: nothing to score on
+        return None
+    return cand, serving
+
+
 class Lazy(Controller):
     eval_set = "heldout"
 
     def decide(self, obs: Observation) -> Decision:
-        m = obs.candidate.metrics
-        cand, serving = m.get("candidate_al"), m.get("serving_al")
-        if cand is None or serving is None or cand != cand or serving != serving:  # NaN: nothing held out yet
+        scores = _scores(obs)
+        if scores is None:
             return Hold(obs.candidate.version, "lazy: no held-out requests to score on")
-        if cand >= serving + self.cfg.delta:
-            return Swap(obs.candidate.version, f"lazy: held-out AL {cand:.3f} >= {serving:.3f} + {self.cfg.delta}")
-        return Hold(obs.candidate.version, f"lazy: held-out AL {cand:.3f} < {serving:.3f} + {self.cfg.delta}")
+        cand, serving = scores
+        verdict = ">=" if cand >= serving + self.cfg.delta else "<"
+        reason = f"lazy: held-out AL {cand:.3f} {verdict} {serving:.3f} + {self.cfg.delta}"
+        return (Swap if verdict == ">=" else Hold)(obs.candidate.version, reason)
 
 
 class Shadow(Controller):
     eval_set = "recent"
 
     def decide(self, obs: Observation) -> Decision:
-        m = obs.candidate.metrics
-        cand, serving = m.get("candidate_al"), m.get("serving_al")
-        if cand is None or serving is None or cand != cand or serving != serving:
+        scores = _scores(obs)
+        if scores is None:
             return Hold(obs.candidate.version, "shadow: no recent traffic to score on")
-        if cand >= serving - self.cfg.tolerance:
-            return Swap(obs.candidate.version, f"shadow: recent AL {cand:.3f} vs serving {serving:.3f}")
-        return Hold(obs.candidate.version, f"shadow: recent AL {cand:.3f} < serving {serving:.3f} - {self.cfg.tolerance}")
+        cand, serving = scores
+        ok = cand >= serving - self.cfg.tolerance
+        reason = f"shadow: recent AL {cand:.3f} vs serving {serving:.3f} (tolerance {self.cfg.tolerance})"
+        return (Swap if ok else Hold)(obs.candidate.version, reason)
 
 
 POLICIES: dict[str, type[Controller]] = {"cadence": Cadence, "lazy": Lazy, "shadow": Shadow}
