@@ -56,3 +56,18 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir):
     res = runner.invoke(app, ["replay", "--hardware", "tpu", "--limit", "2", "--init", "scratch", "-o", str(tmp_path / "w")])
     assert res.exit_code == 2 and "tpu" in res.output
     assert not (tmp_path / "w").exists()  # nothing half-written
+
+
+def test_default_directory_names_the_config_and_a_rerun_shows_the_result(tmp_path, monkeypatch, tiny_dir):
+    monkeypatch.chdir(tmp_path)
+    args = ["replay", "--limit", "8", "--init", "scratch", "--deployment", "proxy"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("shift-ci-scratch-cadence-s0-")
+    stamp = (run / "runs.parquet").stat().st_mtime_ns
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "already holds this run" in again.output
+    assert (run / "runs.parquet").stat().st_mtime_ns == stamp  # shown, not replayed
+    other = runner.invoke(app, [*args, "--seed", "1"])
+    assert other.exit_code == 0 and len(list((tmp_path / "runs").iterdir())) == 2

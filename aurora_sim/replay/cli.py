@@ -107,7 +107,7 @@ def replay_command(
     profile: Path = typer.Option(None, help="A table from `aurora calibrate` (implies --hardware profiled)."),
     seed: int = typer.Option(0, help="Seed of every random stream (trace, learner, draft init)."),
     limit: int = typer.Option(None, help="Replay only the first N requests of the trace."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/<trace>-<init>-<policy>-s<seed>)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/<trace>-<init>-<policy>-s<seed>-<config hash>; an existing complete run there is shown, not replayed)."),
     compare: bool = typer.Option(False, help="Run the paper's four arms (no-spec, static, online-static, online-scratch) into OUT/<arm>."),
     static_draft: Path = typer.Option(None, help="With --compare: the static arms' draft directory (default: the offline recipe's, trained if missing)."),
     resume: Path = typer.Option(None, help="Continue a killed run in this directory (same config; ends with the same log)."),
@@ -154,12 +154,31 @@ def replay_command(
         _write_json(json_out, result)
         err_console.print(f"runs and compare.json in {out}")
         return
-    out = out or Path("runs") / f"{stem}-{init if init in ('none', 'static', 'scratch') else 'path'}-{policy}-s{seed}"
+    if out is None:
+        # the default directory names the config, so running the same command again finds its
+        # (deterministic) result instead of failing on an existing directory
+        kind = init if init in ("none", "static", "scratch") else "path"
+        out = Path("runs") / f"{stem}-{kind}-{policy}-s{seed}-{cfg.config_hash()[:8]}"
+        if not force and _complete(out):
+            err_console.print(f"{out} already holds this run (deterministic: same numbers); --force replays it again")
+            summary = summarize(out)
+            print_summary(summary, None)
+            _write_json(json_out, summary)
+            return
     wall = run_with_progress(cfg, out, stem, force=force)
     summary = summarize(out)
     print_summary(summary, wall)
     _write_json(json_out, summary)
     err_console.print(f"event log in {out}")
+
+
+def _complete(run_dir: Path) -> bool:
+    from aurora_sim.replay.eventlog import read_table
+
+    try:
+        return read_table(run_dir, "runs")["status"][0] == "complete"
+    except Exception:  # absent or unreadable: not a finished run
+        return False
 
 
 def _write_json(path: Path | None, data: dict) -> None:
