@@ -119,7 +119,7 @@ def test_slow_responses_time_out_and_give_up_within_a_bound(flaky):
     t0 = time.monotonic()
     with pytest.raises(ServerError, match="no answer after 3 attempts"):
         c.call("GET", "/slow")
-    assert time.monotonic() - t0 < 3 * 0.3 + 0.05 + 0.1 + 1.0  # three timeouts + backoff, never the 3 s reply
+    assert time.monotonic() - t0 < 2.9  # three 0.3 s timeouts + backoff (~1.05 s), never the 3 s reply; slack for a busy CI
     assert c.transport_failures == 3
 
 
@@ -128,7 +128,7 @@ def test_waiting_for_a_server_that_never_comes_is_bounded():
     t0 = time.monotonic()
     with pytest.raises(ServerError, match="not ready"):
         c.wait_ready(1.0)
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 3.0  # waits ~1 s, then gives up (slack for a busy CI)
     with pytest.raises(AuroraError):
         wait_healthy(c.url, timeout=0.5)
 
