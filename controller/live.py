@@ -80,17 +80,12 @@ class LiveLoop:
             self._apply(decision, step=self.steps_done, metrics={})
         if self.learner is None or not (verify_ct or rounds):
             return
-        from aurora_sim.learner.samples import Sample, rejected_branches
+        from aurora_sim.learner.samples import served_sample
 
-        tokens = tuple(prompt_ids) + tuple(output_ids)
-        branches = rejected_branches(len(tokens), [(p, tuple(d), k) for p, d, k, _ in rounds]) if rounds else []
-        keep = self.lcfg.discard_per_request
-        if len(branches) > keep:
-            picks = sorted(self.rng.sample(range(len(branches)), keep))
-            branches = [branches[i] for i in picks]
         versions = [v for *_, v in rounds] if rounds else [version if version is not None else self.serving_version]
-        self.learner.capture(Sample(self.learner.captured, tokens, len(prompt_ids), tuple(branches), min(versions),
-                                    self.clock()))
+        self.learner.capture(served_sample(
+            self.learner.captured, prompt_ids, output_ids, [(p, tuple(d), k) for p, d, k, _ in rounds],
+            self.lcfg.discard_per_request, self.rng, min(versions), self.clock()))
 
     # ---- called often from the runner's main loop ------------------------------------------------------
     def pump(self) -> None:

@@ -61,11 +61,19 @@ def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, 
     return Group(tokens, rows_t, cols_t, logits[rows_t, cols_t].float(), feats if layers else None, discard)
 
 
+def batch_tokens(samples: list[Sample], with_discard: bool, branch_context: int) -> int:
+    """Real tokens of the batch build_batch makes from these samples (what a step is charged for),
+    known before the batch is built."""
+    total = sum(len(s.tokens) for s in samples)
+    if with_discard:
+        total += sum(min(branch_context, br.start) + len(br.tokens) for s in samples for br in s.branches)
+    return total
+
+
 def build_batch(target, samples: list[Sample], with_discard: bool, branch_context: int,
                 feature_layers: tuple[int, ...]) -> Batch:
     seqs = [list(s.tokens) for s in samples]
     groups = [_group(target, seqs, [(s.prompt_len - 1, len(s.tokens) - 1) for s in samples], feature_layers, False)]
-    total = sum(len(q) for q in seqs)
     if with_discard:
         bseqs, bspans = [], []
         for s in samples:
@@ -75,5 +83,4 @@ def build_batch(target, samples: list[Sample], with_discard: bool, branch_contex
                 bspans.append((br.start - lo, len(bseqs[-1])))
         if bseqs:
             groups.append(_group(target, bseqs, bspans, feature_layers, True))
-            total += sum(len(q) for q in bseqs)
-    return Batch(groups, total)
+    return Batch(groups, batch_tokens(samples, with_discard, branch_context))

@@ -32,18 +32,11 @@ def shift_right(x: torch.Tensor) -> torch.Tensor:
 def eagle3_ttt_loss(head, tokens, target_features, target_logits, unroll: int = 3, decay: float = 0.8, mask=None):
     """tokens [B, S], target_features [B, S, 3H] (h_p at p), target_logits [B, S, V] (predicting
     x_{p+1} at p). Returns (weighted loss, per-step losses)."""
-    b, s = tokens.shape
-    slots = torch.arange(b, device=tokens.device)
-    start = torch.zeros(b, dtype=torch.long, device=tokens.device)
-    feature = head.fuse(shift_right(target_features))
     total, steps = 0.0, []
-    for j in range(unroll):
-        cache = head.new_cache(b, s)
-        logits, hidden = head(tokens, feature, slots, start, cache)
-        loss_j = forward_kl(target_logits, logits, mask)
+    for j, hidden in enumerate(draft_unroll(head, tokens, target_features, unroll)):
+        loss_j = forward_kl(target_logits, head.logits(hidden), mask)
         total = total + (decay**j) * loss_j
         steps.append(float(loss_j.detach()))
-        feature = shift_right(hidden)
     return total / sum(decay**j for j in range(unroll)), steps
 
 

@@ -41,3 +41,15 @@ def rejected_branches(tokens_len: int, rounds: list[tuple[int, tuple[int, ...], 
         if k < len(props) and n + k + 1 <= tokens_len:
             out.append(Branch(n + k + 1, tuple(props[k:])))
     return out
+
+
+def served_sample(uid: int, prompt_ids, output_ids, rounds: list[tuple[int, tuple[int, ...], int]], keep: int,
+                  rng, draft_version: int, capture_ns: int) -> Sample:
+    """The sample a finished request gives the learner, with at most `keep` of its rejected
+    branches (drawn by `rng`, the learner's stream, so the choice is reproducible)."""
+    tokens = tuple(prompt_ids) + tuple(output_ids)
+    branches = rejected_branches(len(tokens), rounds)
+    if len(branches) > keep:
+        picks = sorted(rng.sample(range(len(branches)), keep))
+        branches = [branches[i] for i in picks]
+    return Sample(uid, tokens, len(prompt_ids), tuple(branches), draft_version, capture_ns)

@@ -292,16 +292,11 @@ class Replay:
                      prompt_tokens=len(res.prompt_ids), output_tokens=len(res.output_ids), rounds=res.rounds,
                      proposed=res.proposed_tokens, accepted=res.accepted_tokens, output_ids=list(res.output_ids))
         if self.learner is not None and st.rounds:
-            from aurora_sim.learner.samples import Sample, rejected_branches
+            from aurora_sim.learner.samples import served_sample
 
-            tokens = tuple(res.prompt_ids) + tuple(res.output_ids)
-            branches = rejected_branches(len(tokens), st.rounds)
-            keep = self.cfg.learner.discard_per_request
-            if len(branches) > keep:
-                picks = sorted(self.learner.rng.sample(range(len(branches)), keep))
-                branches = [branches[i] for i in picks]
-            self.learner.capture(Sample(self.learner.captured, tokens, len(res.prompt_ids), tuple(branches),
-                                        st.min_version, now))
+            lr = self.learner
+            lr.capture(served_sample(lr.captured, res.prompt_ids, res.output_ids, st.rounds,
+                                     self.cfg.learner.discard_per_request, lr.rng, st.min_version, now))
         self._request_done(now)
         if self.on_progress is not None:
             g = sum(a for a, _ in self.recent_al)
@@ -315,10 +310,9 @@ class Replay:
         if lr is None or self.train_busy or not lr.ready(self.serving_version):
             return
         samples, new = lr.buffer.take(self.cfg.learner.batch_requests)
-        tokens = sum(len(s.tokens) for s in samples)
-        if self.cfg.learner.lambda_discard > 0:
-            ctx = self.cfg.learner.branch_context
-            tokens += sum(min(ctx, b.start) + len(b.tokens) for s in samples for b in s.branches)
+        from aurora_sim.learner.batch import batch_tokens
+
+        tokens = batch_tokens(samples, self.cfg.learner.lambda_discard > 0, self.cfg.learner.branch_context)
         meta = {"samples": len(samples), "new": new, "tokens": tokens,
                 "newest": max(s.capture_ns for s in samples), "oldest": min(s.capture_ns for s in samples),
                 "base_version": min(s.draft_version for s in samples), "step": self.steps_submitted}
