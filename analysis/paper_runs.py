@@ -11,7 +11,6 @@ missing, unfinished or made with other settings (that one is replaced).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from dataclasses import dataclass
@@ -67,14 +66,10 @@ def run_config(p: Plan, out: Path, spec: RunSpec) -> ReplayConfig:
 
 
 def expected_digest(cfg: ReplayConfig) -> str:
-    """The trace digest the replay will record (as workload.build_workload computes it)."""
+    """The trace digest the replay will record (the one workload.build_workload computes)."""
     from aurora_sim.replay.workload import load_trace
-    from traces.io import to_parquet_bytes
 
-    frame, config, digest = load_trace(cfg.trace, cfg.seed)
-    if cfg.limit is not None and cfg.limit < frame.height:
-        digest = hashlib.sha256(to_parquet_bytes(frame.head(cfg.limit), config)).hexdigest()
-    return digest
+    return load_trace(cfg.trace, cfg.seed, cfg.limit)[2]
 
 
 def complete_with(run_dir: Path, cfg: ReplayConfig) -> bool:

@@ -18,7 +18,6 @@ from pathlib import Path
 from aurora_sim.errors import AuroraError
 
 SCENARIO = "shift-mini"
-ARMS = ("no-spec", "static", "online-static", "online-scratch")
 # metric family -> (direction, kind, tolerance): direction +1 = higher is better
 TOLERANCES = {
     "acceptance_length": (+1, "rel", 0.03),
@@ -87,7 +86,8 @@ def baseline_path(directory: Path, scenario: str) -> Path:
     return Path(directory) / f"{scenario}.json"
 
 
-def load_baseline(path: Path) -> dict:
+def load_baseline(path: Path) -> tuple[dict, dict]:
+    """(metrics, the whole baseline file)."""
     if not path.is_file():
         raise AuroraError(f"{path}: no baseline (run `aurora regress --update --reason \"first baseline\"`)")
     try:
@@ -108,15 +108,10 @@ def write_baseline(path: Path, metrics: dict, config: dict, reason: str, previou
 
 
 def run_arms(base, out: Path, run_one, static: str = "static") -> dict[str, dict]:
-    from aurora_sim.replay.compare import add_speedups, arm_config
-    from aurora_sim.replay.summary import summarize
+    """The four arms' summaries, with speedups (`aurora replay --compare`'s runs)."""
+    from aurora_sim.replay.compare import run_compare
 
-    summaries = {}
-    for arm in ARMS:
-        run_one(arm_config(base, arm, static), Path(out) / arm, arm)
-        summaries[arm] = summarize(Path(out) / arm)
-    add_speedups(summaries)
-    return summaries
+    return run_compare(base, out, run_one, static=static)["arms"]
 
 
 def parse_overrides(items: list[str]) -> dict:

@@ -57,9 +57,7 @@ def regress_command(
                          static=str(static_draft) if static_draft else "static")
     now = collect_metrics(summaries)
     if update:
-        import json
-
-        old = json.loads(path.read_text()) if path.is_file() else None
+        old = load_baseline(path)[1] if path.is_file() else None
         write_baseline(path, now, cfg.to_dict(), reason, old)
         err_console.print(f"baseline written: {path} ({len(now)} metrics)")
         return

@@ -33,11 +33,11 @@ class Workload:
     segments: tuple[tuple[int, str], ...]  # (first request index, domain) of each segment
 
 
-def load_trace(spec: str, seed: int):
-    """A scenario name (generated in memory, deterministic) or a trace file. Returns
-    (frame, config, sha256)."""
+def load_trace(spec: str, seed: int, limit: int | None = None):
+    """A scenario name (generated in memory, deterministic) or a trace file, cut to its first
+    `limit` requests. Returns (frame, config, sha256 of the requests actually replayed)."""
     import traces
-    from traces.io import to_parquet_bytes, canonical
+    from traces.io import canonical, to_parquet_bytes
 
     if spec in traces.SCENARIOS:
         frame, config = traces.generate_trace(traces.scenario(spec, seed=seed))
@@ -48,20 +48,15 @@ def load_trace(spec: str, seed: int):
             raise AuroraError(f"{spec}: neither a scenario ({', '.join(traces.SCENARIOS)}) nor a trace file")
         trace = traces.read_trace(path)
         frame, config = trace.frame, trace.config
-    digest = hashlib.sha256(to_parquet_bytes(frame, config)).hexdigest()
-    return frame, config, digest
-
-
-def build_workload(spec: str, seed: int, tokenizer, stop: tuple[int, ...], limit: int | None = None) -> Workload:
-    frame, config, digest = load_trace(spec, seed)
     if limit is not None:
         if limit < 1:
             raise AuroraError(f"--limit must be >= 1, got {limit}")
-        if limit < frame.height:  # the digest names the requests actually replayed
-            from traces.io import to_parquet_bytes
+        frame = frame.head(limit)
+    return frame, config, hashlib.sha256(to_parquet_bytes(frame, config)).hexdigest()
 
-            frame = frame.head(limit)
-            digest = hashlib.sha256(to_parquet_bytes(frame, config)).hexdigest()
+
+def build_workload(spec: str, seed: int, tokenizer, stop: tuple[int, ...], limit: int | None = None) -> Workload:
+    frame, config, digest = load_trace(spec, seed, limit)
     items = []
     for i, r in enumerate(frame.iter_rows(named=True)):
         if r["messages"] is not None:
