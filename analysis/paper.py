@@ -23,8 +23,10 @@ from analysis import paper_figures_sys as ps
 from analysis import paper_index
 from analysis.paper_draw import RC, Ctx, save
 from analysis.paper_plan import FIGURES, Plan, all_runs, runs_for
-from analysis.paper_runs import ensure_run, replay_command, trace_command, write_trace
+from analysis.paper_runs import RunResult, replay_command, run_config, run_dir, trace_command, wall_of, write_trace
 from aurora_sim.errors import AuroraError
+from aurora_sim.sweep.execute import Job
+from aurora_sim.sweep.progress import execute_with_progress
 
 DRAW = {1: pf.fig1_ordered, 2: pf.fig2_shifts, 3: pf.fig3_mixed, 4: ps.fig4_batch, 5: pf.fig5_day0,
         6: pf.fig6_discard, 7: ps.fig7_policies}
@@ -49,8 +51,10 @@ def figures_line(p: Plan, figs: list[int], out: Path) -> str:
             + f" --only {only} --seed {p.base.seed}")
 
 
-def make_paper_figures(out: Path | str, p: Plan, figs: list[int], log=print) -> dict:
+def make_paper_figures(out: Path | str, p: Plan, figs: list[int], log=print, backend: str = "local",
+                       workers: int | None = None, address: str | None = None, quiet: bool = False) -> dict:
     """Make (or skip) every run the figures need, draw them, write their commands and the index.
+    The runs go through the sweep machinery (aurora_sim.sweep): backend "ray" runs them in parallel.
     Returns {"figures": {n: record}, "made": [run dirs replayed], "skipped": [...], "wall_s": total}."""
     t0 = time.perf_counter()
     out = Path(out).resolve()
@@ -59,10 +63,18 @@ def make_paper_figures(out: Path | str, p: Plan, figs: list[int], log=print) -> 
     specs = all_runs(p, figs)
     for t in {s.trace.key: s.trace for s in specs}.values():
         write_trace(out, t)
-    done, digests = {}, {}
-    for i, s in enumerate(specs, 1):
-        label = f"[{i}/{len(specs)}] fig {','.join(map(str, sorted(s.figures)))}: {s.trace.key}/{s.variant}"
-        done[s.key] = ensure_run(p, out, s, label, digests, log=log)
+    jobs = [Job(f"{s.trace.key}/{s.variant}", run_config(p, out, s), run_dir(out, s)) for s in specs]
+    outcomes = execute_with_progress(jobs, "figure runs", quiet=quiet, backend=backend, workers=workers,
+                                     address=address, log=log)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise AuroraError(f"{len(failed)} of the figures' runs failed (the rest are kept; run again to resume): "
+                          f"{failed[0].job.name}: {failed[0].error}")
+    done = {s.key: RunResult(s, o.job.run_dir, o.job.config, o.status == "skipped", wall_of(o.job.run_dir))
+            for s, o in zip(specs, outcomes)}
+    for o in outcomes:
+        if o.status == "skipped":
+            log(f"{o.job.name}: complete with the same config, skipped ({o.job.run_dir})")
     records = {}
     for n in figs:
         records[n] = _draw(out, p, n, [done[s.key] for s in runs_for(p, n)])

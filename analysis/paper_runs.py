@@ -5,8 +5,9 @@ DIR/traces/KEY.json + KEY.parquet   a generator config and its trace (rewritten 
 DIR/runs/KEY/VARIANT/               one replay's event log (aurora_sim.replay)
 
 A run is skipped when its runs.parquet says `complete` and its config_json equals the config this
-plan would run, trace digest included: an interrupted `figures` resumes at the first run that is
-missing, unfinished or made with other settings (that one is replaced).
+plan would run, trace digest included (aurora_sim.replay.complete): an interrupted `figures`
+resumes with the runs that are missing, unfinished or made with other settings (those are
+replaced). The runs themselves go through the sweep machinery (aurora_sim.sweep.execute).
 """
 
 from __future__ import annotations
@@ -65,44 +66,11 @@ def run_config(p: Plan, out: Path, spec: RunSpec) -> ReplayConfig:
     return arm_config(base, spec.arm, p.static).with_(**dict(spec.changes))
 
 
-def expected_digest(cfg: ReplayConfig) -> str:
-    """The trace digest the replay will record (the one workload.build_workload computes)."""
-    from aurora_sim.replay.workload import load_trace
-
-    return load_trace(cfg.trace, cfg.seed, cfg.limit)[2]
+def run_dir(out: Path, spec: RunSpec) -> Path:
+    return out / "runs" / spec.trace.key / spec.variant
 
 
-def complete_with(run_dir: Path, cfg: ReplayConfig) -> bool:
-    """True when run_dir holds a finished replay of exactly this config (trace digest included)."""
-    import polars as pl
-
-    from aurora_sim.replay.eventlog import read_table
-
-    if not (run_dir / "runs.parquet").is_file():
-        return False
-    try:
-        row = read_table(run_dir, "runs").row(0, named=True)
-    except (OSError, ValueError, KeyError, IndexError, pl.exceptions.PolarsError):  # unreadable: redo the run
-        return False
-    return row["status"] == "complete" and row["config_json"] == cfg.to_json()
-
-
-def ensure_run(p: Plan, out: Path, spec: RunSpec, label: str, digests: dict, log=print) -> RunResult:
-    from aurora_sim.replay.cli import run_with_progress
-
-    cfg = run_config(p, out, spec)
-    key = (cfg.trace, cfg.seed, cfg.limit)
-    if key not in digests:
-        digests[key] = expected_digest(cfg)
-    run_dir = out / "runs" / spec.trace.key / spec.variant
-    if complete_with(run_dir, cfg.with_(trace_sha256=digests[key])):
-        log(f"{label}: complete with the same config, skipped ({run_dir})")
-        return RunResult(spec, run_dir, cfg, True, _wall(run_dir))
-    run_with_progress(cfg, run_dir, label, force=True)
-    return RunResult(spec, run_dir, cfg, False, _wall(run_dir))
-
-
-def _wall(run_dir: Path) -> dict | None:
+def wall_of(run_dir: Path) -> dict | None:
     f = run_dir / "wall.json"
     return json.loads(f.read_text()) if f.is_file() else None
 

@@ -19,6 +19,7 @@ from aurora_sim.costs.cli import calibrate_command, costs_command
 from aurora_sim.live.cli import capture_command, live_command
 from aurora_sim.replay.cli import replay_command
 from aurora_sim.serve.cli import serve_command
+from aurora_sim.sweep.cli import sweep_command
 from traces.cli import trace_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(draft_app, name="draft")
 app.add_typer(trace_app, name="trace")
 app.command("replay")(replay_command)
+app.command("sweep")(sweep_command)
 app.command("calibrate")(calibrate_command)
 app.command("costs")(costs_command)
 app.command("sql")(sql_command)

@@ -53,7 +53,8 @@ def _files(run_dir):
 def test_figures_5_6_draw_resume_and_rerun_only_what_changed(tmp_path, trained_head_dir):
     out = tmp_path / "figs"
     p = test_plan(trained_head_dir)
-    res = make_paper_figures(out, p, [5, 6], log=lambda m: None)
+    # the runs go through the sweep machinery on local Ray (2 workers), as `aurora figures` does
+    res = make_paper_figures(out, p, [5, 6], log=lambda m: None, backend="ray", workers=2)
     # figure 5 needs no-spec, static, online-scratch; figure 6 shares online-scratch (λ = 0) and adds λ = 0.5
     assert sorted(r.split("/runs/")[1] for r in res["made"]) == [
         "t-two/no-spec", "t-two/online-scratch", "t-two/online-scratch-lambda0.5", "t-two/static"]
