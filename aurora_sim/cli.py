@@ -126,6 +126,24 @@ def draft_train(
     console.print(f"draft written to {path}")
 
 
+@draft_app.command("export")
+@friendly
+def draft_export(
+    source: Path = typer.Argument(..., help="A replay run directory (its registry names the draft) or a draft directory."),
+    fmt: str = typer.Option("sglang-eagle3", "--format", help="sglang-eagle3 (EAGLE-3 head) or sglang-standalone (small LM)."),
+    out: Path = typer.Option(..., "-o", help="Output directory (written atomically; replaced if it exists)."),
+    model: str = typer.Option(None, help="Target: tiny, smollm2 or a directory (default: the run's model, else tiny)."),
+    version: str = typer.Option("serving", help="With a run directory: serving (default), latest, or a version number."),
+    dtype: str = typer.Option("float32", help="Weight dtype: float32, bfloat16 or float16."),
+):
+    """Write a draft SGLang loads (--speculative-algorithm EAGLE3 or STANDALONE; docs/sglang.md)."""
+    from aurora_sim.sglang.export import export_draft
+
+    r = export_draft(source, fmt, out, model=model, dtype=dtype, version=version)
+    where = f"version {r['version']} of {source}" if r["version"] is not None else str(source)
+    console.print(f"{fmt} draft ({where}, target {r['model']}, {dtype}) written to {out}")
+
+
 @app.command()
 @friendly
 def demo(

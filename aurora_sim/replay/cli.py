@@ -113,6 +113,7 @@ def replay_command(
     resume: Path = typer.Option(None, help="Continue a killed run in this directory (same config; ends with the same log)."),
     force: bool = typer.Option(False, help="Replace an existing run directory."),
     json_out: Path = typer.Option(None, "--json", help="Also write the summary numbers to this file."),
+    engine: str = typer.Option("torch", help="Serving backend: torch (this package's engine) or sglang (CUDA + SGLang; docs/sglang.md)."),
 ):
     """Replay a trace through the real speculative engine in deterministic virtual time, with the
     draft learning online and a controller hot-swapping it; writes an event log (Parquet) and
@@ -122,6 +123,9 @@ def replay_command(
     from aurora_sim.replay.config import ReplayConfig
     from aurora_sim.replay.summary import summarize
 
+    from aurora_sim.sglang.runtime import check_replay_engine
+
+    check_replay_engine(engine)
     if resume is not None:
         from aurora_sim.replay.eventlog import read_table
 
