@@ -76,6 +76,13 @@ grid:
     assert zero.config.config_hash() == cli.config_hash() and zero.name.endswith(cli.config_hash()[:8])
 
 
+def test_example_spec_parses():
+    sw = load_spec(Path(__file__).parent.parent / "examples" / "sweep-lambda.yaml")
+    # 2 seeds x (no-spec + static + 2 online arms x 2 λ) + the explicit lazy run; 4 no-spec/static entries merged
+    assert len(sw.runs) == 13 and sum(len(r.also) for r in sw.runs) == 4
+    assert any(r.name.startswith("lazy-") and r.config.controller.policy == "lazy" for r in sw.runs)
+
+
 def test_spec_trace_file_resolved_against_spec_folder(tmp_path):
     (tmp_path / "t.parquet").write_bytes(b"")
     sw = load_spec(_write(tmp_path, "base: {trace: t.parquet}\n"))
