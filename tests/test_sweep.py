@@ -203,3 +203,28 @@ def test_killed_worker_is_retried(sweeps):
     assert o.status == "done", o.error
     assert not o.worker.endswith(f":{victim}")
     assert _files(out / run.name) == _files(tmp / "seq" / "runs" / run.name)
+
+
+def test_sweep_on_an_existing_cluster_by_address(sweeps, tmp_path):
+    """`--address`: a Ray head started apart (loopback only, stopped by this test) runs the sweep;
+    the run installed by the driver is byte-identical to the sequential one."""
+    import socket
+
+    tmp, spec, _, _ = sweeps
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a throw-away local head: no token to hand around
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                             "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        one = _write(tmp_path, "base: {trace: shift-mini, limit: 16, every: 2}\ngrid: {arm: [static]}\n")
+        r = subprocess.run([sys.executable, "-m", "aurora_sim", "sweep", str(one), "-o", str(tmp_path / "cl"),
+                            "--address", f"127.0.0.1:{port}"], capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (name,) = [p.name for p in (tmp_path / "cl" / "runs").iterdir()]
+    assert name.startswith("static-") and _files(tmp_path / "cl" / "runs" / name) == _files(tmp / "seq" / "runs" / name)
