@@ -21,13 +21,17 @@ import torch
 import torch.nn.functional as F
 from sglang_helpers import save_target, small_head, small_target
 
+from aurora_sim.engine.protocol import GenRequest
 from aurora_sim.models.drafts import save_draft
 from aurora_sim.models.llama import apply_rope, rope_tables
 from aurora_sim.sglang import meta, names, wheel
 from aurora_sim.sglang.engine import engine_kwargs, sampling_params
-from aurora_sim.engine.protocol import GenRequest
 from aurora_sim.sglang.export import export_draft
-from aurora_sim.sglang.weights import draft_tensors, target_collisions
+from aurora_sim.sglang.weights import (
+    draft_tensors,
+    target_collisions,
+    target_param_names,
+)
 
 VERSIONS = ("0.5.17", "0.5.23")
 
@@ -129,7 +133,7 @@ def exported(tmp_path_factory):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_real_loader_takes_every_exported_weight(sglang_src, exported, version):
-    target, head, state, _ = exported
+    _, _, state, _ = exported
     params = draft_params(32, 4, 2, 8, 48, 3, 96)
     rec, unused, this = run_real_loader(version, state, params)
     assert unused == []
@@ -170,7 +174,7 @@ def run_real_capture_loop(layers_to_capture, num_layers):
     """Execute 0.5.17's target LlamaModel.forward with tagged stand-in layers: layer j outputs
     the value j+1, so a captured value v is the output of layer v-1."""
     fn = wheel.load_function(src("0.5.17", "models/llama.py"), "LlamaModel.forward", {"PPProxyTensors": dict})
-    tag = lambda j: (lambda pos, h, fb, res: (torch.full_like(h, float(j + 1)), torch.zeros_like(h)))  # noqa: E731
+    tag = lambda j: (lambda pos, h, fb, res: (torch.full_like(h, float(j + 1)), torch.zeros_like(h)))
     this = SimpleNamespace(pp_group=SimpleNamespace(is_first_rank=True, is_last_rank=True),
                            embed_tokens=lambda ids: torch.zeros(len(ids), 4), start_layer=0, end_layer=num_layers,
                            layers=[tag(j) for j in range(num_layers)], norm=lambda h, r: (h, r),
@@ -212,6 +216,12 @@ def standin_attention(qkv_w, o_w, heads, kv_heads, head_dim, theta):
     return attn
 
 
+def swiglu(x, gate_up, down):
+    """Stand-in for SGLang's MLP: gate_up rows are [gate; up] (shard 0, 1), SiluAndMul, down."""
+    g, u = (x @ gate_up.T).chunk(2, -1)
+    return (F.silu(g) * u) @ down.T
+
+
 def sglang_draft(version, rec, embed, eps=1e-5):
     """SGLang's LlamaModel (eagle3).forward and LlamaDecoderLayer.forward, real code, with real
     RMSNorms and the weights as its loader placed them; attention and MLP are stand-ins."""
@@ -226,7 +236,7 @@ def sglang_draft(version, rec, embed, eps=1e-5):
         input_layernorm=real_rmsnorm(version, w[p + "input_layernorm.weight"], eps),
         post_attention_layernorm=real_rmsnorm(version, w[p + "post_attention_layernorm.weight"], eps),
         self_attn=standin_attention(w[p + "self_attn.qkv_proj.weight"], w[p + "self_attn.o_proj.weight"], 4, 2, 8, 10000.0),
-        mlp=lambda x: (lambda g, u: (F.silu(g) * u) @ down.T)(*(x @ gate_up.T).chunk(2, -1)))
+        mlp=lambda x: swiglu(x, gate_up, down))
     model_fwd = wheel.load_function(path, "LlamaModel.forward", {"torch": torch})
     fc_w = w["model.fc.weight"]
     this = SimpleNamespace(embed_tokens=embed, is_mrope_enabled=False, input_norm=None, fc_norm=None,
@@ -291,22 +301,15 @@ def test_composition_check_can_fail(sglang_src, exported):
 
 
 # ---- weight updates -----------------------------------------------------------------------------
-def sglang_target_params(spec, tied):
-    """Stand-in: SGLang LlamaForCausalLM parameter names (tp = 1; a tied head is the embedding)."""
-    out = {"model.embed_tokens.weight", "model.norm.weight"} | ({"lm_head.weight"} if not tied else set())
-    for i in range(spec.num_layers):
-        out |= {f"model.layers.{i}.{n}.weight" for n in ("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj",
-                                                          "mlp.down_proj", "input_layernorm", "post_attention_layernorm")}
-    return out
-
-
 @pytest.mark.parametrize("tied", [True, False])
 def test_0517_tensor_update_reaches_target_only_where_we_refuse(sglang_src, exported, tied):
     """≤0.5.17 sends a draft tensor update to the target too: run the target's real loader on
     our draft's names and compare with what weights.target_collisions predicts."""
     target, head, _, _ = exported
     named = draft_tensors(head)
-    params = sglang_target_params(target.spec, tied)
+    from dataclasses import replace
+
+    params = target_param_names(replace(target.spec, tie_embeddings=tied))  # stand-in: SGLang's target params
     rec = {k: Recorder(None) for k in params}
     fn = wheel.load_function(src("0.5.17", "models/llama.py"), "LlamaForCausalLM._legacy_load_weights",
                              {"get_layer_id": lambda n: int(m.group(1)) if (m := re.search(r"layers\.(\d+)\.", n)) else None,

@@ -75,8 +75,7 @@ def to_result(req: GenRequest, out: dict) -> RequestResult:
 
 class SGLangEngine:
     def __init__(self, target_dir: Path, draft_dir: Path | None, *, algorithm: str = "EAGLE3", gamma: int = 4,
-                 max_batch: int = 8, draft_version: int = 0, target_param_names: set[str] = frozenset(),
-                 target_tied: bool = True, **engine_extra):
+                 max_batch: int = 8, draft_version: int = 0, target_spec=None, **engine_extra):
         self.version = require_sglang()
         import sglang
 
@@ -87,7 +86,13 @@ class SGLangEngine:
         self.round_index = 0  # one step = one submitted wave
         self.waiting: deque[GenRequest] = deque()
         self._finished: list[RequestResult] = []
-        self._target_names, self._target_tied = set(target_param_names), target_tied
+        # what a <= 0.5.17 draft update would also reach in the target (weights.py); with no spec
+        # given, read the target's config so the guard is never skipped
+        if target_spec is None:
+            from aurora_sim.models.llama import LlamaSpec, read_config
+
+            target_spec = LlamaSpec.from_hf(read_config(Path(target_dir)))
+        self._target_spec = target_spec
 
     def add(self, request: GenRequest) -> None:
         self.waiting.append(request)
@@ -106,9 +111,10 @@ class SGLangEngine:
         return []  # SGLang reports per-request totals, not rounds
 
     def swap_draft(self, draft, version: int) -> str:
-        from aurora_sim.sglang.weights import push_draft
+        from aurora_sim.sglang.weights import push_draft, target_param_names
 
-        api = push_draft(self.engine, draft, self._target_names, self._target_tied)
+        spec = self._target_spec
+        api = push_draft(self.engine, draft, target_param_names(spec), spec.tie_embeddings)
         self.draft_version = version
         return api
 

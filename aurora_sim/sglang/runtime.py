@@ -8,6 +8,7 @@ order a user can act on: GPU first, then the package, then whether it imports.
 from __future__ import annotations
 
 import importlib.metadata
+import re
 
 from aurora_sim.errors import AuroraError
 
@@ -15,11 +16,8 @@ STAGE_HINT = "scripts/sglang_gpu_stage.sh stages SGLang 0.5.17 onto a GPU host; 
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for p in version.split(".")[:3]:
-        digits = "".join(c for c in p if c.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
+    # leading digits of the first three fields: "0.5.8.post1" -> (0, 5, 8), "0.5.23rc1" -> (0, 5, 23)
+    return tuple(int(m.group()) if (m := re.match(r"\d+", p)) else 0 for p in version.split(".")[:3])
 
 
 def installed_version() -> str | None:

@@ -33,7 +33,17 @@ def draft_tensors(draft) -> list[tuple[str, torch.Tensor]]:
     return [(k, v.detach()) for k, v in sorted(state.items())]
 
 
-def target_collisions(named: list[tuple[str, torch.Tensor]], target_param_names: set[str], tied: bool) -> list[str]:
+def target_param_names(spec) -> set[str]:
+    """SGLang's LlamaForCausalLM parameter names for a target of this shape (tp = 1: q/k/v
+    stacked into qkv_proj, gate/up into gate_up_proj; a tied LM head is the embedding)."""
+    out = {"model.embed_tokens.weight", "model.norm.weight"} | (set() if spec.tie_embeddings else {"lm_head.weight"})
+    for i in range(spec.num_layers):
+        out |= {f"model.layers.{i}.{n}.weight" for n in ("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj",
+                                                          "mlp.down_proj", "input_layernorm", "post_attention_layernorm")}
+    return out
+
+
+def target_collisions(named: list[tuple[str, torch.Tensor]], target_params: set[str], tied: bool) -> list[str]:
     """Names a <= 0.5.17 tensor update would also write into the target (exact-name loader,
     q/k/v and gate/up stacked; a tied target skips lm_head.weight)."""
     hits = []
@@ -46,18 +56,18 @@ def target_collisions(named: list[tuple[str, torch.Tensor]], target_param_names:
                 break
         if tied and "lm_head.weight" in name:
             continue
-        if stacked in target_param_names:
+        if stacked in target_params:
             hits.append(name)
     return hits
 
 
-def push_draft(engine, draft, target_param_names: set[str], target_tied: bool) -> str:
+def push_draft(engine, draft, target_params: set[str], target_tied: bool) -> str:
     """Load `draft`'s weights into the engine's draft model. Returns the API used."""
     named = draft_tensors(draft)
     if hasattr(engine, "begin_weight_update"):
         _push_session(engine, named)
         return "begin_weight_update(selector='draft') + update_weights_from_tensor"
-    hits = target_collisions(named, target_param_names, target_tied)
+    hits = target_collisions(named, target_params, target_tied)
     if hits:
         raise AuroraError(f"this SGLang sends draft tensor updates to the target too, and {hits[:3]} would "
                           "overwrite target weights; use SGLang >= 0.5.23 (selector='draft')")
