@@ -179,7 +179,7 @@ def test_killed_worker_is_retried(sweeps):
     out = tmp / "killed"
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024**2)
+        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024**2)
     result = {}
     worker = threading.Thread(target=lambda: result.setdefault(
         "o", execute([Job(run.name, run.config, out / run.name)], backend="ray", retries=2, log=lambda m: None)))

@@ -28,8 +28,9 @@ def _start(workers: int | None, address: str | None) -> bool:
             ray.init(address=address, **common)
         else:
             # a small object store: results are one run's event log each, and the default (30 % of
-            # RAM) fails where /dev/shm is small
-            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+            # RAM) fails where /dev/shm is small; address="local": always a new instance, never
+            # a cluster that some `ray start` left behind
+            ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
                      object_store_memory=512 * 1024**2, **common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
