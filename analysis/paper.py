@@ -65,7 +65,7 @@ def make_paper_figures(out: Path | str, p: Plan, figs: list[int], log=print, bac
         write_trace(out, t)
     jobs = [Job(f"{s.trace.key}/{s.variant}", run_config(p, out, s), run_dir(out, s)) for s in specs]
     outcomes = execute_with_progress(jobs, "figure runs", quiet=quiet, backend=backend, workers=workers,
-                                     address=address, log=log)
+                                     address=address)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise AuroraError(f"{len(failed)} of the figures' runs failed (the rest are kept; run again to resume): "

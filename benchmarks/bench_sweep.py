@@ -38,7 +38,7 @@ def timed_sweep(out: Path, limit: int | None, backend: str, workers: int | None)
     from aurora_sim.sweep.execute import execute
 
     t0 = time.perf_counter()
-    outcomes = execute(sweep_jobs(out, limit), backend=backend, workers=workers, log=lambda m: None)
+    outcomes = execute(sweep_jobs(out, limit), backend=backend, workers=workers)
     wall = time.perf_counter() - t0
     bad = [o for o in outcomes if o.status != "done"]
     if bad:
@@ -86,7 +86,7 @@ def main() -> None:
     # build shared models/static drafts first so neither timing includes them
     from aurora_sim.sweep.execute import prepare
 
-    prepare(sweep_jobs(tmp, args.limit), log=lambda m: None)
+    prepare(sweep_jobs(tmp, args.limit))
     seq = timed_sweep(tmp / "seq", args.limit, "local", None)
     par = timed_sweep(tmp / "ray", args.limit, "ray", args.workers)
     speedup = seq["wall_s"] / par["wall_s"]

@@ -182,7 +182,7 @@ def test_killed_worker_is_retried(sweeps):
         ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024**2)
     result = {}
     worker = threading.Thread(target=lambda: result.setdefault(
-        "o", execute([Job(run.name, run.config, out / run.name)], backend="ray", retries=2, log=lambda m: None)))
+        "o", execute([Job(run.name, run.config, out / run.name)], backend="ray", retries=2)))
     try:
         worker.start()
         victim, t0 = None, time.time()
@@ -210,7 +210,7 @@ def test_sweep_on_an_existing_cluster_by_address(sweeps, tmp_path):
     the run installed by the driver is byte-identical to the sequential one."""
     import socket
 
-    tmp, spec, _, _ = sweeps
+    tmp, _, _, _ = sweeps
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

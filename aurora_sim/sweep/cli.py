@@ -45,14 +45,14 @@ def sweep_command(
     dups = sum(len(r.also) for r in sweep.runs)
     err_console.print(f"sweep {sweep.name}: {len(jobs)} runs" + (f" ({dups} duplicate entries merged)" if dups else ""))
     if dry_run:
-        todo, done = split_done(jobs)
+        _, done = split_done(jobs)
         for j in jobs:
             err_console.print(f"  {'complete' if j in done else 'to run  '}  {j.run_dir}", highlight=False)
         return
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     outcomes = execute_with_progress(jobs, f"sweep {sweep.name}", backend=backend, workers=workers, address=address,
-                                     retries=retries, log=lambda m: err_console.print(m, highlight=False))
+                                     retries=retries)
     failed = sum(o.status == "failed" for o in outcomes)
     table = summary.rows(sweep, outcomes)
     summary.write(out, sweep, table, backend, time.perf_counter() - t0)

@@ -33,7 +33,7 @@ class Outcome:
     wall: dict = field(default_factory=dict)  # the run's wall.json
 
 
-def prepare(jobs: list[Job], log=print) -> None:
+def prepare(jobs: list[Job]) -> None:
     """Build what runs share before any of them start: the target models and the offline static
     drafts (cached and content-keyed), so parallel workers never race to build the same thing."""
     from aurora_sim.learner.offline import train_static_draft
@@ -66,7 +66,7 @@ def _finish(job: Job, result: dict) -> Outcome:
 
 
 def execute(jobs: list[Job], backend: str = "ray", workers: int | None = None, address: str | None = None,
-            retries: int = 2, on_outcome=None, on_progress=None, log=print) -> list[Outcome]:
+            retries: int = 2, on_outcome=None, on_progress=None) -> list[Outcome]:
     """Outcomes in the jobs' order. on_outcome(outcome) is called as each run ends (skipped ones
     first); on_progress(job, progress) with the replay's progress (local backend only)."""
     if backend not in BACKENDS:
@@ -80,7 +80,7 @@ def execute(jobs: list[Job], backend: str = "ray", workers: int | None = None, a
     for j in done:
         report(outcomes[j.name])
     if todo:
-        prepare(todo, log=log)
+        prepare(todo)
     if backend == "local" or not todo:
         for j in todo:
             cb = (lambda p, j=j: on_progress(j, p)) if on_progress else None

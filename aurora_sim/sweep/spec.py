@@ -189,7 +189,7 @@ def parse_spec(doc, source: str, folder: Path) -> Sweep:
         raise AuroraError(f"{source}: a sweep spec is a mapping with base, grid and/or runs")
     extra = set(doc) - set(TOP_KEYS)
     if extra:
-        raise AuroraError(f"{source}: unknown top-level key {sorted(extra)[0]!r} (known: {', '.join(TOP_KEYS)})")
+        raise AuroraError(f"{source}: unknown top-level key {min(extra)!r} (known: {', '.join(TOP_KEYS)})")
     by_hash: dict[str, SweepRun] = {}
     for i, (settings, named) in enumerate(_entries(doc, source)):
         cfg = build_config(settings, folder, f"{source}: run {i + 1}")
@@ -203,7 +203,7 @@ def parse_spec(doc, source: str, folder: Path) -> Sweep:
             by_hash[h] = SweepRun(name, cfg)
     names = [r.name for r in by_hash.values()]
     if len(set(names)) != len(names):
-        raise AuroraError(f"{source}: two runs are both named {next(n for n in names if names.count(n) > 1)!r}")
+        raise AuroraError(f"{source}: two runs are both named {min(n for n in names if names.count(n) > 1)!r}")
     return Sweep(str(doc.get("name") or Path(source).stem), source, tuple(by_hash.values()))
 
 
