@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from sglang_helpers import save_target, small_head, small_target
 
 from aurora_sim.engine.protocol import GenRequest
-from aurora_sim.models.drafts import save_draft
+from aurora_sim.models.drafts import new_eagle3, save_draft
 from aurora_sim.models.llama import apply_rope, rope_tables
 from aurora_sim.sglang import meta, names, wheel
 from aurora_sim.sglang.engine import engine_kwargs, sampling_params
@@ -139,6 +139,31 @@ def test_real_loader_takes_every_exported_weight(sglang_src, exported, version):
     assert unused == []
     check_loaded(rec, state)
     assert this.hot_token_id is None  # full vocabulary: no d2t, SGLang keeps target token ids
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_real_loader_takes_a_hot_vocabulary_head(sglang_src, tmp_path, version):
+    """A head over a hot vocabulary (EAGLE-3's d2t): the real loader takes every weight, its LM
+    head is draft_vocab x H, and the hot_token_id it derives from our d2t is our target ids."""
+    import json
+
+    from safetensors.torch import load_file
+
+    target = small_target(layers=6)
+    save_target(target, tmp_path / "target")
+    hot = torch.tensor([0, 2, 3, 5, 8, 13, 21, 34, 55, 89])
+    head = new_eagle3(target, seed=1, target_layers=(1, 2, 4), draft_vocab=hot)
+    save_draft(head, tmp_path / "draft")
+    export_draft(tmp_path / "draft", "sglang-eagle3", tmp_path / "out", model=str(tmp_path / "target"))
+    state = load_file(str(tmp_path / "out" / "model.safetensors"))
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["draft_vocab_size"] == len(hot)
+    params = draft_params(32, 4, 2, 8, 48, 3, 96)
+    params["lm_head.weight"] = (len(hot), 32)
+    rec, unused, this = run_real_loader(version, state, params)
+    assert sorted(unused) == ["d2t", "t2d"]  # consumed by the loader itself, not weight loaders
+    check_loaded(rec, state)
+    assert torch.equal(this.hot_token_id, hot)
+    assert state["t2d"].dtype == torch.bool and state["t2d"].sum() == len(hot) and bool(state["t2d"][hot].all())
 
 
 @pytest.mark.parametrize("version", VERSIONS)

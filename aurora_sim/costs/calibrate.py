@@ -231,7 +231,7 @@ def _fresh_head(head, target):
     """A trainable copy of an EAGLE head that still reads the target's (frozen) embedding."""
     from aurora_sim.models.drafts import new_eagle3
 
-    copy_ = new_eagle3(target, seed=0, target_layers=tuple(head.target_layers))
+    copy_ = new_eagle3(target, seed=0, target_layers=tuple(head.target_layers), draft_vocab=head.d2t)
     copy_.load_state_dict(head.state_dict())
     return copy_
 

@@ -33,8 +33,9 @@ def eagle3_ttt_loss(head, tokens, target_features, target_logits, unroll: int = 
     """tokens [B, S], target_features [B, S, 3H] (h_p at p), target_logits [B, S, V] (predicting
     x_{p+1} at p). Returns (weighted loss, per-step losses)."""
     total, steps = 0.0, []
+    target_logits = head.restrict(target_logits)  # a hot-vocabulary head: the target given those tokens
     for j, hidden in enumerate(draft_unroll(head, tokens, target_features, unroll)):
-        loss_j = forward_kl(target_logits, head.logits(hidden), mask)
+        loss_j = forward_kl(target_logits, head.draft_logits(hidden), mask)
         total = total + (decay**j) * loss_j
         steps.append(float(loss_j.detach()))
     return total / sum(decay**j for j in range(unroll)), steps
@@ -78,8 +79,10 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
     Returns ([M] KL, per-step mean KL)."""
     rows, cols = index
     total, steps, weight = 0.0, [], 0.0
+    if draft.uses_features:
+        target_logits = draft.restrict(target_logits)
     for j, out in enumerate(draft_unroll(draft, tokens, target_features, unroll)):
-        logits = out[rows, cols] if not draft.uses_features else draft.logits(out[rows, cols])
+        logits = out[rows, cols] if not draft.uses_features else draft.draft_logits(out[rows, cols])
         kl = position_kl(target_logits, logits)
         total = total + (decay**j) * kl
         weight += decay**j

@@ -39,15 +39,20 @@ RECIPE = {
     },
     "default": {"steps": 200, "batch": 4, "seq_len": 64, "freeze_lm_head": True},
 }
+# EAGLE-3 heads over a hot vocabulary (its `d2t`), per tier; these override the tier's recipe and
+# are kept out of RECIPE so drafts built without one keep their cache keys. SmolLM2's 49k-token LM
+# head made a full-vocabulary draft step cost about a quarter of a target step (so speculation
+# could not pay at AL 1.25); over its 8,192 most frequent tokens the head is 6x cheaper, and cheap
+# enough to train rather than freeze.
+HOT_VOCAB = {"smollm2": {"draft_vocab": 8192, "freeze_lm_head": False, "steps": 400}}
 
 
 
 
-def token_windows(tokenizer, seq_len: int, count: int, seed: int) -> torch.Tensor:
-    """`count` windows of `seq_len` tokens, domains in turn, from the training split."""
+def _streams(tokenizer) -> list[torch.Tensor]:
+    """Each domain's training split as one token stream (bounded: tokenizing is the cost)."""
     from aurora_sim.corpora import DOMAINS, load_documents
 
-    gen = torch.Generator().manual_seed(seed)
     streams = []
     for domain in DOMAINS:
         ids: list[int] = []
@@ -58,12 +63,33 @@ def token_windows(tokenizer, seq_len: int, count: int, seed: int) -> torch.Tenso
             if len(ids) > 400_000:  # plenty of distinct windows; bounds tokenization time
                 break
         streams.append(torch.tensor(ids, dtype=torch.long))
+    return streams
+
+
+def token_windows(tokenizer, seq_len: int, count: int, seed: int) -> torch.Tensor:
+    """`count` windows of `seq_len` tokens, domains in turn, from the training split."""
+    gen = torch.Generator().manual_seed(seed)
+    streams = _streams(tokenizer)
     out = torch.empty(count, seq_len, dtype=torch.long)
     for i in range(count):
         stream = streams[i % len(streams)]
         start = int(torch.randint(0, len(stream) - seq_len, (1,), generator=gen))
         out[i] = stream[start : start + seq_len]
     return out
+
+
+def hot_vocabulary(tokenizer, size: int, vocab_size: int) -> torch.Tensor:
+    """EAGLE-3's draft vocabulary: the `size` most frequent target tokens of the training split
+    (ties by id; the special tokens always in), ascending ids."""
+    counts = torch.zeros(vocab_size, dtype=torch.long)
+    for stream in _streams(tokenizer):
+        counts += torch.bincount(stream, minlength=vocab_size)[:vocab_size]
+    special = [i for i in (tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.pad_token_id)
+               if i is not None and 0 <= i < vocab_size]
+    counts[special] = counts.max() + 1
+    # stable sort on -count keeps ascending ids among ties: deterministic
+    order = torch.sort(-counts, stable=True).indices[: min(size, vocab_size)]
+    return torch.sort(order).values
 
 
 def default_out(model: str, kind: str) -> Path:
@@ -78,10 +104,13 @@ def train_static_draft(
         raise AuroraError(f"unknown draft kind {kind!r} (eagle3 or lm)")
     model_dir = resolve_model(model)
     tier = RECIPE["tiers"].get(model, RECIPE["default"])
+    hot = HOT_VOCAB.get(model) if kind == "eagle3" else None
+    tier = {**tier, **(hot or {})}
     steps = steps or tier["steps"]
     out = Path(out) if out else default_out(model if model in TIERS else Path(model).name, kind)
     target_sha = sha256_file(next(iter(sorted(model_dir.glob("*.safetensors")))))
-    key = hashlib.sha256(json.dumps([RECIPE, kind, steps, seed, target_sha], sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([RECIPE, kind, steps, seed, target_sha] + ([hot] if hot else []),
+                                    sort_keys=True).encode()).hexdigest()
     prov_file = out / "provenance.json"
     if prov_file.is_file() and json.loads(prov_file.read_text()).get("recipe_hash") == key:
         return out
@@ -92,8 +121,9 @@ def train_static_draft(
     target.requires_grad_(False)
     tokenizer = load_tokenizer(model_dir)
     if kind == "eagle3":
-        draft = drafts.new_eagle3(target, seed=seed)
-        draft.lm_head.weight.data.copy_(target.lm_head.weight)
+        d2t = hot_vocabulary(tokenizer, hot["draft_vocab"], target.spec.vocab_size) if hot else None
+        draft = drafts.new_eagle3(target, seed=seed, draft_vocab=d2t)
+        draft.lm_head.weight.data.copy_(target.lm_head.weight if d2t is None else target.lm_head.weight[d2t])
         draft.norm.weight.data.copy_(target.model.norm.weight)
         draft.lm_head.weight.requires_grad_(not tier["freeze_lm_head"])
     else:

@@ -52,7 +52,11 @@ class Eagle3Head(nn.Module):
     kind = "eagle3"
     uses_features = True
 
-    def __init__(self, target_spec: LlamaSpec, target_layers: tuple[int, ...], embed: nn.Embedding):
+    def __init__(self, target_spec: LlamaSpec, target_layers: tuple[int, ...], embed: nn.Embedding,
+                 draft_vocab: torch.Tensor | None = None):
+        """draft_vocab: the target token ids the head can propose (EAGLE-3's hot vocabulary; its
+        `d2t`), ascending; None = the whole vocabulary. On a large vocabulary the LM head is most of
+        a draft step's cost, and the rare tokens it drops are ones a draft seldom gets accepted."""
         super().__init__()
         h = target_spec.hidden_size
         self.spec = replace(target_spec, num_layers=1)
@@ -64,7 +68,15 @@ class Eagle3Head(nn.Module):
         self.post_attention_layernorm = RMSNorm(h, target_spec.rms_eps)
         self.mlp = MLP(self.spec)
         self.norm = RMSNorm(h, target_spec.rms_eps)
-        self.lm_head = nn.Linear(h, target_spec.vocab_size, bias=False)
+        if draft_vocab is not None:
+            draft_vocab = torch.as_tensor(draft_vocab, dtype=torch.long)
+            ok = draft_vocab.ndim == 1 and len(draft_vocab) > 0 and bool((draft_vocab[1:] > draft_vocab[:-1]).all())
+            if not ok or int(draft_vocab[0]) < 0 or int(draft_vocab[-1]) >= target_spec.vocab_size:
+                raise AuroraError("draft vocabulary must be distinct ascending target token ids")
+            self.register_buffer("d2t", draft_vocab)
+        else:
+            self.d2t = None
+        self.lm_head = nn.Linear(h, target_spec.vocab_size if draft_vocab is None else len(draft_vocab), bias=False)
         self._embed = (embed,)  # a tuple: the target's frozen table, not a parameter of the head
         cos, sin = rope_tables(self.spec.head_dim, self.spec.rope_theta, self.spec.max_position)
         self.register_buffer("rope_cos", cos, persistent=False)
@@ -73,6 +85,10 @@ class Eagle3Head(nn.Module):
     @property
     def vocab_size(self) -> int:
         return self.spec.vocab_size
+
+    @property
+    def draft_vocab_size(self) -> int:
+        return self.lm_head.out_features
 
     def fuse(self, target_features: torch.Tensor) -> torch.Tensor:
         return self.fc(target_features)
@@ -98,10 +114,25 @@ class Eagle3Head(nn.Module):
         a = feature + self.self_attn(x, cos, sin, cache.k[0], cache.v[0], slots, pos)
         return a + self.mlp(self.post_attention_layernorm(a))
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        # Separate so a trainer can project only the positions its loss uses (the LM head
-        # dominates a small head's cost).
+    def draft_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the head's own vocabulary [..., draft_vocab_size] (what a loss compares)."""
+        # Separate from forward so a trainer can project only the positions its loss uses (the
+        # LM head dominates a small head's cost).
         return self.lm_head(self.norm(hidden))
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the target's vocabulary [..., V]: -inf where the head cannot propose, so
+        greedy argmax and the sampled draft distribution q live in the target's token space."""
+        small = self.draft_logits(hidden)
+        if self.d2t is None:
+            return small
+        full = small.new_full((*small.shape[:-1], self.spec.vocab_size), float("-inf"))
+        return full.index_copy(-1, self.d2t, small)
+
+    def restrict(self, target_logits: torch.Tensor) -> torch.Tensor:
+        """The target's logits over the head's vocabulary (a softmax of them is the target's
+        distribution conditioned on the hot tokens: what the head is trained to match)."""
+        return target_logits if self.d2t is None else target_logits.index_select(-1, self.d2t)
 
     def config(self) -> dict:
         return {"draft": asdict(self.spec)}
@@ -153,11 +184,12 @@ def _seeded(seed: int, build):
         return build()
 
 
-def new_eagle3(target: Llama, seed: int = 0, target_layers: tuple[int, ...] | None = None) -> Eagle3Head:
-    """A randomly initialised ("day-0") EAGLE-3 head for `target`."""
+def new_eagle3(target: Llama, seed: int = 0, target_layers: tuple[int, ...] | None = None,
+               draft_vocab: torch.Tensor | None = None) -> Eagle3Head:
+    """A randomly initialised ("day-0") EAGLE-3 head for `target` (over `draft_vocab` if given)."""
     layers = target_layers or default_target_layers(target.spec.num_layers)
     p = target.lm_head.weight
-    head = _seeded(seed, lambda: Eagle3Head(target.spec, layers, target.model.embed_tokens))
+    head = _seeded(seed, lambda: Eagle3Head(target.spec, layers, target.model.embed_tokens, draft_vocab))
     return head.to(device=p.device, dtype=p.dtype).eval()
 
 
@@ -190,6 +222,7 @@ def save_draft(draft: Draft, out: str | Path, seed: int | None = None) -> Path:
         "target_hidden_size": draft.spec.hidden_size,
         "target_layers": list(draft.target_layers),
         "seed": seed,
+        **({"draft_vocab_size": draft.draft_vocab_size} if getattr(draft, "d2t", None) is not None else {}),
         **draft.config(),
     }
     state = {k: v.detach().to("cpu").contiguous() for k, v in draft.state_dict().items()}
@@ -218,7 +251,13 @@ def load_draft(path: str | Path, target: Llama) -> Draft:
             raise AuroraError(
                 f"{path}: draft expects target hidden size {cfg['target_hidden_size']}, target has {target.spec.hidden_size}"
             )
-        draft = new_eagle3(target, seed=0, target_layers=tuple(cfg["target_layers"]))
+        d2t = state.get("d2t")
+        if (d2t is None) != (cfg.get("draft_vocab_size") is None) or (d2t is not None and len(d2t) != cfg["draft_vocab_size"]):
+            raise AuroraError(f"{path}: draft_vocab_size in config.json does not match the d2t tensor")
+        try:
+            draft = new_eagle3(target, seed=0, target_layers=tuple(cfg["target_layers"]), draft_vocab=d2t)
+        except AuroraError as exc:
+            raise AuroraError(f"{path}: {exc}") from None
         prefix = ""
     else:
         spec = LlamaSpec(**cfg["draft"])

@@ -2,11 +2,11 @@
 
     sglang-eagle3      --speculative-algorithm EAGLE3 --speculative-draft-model-path DIR
                        config.json: architectures ["LlamaForCausalLMEagle3"], one layer, the
-                       target's widths, draft_vocab_size = vocab_size, tie_word_embeddings false,
+                       target's widths, draft_vocab_size (the head's), tie_word_embeddings false,
                        eagle_config.eagle_aux_hidden_state_layer_ids; model.safetensors under the
                        names in names.py. No token embedding (SGLang shares the target's at load
-                       time, as our head reads the target's) and no d2t/t2d (our head predicts the
-                       full vocabulary, so there is no hot-token map).
+                       time, as our head reads the target's); d2t/t2d only for a hot-vocabulary head
+                       (draft_vocab_size < vocab_size), none for a full-vocabulary one.
     sglang-standalone  --speculative-algorithm STANDALONE: an HF LlamaForCausalLM directory with
                        the target's tokenizer files (SGLang checks draft and target vocabularies
                        are identical, and STANDALONE uses the draft's own embedding and head).
@@ -81,7 +81,9 @@ def export_draft(src: Path, fmt: str, out: Path, model: str | None = None, dtype
 
 
 def _cast(state: dict, dtype: str) -> dict:
-    return {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
+    # only floating weights take the dtype: d2t (int64) and t2d (bool) are maps
+    return {k: v.detach().to("cpu", DTYPES[dtype] if v.is_floating_point() else v.dtype).contiguous()
+            for k, v in state.items()}
 
 
 def _with_rope(cfg: dict, theta: float) -> dict:
@@ -116,10 +118,11 @@ def eagle3_files(draft, num_target_layers: int, base: dict, dtype: str) -> tuple
         "architectures": ["LlamaForCausalLMEagle3"],
         "num_hidden_layers": 1,
         "tie_word_embeddings": False,
-        "draft_vocab_size": spec.vocab_size,  # absent => SGLang swaps in the target's LM head
+        # absent => SGLang swaps in the target's LM head; < vocab_size with d2t: a hot vocabulary
+        "draft_vocab_size": draft.draft_vocab_size,
         "eagle_config": {"eagle_aux_hidden_state_layer_ids": ids, "use_aux_hidden_state": True},
     })
-    state = names.eagle3_state(dict(draft.state_dict()), draft.target_layers, spec.hidden_size)
+    state = names.eagle3_state(dict(draft.state_dict()), draft.target_layers, spec.hidden_size, spec.vocab_size)
     return cfg, _cast(state, dtype)
 
 

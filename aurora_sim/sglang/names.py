@@ -6,7 +6,7 @@ term (checked against the source, and executed against it in tests/test_sglang_c
     fc        Linear(len(layers)·H -> H, no bias) over the concatenated target features
     layer     cat([input_layernorm(embed), hidden_norm(fc_out)]) -> q/k/v (2H in) -> attention,
               residual = fc_out; post_attention_layernorm; SwiGLU MLP; residual again
-    head      norm -> lm_head (full vocabulary); the pre-norm output feeds the next draft step
+    head      norm -> lm_head (full or hot vocabulary, d2t); the pre-norm output feeds the next step
 SGLang's loader stacks q/k/v into `qkv_proj` and gate/up into `gate_up_proj` itself, accepts
 `layers.0.*` (or the legacy `midlayer.*`) with or without a `model.` prefix, and *silently skips*
 any name it does not know, so a wrong name here would serve a random weight: the contract test
@@ -74,12 +74,25 @@ def sglang_fc(fc_weight: torch.Tensor, target_layers: tuple[int, ...], hidden: i
     return torch.cat(blocks, dim=1)
 
 
-def eagle3_state(state: dict[str, torch.Tensor], target_layers: tuple[int, ...], hidden: int) -> dict[str, torch.Tensor]:
-    """Our Eagle3Head state_dict -> SGLang checkpoint tensors (exact names, fc re-laid)."""
+def eagle3_state(state: dict[str, torch.Tensor], target_layers: tuple[int, ...], hidden: int,
+                 vocab_size: int | None = None) -> dict[str, torch.Tensor]:
+    """Our Eagle3Head state_dict -> SGLang checkpoint tensors (exact names, fc re-laid). A
+    hot-vocabulary head's `d2t` (ascending target ids) becomes SGLang's `d2t`, stored as the
+    difference target id - draft id (its loader adds arange back: hot_token_id), plus `t2d`, the
+    target-vocabulary mask SGLang's loader skips but EAGLE-3 checkpoints carry."""
+    state = dict(state)
+    d2t = state.pop("d2t", None)
     missing = sorted(set(EAGLE3_NAMES) - set(state))
     extra = sorted(set(state) - set(EAGLE3_NAMES))
     if missing or extra:
         raise AuroraError(f"EAGLE-3 head has unexpected weights (missing {missing[:3]}, unknown {extra[:3]})")
     out = {EAGLE3_NAMES[k]: v for k, v in state.items()}
     out["fc.weight"] = sglang_fc(state["fc.weight"], target_layers, hidden)
+    if d2t is not None:
+        if vocab_size is None:
+            raise AuroraError("a hot-vocabulary head needs the target's vocabulary size to export t2d")
+        out["d2t"] = (d2t - torch.arange(len(d2t), device=d2t.device)).to(torch.int64)
+        t2d = torch.zeros(vocab_size, dtype=torch.bool)
+        t2d[d2t.cpu()] = True
+        out["t2d"] = t2d
     return out

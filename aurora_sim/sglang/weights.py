@@ -13,7 +13,8 @@ What each version offers (read in the wheels; tests/test_sglang_contract.py chec
   target: an untied target, or a STANDALONE draft (its names are the target's names).
 - Disk updates (`update_weights_from_disk`) reload the target *and* every draft from one path in
   all these versions, so they cannot swap a draft.
-After an update SGLang keeps its cached hot-token map; ours is the full vocabulary (no map).
+After an update SGLang keeps its cached hot-token map. A hot-vocabulary head keeps its `d2t` for
+life (the learner trains the weights, never the map), so the map is not sent again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from aurora_sim.sglang import names
 def draft_tensors(draft) -> list[tuple[str, torch.Tensor]]:
     """The draft's weights under the names SGLang's draft model loads (as `aurora draft export`)."""
     if draft.kind == "eagle3":
-        state = names.eagle3_state(dict(draft.state_dict()), draft.target_layers, draft.spec.hidden_size)
+        state = names.eagle3_state(dict(draft.state_dict()), draft.target_layers, draft.spec.hidden_size,
+                                   draft.spec.vocab_size)
+        state = {k: v for k, v in state.items() if k not in ("d2t", "t2d")}  # the map never changes
     else:
         state = dict(draft.lm.state_dict())
     return [(k, v.detach()) for k, v in sorted(state.items())]
