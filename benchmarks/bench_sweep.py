@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ARMS = ("no-spec", "static", "online-static", "online-scratch")
+from aurora_sim.replay.compare import ARMS, arm_config
 
 
 def sweep_jobs(out: Path, limit: int | None):
-    from aurora_sim.replay.compare import arm_config
     from aurora_sim.replay.config import ReplayConfig
     from aurora_sim.sweep.execute import Job
 
