@@ -93,12 +93,16 @@ def generate(
     max_new_tokens: int = typer.Option(64, help="Tokens to generate per prompt."),
     threads: int = typer.Option(1, help="torch threads (1 leaves a core for a trainer on a 2-core machine)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    weight_format: str = typer.Option(
+        "fp32", help="CPU serving format of target and draft weights: fp32, or fp16 (half the bytes to read per "
+        "step; a slightly different model, so compare runs in one format)."),
     json_out: Path = typer.Option(None, "--json", help="Write per-prompt outputs, rounds and acceptance length here."),
 ):
     """Decode prompts with speculative decoding and report acceptance length and tokens/s."""
     from aurora_sim.generate import AL_CONVENTION, GenerateConfig, read_prompts, run_generate, write_json
 
-    cfg = GenerateConfig(model, draft, gamma, batch, temperature, top_p, seed, max_new_tokens, threads, device)
+    cfg = GenerateConfig(model, draft, gamma, batch, temperature, top_p, seed, max_new_tokens, threads, device,
+                         weight_format=weight_format)
     items = read_prompts(prompts)
     report = run_generate(cfg, items)
     if json_out:

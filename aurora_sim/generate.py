@@ -17,6 +17,7 @@ from aurora_sim.atomic import atomic_file
 from aurora_sim.engine.protocol import GenRequest, RequestResult
 from aurora_sim.engine.torch_engine import TorchSpecEngine
 from aurora_sim.errors import AuroraError
+from aurora_sim.models.linear import set_weight_format
 from aurora_sim.models.registry import load_tokenizer, make_draft, resolve_model
 from aurora_sim.models.llama import Llama
 
@@ -36,6 +37,7 @@ class GenerateConfig:
     threads: int = 1
     device: str = "cpu"
     dtype: str = "float32"
+    weight_format: str = "fp32"  # CPU serving format of the weights (aurora_sim.models.linear)
 
 
 def read_prompts(path: Path) -> list[str | list[dict]]:
@@ -109,9 +111,9 @@ def run_generate(cfg: GenerateConfig, prompts: list, target: Llama | None = None
     torch.set_num_threads(cfg.threads)
     model_dir = resolve_model(cfg.model)
     dtype = getattr(torch, cfg.dtype)
-    target = target or Llama.from_pretrained(model_dir, dtype=dtype, device=cfg.device)
+    target = set_weight_format(target or Llama.from_pretrained(model_dir, dtype=dtype, device=cfg.device), cfg.weight_format)
     tokenizer = tokenizer or load_tokenizer(model_dir)
-    draft = make_draft(cfg.draft, target, seed=cfg.seed)
+    draft = make_draft(cfg.draft, target, seed=cfg.seed)  # the engine serves it in the target's format
     stops = stop_ids(tokenizer, model_dir)
     requests = [
         GenRequest(f"p{i}", encode(tokenizer, p), cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed + i, stops)

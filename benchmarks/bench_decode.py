@@ -2,9 +2,13 @@
 
 Same prompts (held-out, exactly PROMPT_TOKENS each so `generate` needs no padding), same number
 of new tokens (no early stop on either side), greedy, one torch thread, all in one run; ratios
-are computed within the run. Writes benchmarks/results/decode.json.
+are computed within the run. Ours runs in both CPU weight formats (aurora_sim/models/linear.py):
+fp32, the model as built, which is what `generate` runs too; and fp16, where speculative and
+target-only decoding are compared with each other (the served model is the fp16-rounded one).
+Speculation runs at each γ of --gammas; the best is reported beside all of them.
+Writes benchmarks/results/decode.json.
 
-    python benchmarks/bench_decode.py [--tiers tiny smollm2] [--batches 1 8 32]
+    python benchmarks/bench_decode.py [--tiers tiny smollm2] [--batches 1 8 32] [--gammas 1 2 3 4]
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ from aurora_sim.engine.protocol import GenRequest
 from aurora_sim.engine.torch_engine import TorchSpecEngine
 from aurora_sim.learner.offline import train_static_draft
 from aurora_sim.models.drafts import load_draft
+from aurora_sim.models.linear import set_weight_format
 from aurora_sim.models.llama import Llama
 from aurora_sim.models.registry import load_tokenizer, resolve_model
 
 PROMPT_TOKENS = 32
 NEW_TOKENS = {"tiny": 48, "smollm2": 32}
 PROMPTS = {"tiny": 32, "smollm2": 16}
-GAMMA = 4
+FORMATS = ("fp32", "fp16")
 
 
 def timed(fn):
@@ -53,7 +58,7 @@ def ours(target, draft, prompts, batch, new_tokens, gamma):
     return sum(r.round_tokens for r in results) / rounds
 
 
-def bench_tier(tier: str, batches: list[int]) -> dict:
+def bench_tier(tier: str, batches: list[int], gammas: list[int]) -> dict:
     from transformers import AutoModelForCausalLM
 
     model_dir = resolve_model(tier)
@@ -70,31 +75,38 @@ def bench_tier(tier: str, batches: list[int]) -> dict:
     rows = []
     with torch.inference_mode():
         hf_generate(hf, prompts[:2], 2, 4)  # warm-up
-        ours(target, None, prompts[:2], 2, 4, 0)
         for b in batches:
             _, t_hf = timed(lambda: hf_generate(hf, prompts, b, new))
-            _, t_plain = timed(lambda: ours(target, None, prompts, b, new, 0))
-            al, t_spec = timed(lambda: ours(target, draft, prompts, b, new, GAMMA))
-            row = {
-                "batch": b,
-                "hf_generate_tok_s": total / t_hf,
-                "ours_target_only_tok_s": total / t_plain,
-                "ours_spec_tok_s": total / t_spec,
-                "spec_acceptance_length": al,
-                "ratio_ours_target_only_vs_hf": t_hf / t_plain,
-                "ratio_spec_vs_ours_target_only": t_plain / t_spec,
-                "ratio_spec_vs_hf": t_hf / t_spec,
-            }
+            row = {"batch": b, "hf_generate_tok_s": total / t_hf}
+            for fmt in FORMATS:
+                set_weight_format(target, fmt)
+                set_weight_format(draft, fmt)
+                ours(target, draft, prompts[:2], 2, 4, 2)  # warm-up: packs this format's weights
+                _, t_plain = timed(lambda: ours(target, None, prompts, b, new, 0))
+                spec = {}
+                for g in gammas:
+                    al, t_spec = timed(lambda: ours(target, draft, prompts, b, new, g))
+                    spec[str(g)] = {"tok_s": total / t_spec, "acceptance_length": al, "ratio_vs_target_only": t_plain / t_spec}
+                best = max(spec, key=lambda g: spec[g]["tok_s"])
+                row[fmt] = {
+                    "target_only_tok_s": total / t_plain,
+                    "ratio_target_only_vs_hf": t_hf / t_plain,
+                    "spec_by_gamma": spec,
+                    "best_gamma": int(best),
+                    "ratio_best_spec_vs_target_only": spec[best]["ratio_vs_target_only"],
+                }
+                print(tier, f"b{b}", fmt, json.dumps({"hf": round(row["hf_generate_tok_s"], 2), "target_only": round(total / t_plain, 2),
+                      **{f"g{g}": (round(v["tok_s"], 2), round(v["acceptance_length"], 3)) for g, v in spec.items()}}), flush=True)
             rows.append(row)
-            print(tier, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     return {"tier": tier, "prompts": len(prompts), "prompt_tokens": PROMPT_TOKENS, "new_tokens": new,
-            "gamma": GAMMA, "draft": str(draft_dir), "rows": rows}
+            "gammas": gammas, "draft": str(draft_dir), "rows": rows}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiers", nargs="+", default=["tiny", "smollm2"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
+    ap.add_argument("--gammas", nargs="+", type=int, default=[1, 2, 3, 4])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("-o", "--out", type=Path, default=Path(__file__).parent / "results" / "decode.json")
     args = ap.parse_args()
@@ -104,7 +116,7 @@ def main():
         "threads": args.threads,
         "greedy": True,
         "acceptance_length_convention": "tokens per verify round, bonus included",
-        "tiers": [bench_tier(t, args.batches) for t in args.tiers],
+        "tiers": [bench_tier(t, args.batches, args.gammas) for t in args.tiers],
     }
     with atomic_file(args.out, "w") as fh:
         json.dump(report, fh, indent=1)

@@ -46,3 +46,21 @@ def test_greedy_lossless(tiny_target, trained_head_dir, trained_lm_dir, requests
     assert 0 < accepted < proposed
     # Conservation: every round emitted accepted + 1 tokens before truncation.
     assert sum(r.round_tokens for r in results) == accepted + sum(r.rounds for r in results)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_greedy_lossless_with_fp16_weights(tiny_dir, trained_head_dir, requests, batch):
+    """Under `--weights fp16` the served model is the fp16-rounded one, and speculation is lossless
+    with respect to it: identical to target-only decoding in the same format."""
+    from aurora_sim.models.linear import fp16_available, set_weight_format
+    from aurora_sim.models.llama import Llama
+
+    if not fp16_available():
+        pytest.skip("this torch build has no FBGEMM fp16 kernel")
+    target = set_weight_format(Llama.from_pretrained(tiny_dir), "fp16")
+    draft = set_weight_format(load_draft(trained_head_dir, target), "fp16")
+    subset = requests[::3]
+    plain = TorchSpecEngine(target, None, gamma=0, max_batch=batch).run(subset)
+    spec = TorchSpecEngine(target, draft, gamma=3, max_batch=batch).run(subset)
+    assert [r.output_ids for r in spec] == [r.output_ids for r in plain]
+    assert 0 < sum(r.accepted_tokens for r in spec) < sum(r.proposed_tokens for r in spec)

@@ -28,6 +28,7 @@ from aurora_sim.engine.protocol import GenRequest, RequestResult, RoundOutcome
 from aurora_sim.engine.sampling import sample, target_probs, verify_chain
 from aurora_sim.errors import AuroraError
 from aurora_sim.models.drafts import Draft, default_target_layers
+from aurora_sim.models.linear import set_weight_format, weight_format_of
 from aurora_sim.models.llama import Llama
 
 
@@ -195,6 +196,8 @@ class TorchSpecEngine:
 
     def _install(self, draft: Draft | None, version: int) -> None:
         self._check_draft(draft)
+        if draft is not None:  # one serving precision per engine: the draft follows the target's
+            set_weight_format(draft, weight_format_of(self.target))
         self.draft, self.draft_version = draft, version
         self.draft_cache = draft.new_cache(self.max_batch, self.max_len) if draft is not None else None
         for row in getattr(self, "live", {}).values():

@@ -25,6 +25,7 @@ from torch import nn
 
 from aurora_sim.atomic import atomic_dir
 from aurora_sim.errors import AuroraError
+from aurora_sim.models.linear import Linear
 from aurora_sim.models.llama import (
     MLP,
     Attention,
@@ -61,7 +62,7 @@ class Eagle3Head(nn.Module):
         h = target_spec.hidden_size
         self.spec = replace(target_spec, num_layers=1)
         self.target_layers = tuple(target_layers)
-        self.fc = nn.Linear(len(target_layers) * h, h, bias=False)
+        self.fc = Linear(len(target_layers) * h, h, bias=False)
         self.input_layernorm = RMSNorm(h, target_spec.rms_eps)  # on the token embedding
         self.hidden_norm = RMSNorm(h, target_spec.rms_eps)  # on the fused feature
         self.self_attn = Attention(self.spec, in_dim=2 * h)
@@ -76,7 +77,7 @@ class Eagle3Head(nn.Module):
             self.register_buffer("d2t", draft_vocab)
         else:
             self.d2t = None
-        self.lm_head = nn.Linear(h, target_spec.vocab_size if draft_vocab is None else len(draft_vocab), bias=False)
+        self.lm_head = Linear(h, target_spec.vocab_size if draft_vocab is None else len(draft_vocab), bias=False)
         self._embed = (embed,)  # a tuple: the target's frozen table, not a parameter of the head
         cos, sin = rope_tables(self.spec.head_dim, self.spec.rope_theta, self.spec.max_position)
         self.register_buffer("rope_cos", cos, persistent=False)

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from aurora_sim.errors import AuroraError
+from aurora_sim.models.linear import Linear
 
 
 @dataclass(frozen=True)
@@ -146,10 +147,10 @@ class Attention(nn.Module):
         in_dim = in_dim or spec.hidden_size
         self.spec = spec
         d, h, kvh = spec.head_dim, spec.num_heads, spec.num_kv_heads
-        self.q_proj = nn.Linear(in_dim, h * d, bias=False)
-        self.k_proj = nn.Linear(in_dim, kvh * d, bias=False)
-        self.v_proj = nn.Linear(in_dim, kvh * d, bias=False)
-        self.o_proj = nn.Linear(h * d, spec.hidden_size, bias=False)
+        self.q_proj = Linear(in_dim, h * d, bias=False)
+        self.k_proj = Linear(in_dim, kvh * d, bias=False)
+        self.v_proj = Linear(in_dim, kvh * d, bias=False)
+        self.o_proj = Linear(h * d, spec.hidden_size, bias=False)
 
     def forward(self, x, cos, sin, layer_k, layer_v, slots, pos):
         b, s, _ = x.shape
@@ -165,9 +166,9 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, spec: LlamaSpec):
         super().__init__()
-        self.gate_proj = nn.Linear(spec.hidden_size, spec.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(spec.hidden_size, spec.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(spec.intermediate_size, spec.hidden_size, bias=False)
+        self.gate_proj = Linear(spec.hidden_size, spec.intermediate_size, bias=False)
+        self.up_proj = Linear(spec.hidden_size, spec.intermediate_size, bias=False)
+        self.down_proj = Linear(spec.intermediate_size, spec.hidden_size, bias=False)
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -196,7 +197,7 @@ class Llama(nn.Module):
         self.model.embed_tokens = nn.Embedding(spec.vocab_size, spec.hidden_size)
         self.model.layers = nn.ModuleList(DecoderLayer(spec) for _ in range(spec.num_layers))
         self.model.norm = RMSNorm(spec.hidden_size, spec.rms_eps)
-        self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False)
+        self.lm_head = Linear(spec.hidden_size, spec.vocab_size, bias=False)
         if spec.tie_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         cos, sin = rope_tables(spec.head_dim, spec.rope_theta, spec.max_position)

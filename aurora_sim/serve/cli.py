@@ -16,10 +16,11 @@ from aurora_sim.serve.config import ServeConfig
 def load_models(cfg: ServeConfig):
     """(target, tokenizer, draft, model_dir) for a config; the draft is version 0."""
     from aurora_sim.models import drafts
+    from aurora_sim.models.linear import set_weight_format
     from aurora_sim.models.registry import load_target, load_tokenizer, resolve_model
 
     model_dir = resolve_model(cfg.model)
-    target = load_target(cfg.model, device=cfg.device)
+    target = set_weight_format(load_target(cfg.model, device=cfg.device), cfg.weight_format)
     target.requires_grad_(False)
     tokenizer = load_tokenizer(model_dir)
     if cfg.draft == "none":
@@ -92,9 +93,11 @@ def serve_command(
     max_concurrent: int = typer.Option(64, help="Requests in flight at once (429 beyond)."),
     threads: int = typer.Option(1, help="Torch threads for the engine."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    weight_format: str = typer.Option("fp32", help="CPU serving format of target and draft weights: fp32, or fp16 "
+                                      "(half the bytes read per step; a slightly different model)."),
 ):
     """Serve the target with speculative decoding over HTTP (OpenAI + SGLang-compatible endpoints)."""
     run_server(ServeConfig(model=model, draft=draft, host=host, port=port, api_key=api_key, weights_dir=weights_dir,
                            gamma=gamma, batch=batch, max_body_bytes=max_body_bytes, max_prompt_tokens=max_prompt_tokens,
                            max_tokens_limit=max_tokens_limit, max_concurrent=max_concurrent, threads=threads,
-                           device=device))
+                           device=device, weight_format=weight_format))

@@ -28,6 +28,7 @@ class ServeConfig:
     feed_size: int = 4096  # completed requests kept for GET /aurora/served
     threads: int = 1
     device: str = "cpu"
+    weight_format: str = "fp32"  # CPU serving format of target and draft (aurora_sim.models.linear)
 
     @property
     def loopback_only(self) -> bool:
