@@ -89,3 +89,15 @@ def test_tokenizer_specials_and_chat_template(builds):
     assert rendered == "<|bos|>" + corpora.render_chat(msgs, add_generation_prompt=True)
     chat_ids = tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"]
     assert list(chat_ids).count(tok.bos_token_id) == 1
+
+
+def test_bf16_autocast_only_where_the_cpu_has_it(monkeypatch):
+    """Emulated bf16 makes the build ~8x slower, so autocast follows the CPU; the choice changes
+    the bytes, so it is part of the recipe hash. Forcing it on gives the recipe as written."""
+    monkeypatch.setenv("AURORA_BF16_AUTOCAST", "0")
+    off, h_off = tiny.recipe(), tiny.recipe_hash()
+    monkeypatch.setenv("AURORA_BF16_AUTOCAST", "1")
+    on, h_on = tiny.recipe(), tiny.recipe_hash()
+    assert off["train"]["autocast_bf16"] is False and on["train"]["autocast_bf16"] is True
+    assert h_off != h_on
+    assert on["train"] == {**tiny.TINY_RECIPE["train"]}

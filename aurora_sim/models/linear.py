@@ -68,7 +68,7 @@ class Linear(nn.Linear):
         if self.weight_format == "fp16":
             packed, bias = self._packed("fp16")
             return torch.fbgemm_linear_fp16_weight(x, packed, bias)
-        if not ONEDNN or x.numel() == x.shape[-1]:  # one row: MKL's product is the faster one
+        if not ONEDNN or x.numel() <= x.shape[-1]:  # one row (or none): MKL's product is the faster one
             return F.linear(x, w, self.bias)
         packed, _ = self._packed("onednn")
         return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [None], "")
