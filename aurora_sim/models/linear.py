@@ -8,8 +8,8 @@ relies on, that verifying γ+1 tokens costs about one step.
 
 Two serving formats, chosen per model with `set_weight_format`:
   fp32 (default)  one row: MKL (its matrix-vector product is the fastest here); more rows: oneDNN
-                  with the weight reordered once into its blocked layout, which stays near the cost
-                  of reading the weight (measured: 3 tokens 1.35 steps, 5 tokens 1.55).
+                  with the weight reordered once into its blocked layout, whose cost grows far more
+                  slowly with rows (measured: 3 tokens 1.35 steps, 5 tokens 1.55).
   fp16            weights stored in half precision, products in fp32 (FBGEMM): half the bytes to
                   read, so one step costs about 0.75 of fp32 and 3 tokens 1.14 steps. It serves a
                   slightly different model (weights rounded to fp16, relative error <= 2^-11), so
@@ -96,6 +96,8 @@ def set_weight_format(module: nn.Module, fmt: str) -> nn.Module:
         raise AuroraError(f"unknown weight format {fmt!r} (one of {', '.join(WEIGHT_FORMATS)})")
     if fmt == "fp16" and not fp16_available():
         raise AuroraError("fp16 weights need torch's FBGEMM fp16 kernel, which this torch build lacks")
+    if fmt == "fp16" and any(p.device.type != "cpu" for p in module.parameters()):
+        raise AuroraError("the fp16 weight format is for CPU serving; on CUDA load the model in float16 instead")
     for m in module.modules():
         if isinstance(m, Linear) and m.weight_format != fmt:
             m.weight_format = fmt
