@@ -7,7 +7,7 @@ steps, and its 49,152-row LM head 3x a one-row product. That erases what specula
 relies on, that verifying γ+1 tokens costs about one step.
 
 Two serving formats, chosen per model with `set_weight_format`:
-  fp32 (default)  one row: MKL (its matrix-vector product is the fastest here); more rows: oneDNN
+  fp32 (default)  one row, or a small weight: MKL (the faster there); more rows: oneDNN
                   with the weight reordered once into its blocked layout, whose cost grows far more
                   slowly with rows (measured: 3 tokens 1.35 steps, 5 tokens 1.55).
   fp16            weights stored in half precision, products in fp32 (FBGEMM): half the bytes to
@@ -51,6 +51,11 @@ def fp16_available() -> bool:
 
 
 ONEDNN = _onednn_available()
+# oneDNN's fixed cost per call outweighs its better kernel on small weights, and MKL's
+# matrix-vector product wins on one row. Measured over 30 distinct weights, one thread, 2-160 rows:
+# MKL faster below ~300k elements (192x192: 1.1-2.6x; 576x576: mixed), oneDNN faster from ~800k
+# (1536x576: 1.2-1.5x; 49152x576 LM head: 2-3x).
+ONEDNN_MIN_WEIGHT = 1 << 19
 
 
 class Linear(nn.Linear):
@@ -68,7 +73,7 @@ class Linear(nn.Linear):
         if self.weight_format == "fp16":
             packed, bias = self._packed("fp16")
             return torch.fbgemm_linear_fp16_weight(x, packed, bias)
-        if not ONEDNN or x.numel() <= x.shape[-1]:  # one row (or none): MKL's product is the faster one
+        if not ONEDNN or x.numel() <= x.shape[-1] or w.numel() < ONEDNN_MIN_WEIGHT:
             return F.linear(x, w, self.bias)
         packed, _ = self._packed("onednn")
         return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [None], "")
