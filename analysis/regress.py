@@ -83,7 +83,12 @@ def judge(baseline: dict, now: dict) -> list[Verdict]:
 
 
 def baseline_path(directory: Path, scenario: str) -> Path:
-    return Path(directory) / f"{scenario}.json"
+    """`<scenario>.json`, or `<scenario>.tiny-fp32.json` where the tiny tier is built without bf16
+    autocast (CPUs without native bf16): a different model build, so different exact numbers."""
+    from aurora_sim.models.tiny import recipe
+
+    flavour = "" if recipe()["train"]["autocast_bf16"] else ".tiny-fp32"
+    return Path(directory) / f"{scenario}{flavour}.json"
 
 
 def load_baseline(path: Path) -> tuple[dict, dict]:

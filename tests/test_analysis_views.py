@@ -89,20 +89,25 @@ def test_views_agree_with_summarize(con, runs):
             assert mine["recovery_requests"] == sh["recovery_requests"]
             assert mine["level_before"] == pytest.approx(sh["level_before"]) if sh["level_before"] else True
             assert mine["al_after_head"] == pytest.approx(sh["al_after_head"]) if sh["al_after_head"] else True
-    # ... and with W = 8, against summary.recovery on the same frame
-    con.execute(f"SET VARIABLE aurora_window = {W}")
-    try:
-        for arm in ARMS[1:]:
-            rid = read_table(runs[arm], "runs")["run_id"][0]
-            frame = per_request(runs[arm])
-            theirs = recovery(frame, PER_SEGMENT, 2 * PER_SEGMENT, window=W)
-            mine = one(con, "SELECT * FROM recovery WHERE run_id = ?", rid)
-            assert (mine["window"], mine["shift_at"]) == (W, PER_SEGMENT)
-            assert mine["recovery_requests"] == theirs["recovery_requests"], arm
-            assert mine["level_before"] == pytest.approx(theirs["level_before"])
-            checked_shift += theirs["recovery_requests"] is not None
-    finally:
-        con.execute("RESET VARIABLE aurora_window")
+    # ... and with short windows (W, then shorter), against summary.recovery on the same frame;
+    # whether an arm recovers within a 32-request segment depends on the model build, so the
+    # windows shrink until one does
+    for window in (W, W // 2, W // 4):
+        con.execute(f"SET VARIABLE aurora_window = {window}")
+        try:
+            for arm in ARMS[1:]:
+                rid = read_table(runs[arm], "runs")["run_id"][0]
+                frame = per_request(runs[arm])
+                theirs = recovery(frame, PER_SEGMENT, 2 * PER_SEGMENT, window=window)
+                mine = one(con, "SELECT * FROM recovery WHERE run_id = ?", rid)
+                assert (mine["window"], mine["shift_at"]) == (window, PER_SEGMENT)
+                assert mine["recovery_requests"] == theirs["recovery_requests"], arm
+                assert mine["level_before"] == pytest.approx(theirs["level_before"])
+                checked_shift += theirs["recovery_requests"] is not None
+        finally:
+            con.execute("RESET VARIABLE aurora_window")
+        if checked_shift:
+            break
     assert checked_shift >= 1  # at least one arm recovers within the segment: the comparison has teeth
     assert con.execute("SELECT aurora_window()").fetchone()[0] == 50
 

@@ -32,7 +32,9 @@ def test_regress_passes_unchanged_and_catches_a_broken_learner(tmp_path, trained
     assert res.exit_code == 2 and "--reason" in res.output
     res = runner.invoke(app, [*common, "--update", "--reason", "test baseline"])
     assert res.exit_code == 0, res.output
-    baseline = json.loads((tmp_path / "b" / "shift-mini.json").read_text())
+    from analysis.regress import baseline_path
+
+    baseline = json.loads(baseline_path(tmp_path / "b", "shift-mini").read_text())
     assert baseline["history"][-1]["reason"] == "test baseline"
     assert "online-scratch/final_loss" in baseline["metrics"]
 
