@@ -38,7 +38,7 @@ warnings.filterwarnings("ignore", message=".*fbgemm_.*deprecated")
 
 
 def _onednn_available() -> bool:
-    if os.environ.get("AURORA_ONEDNN_LINEAR", "1") == "0":  # escape hatch, and the A/B in bench_decode
+    if os.environ.get("AURORA_ONEDNN_LINEAR", "1") == "0":  # escape hatch: back to MKL for every product
         return False
     try:
         return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
