@@ -17,6 +17,7 @@ from analysis.paper_cli import figures_command
 from analysis.regress_cli import regress_command
 from aurora_sim.costs.cli import calibrate_command, costs_command
 from aurora_sim.live.cli import capture_command, live_command
+from aurora_sim.replay.cache_cli import cache_app
 from aurora_sim.replay.cli import replay_command
 from aurora_sim.serve.cli import serve_command
 from aurora_sim.sweep.cli import sweep_command
@@ -34,6 +35,7 @@ draft_app = typer.Typer(help="Train and inspect draft models.", no_args_is_help=
 app.add_typer(models_app, name="models")
 app.add_typer(draft_app, name="draft")
 app.add_typer(trace_app, name="trace")
+app.add_typer(cache_app, name="cache")
 app.command("replay")(replay_command)
 app.command("sweep")(sweep_command)
 app.command("calibrate")(calibrate_command)

@@ -59,6 +59,9 @@ class RequestResult:
     accepted_tokens: int = 0
     proposed_tokens: int = 0
     finish_reason: str = ""
+    # The fast path's target features/outputs for this request (a fast_engine.Teacher), handed to
+    # the learner so it does not run the target again; None from the round-by-round engine.
+    teacher: object = field(default=None, repr=False)
 
     @property
     def acceptance_length(self) -> float:

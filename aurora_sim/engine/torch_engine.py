@@ -19,13 +19,11 @@ request's context in its catch-up forward, so nothing in flight is lost.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
-
 import torch
 
 from aurora_sim.engine.protocol import GenRequest, RequestResult, RoundOutcome
 from aurora_sim.engine.sampling import sample, target_probs, verify_chain
+from aurora_sim.engine.slots import Live, RoundStats, SlotEngine
 from aurora_sim.errors import AuroraError
 from aurora_sim.models.drafts import Draft, default_target_layers
 from aurora_sim.models.linear import set_weight_format, weight_format_of
@@ -35,35 +33,7 @@ from aurora_sim.models.llama import Llama
 DEFAULT_MAX_LEN = 1024
 
 
-@dataclass
-class RoundStats:
-    """Shape of one engine step (what a CostModel charges for)."""
-
-    batch: int = 0  # rows in the round (after admission)
-    gamma: int = 0  # draft steps (0 = target-only)
-    draft_tokens: int = 0  # catch-up + γ-1 single steps, summed over rows
-    verify_tokens: int = 0
-    prefill_tokens: int = 0
-    context_tokens: int = 0  # KV length attended to, summed over rows
-    admitted: tuple[str, ...] = ()
-
-
-@dataclass
-class _Live:
-    req: GenRequest
-    slot: int
-    tokens: list[int]  # prompt + generated; tokens[-1] is x_n
-    draft_len: int
-    gen: torch.Generator
-    result: RequestResult
-    rounds: int = 0
-
-    @property
-    def n(self) -> int:
-        return len(self.tokens) - 1
-
-
-class TorchSpecEngine:
+class TorchSpecEngine(SlotEngine):
     def __init__(
         self,
         target: Llama,
@@ -78,7 +48,7 @@ class TorchSpecEngine:
             raise AuroraError(f"gamma must be >= 0, got {gamma}")
         self.target = target
         self.gamma = gamma
-        self.max_batch = max_batch
+        self._init_slots(max_batch)
         # KV memory is slots x max_len per layer, allocated up front: size it to the traffic
         # (smollm2's 8192-token window would cost ~380 MB per slot), not to the model's limit.
         self.max_len = min(max_len or DEFAULT_MAX_LEN, target.spec.max_position)
@@ -92,59 +62,9 @@ class TorchSpecEngine:
         self.features = torch.zeros(max_batch, self.max_len, width, dtype=self.dtype, device=self.device)
         self.draft: Draft | None = None
         self.draft_version = draft_version
-        self._pending: tuple[Draft | None, int] | None = None
         self._install(draft, draft_version)
-        self.waiting: deque[GenRequest] = deque()
-        self.live: dict[int, _Live] = {}
-        self.free_slots = list(range(max_batch))
-        self.done: list[RequestResult] = []
-        self.round_index = 0
-        # What the last step did, for cost models: rows, draft steps and token counts.
-        self.last_round = RoundStats()
 
-    # ---- public interface ---------------------------------------------------------------------
-    def add(self, req: GenRequest) -> None:
-        need = len(req.prompt_ids) + req.max_new_tokens + self.gamma + 1
-        if not req.prompt_ids:
-            raise AuroraError(f"request {req.request_id}: empty prompt")
-        if need > self.max_len:
-            raise AuroraError(
-                f"request {req.request_id}: prompt of {len(req.prompt_ids)} tokens + {req.max_new_tokens} new "
-                f"+ γ+1 = {need} exceeds the context window ({self.max_len})"
-            )
-        if max(req.prompt_ids) >= self.target.spec.vocab_size or min(req.prompt_ids) < 0:
-            raise AuroraError(f"request {req.request_id}: token id outside the vocabulary")
-        if req.max_new_tokens < 1:
-            raise AuroraError(f"request {req.request_id}: max_new_tokens must be >= 1")
-        self.waiting.append(req)
-
-    def has_work(self) -> bool:
-        return bool(self.waiting or self.live)
-
-    def swap_draft(self, draft: Draft | None, version: int) -> None:
-        """Queue a new draft; it serves from the next round on."""
-        self._check_draft(draft)
-        self._pending = (draft, version)
-
-    def cancel(self, request_id: str) -> bool:
-        """Drop a waiting or live request between rounds (client gone, stop string matched);
-        its slot is free for the next admission. False if the engine does not hold it."""
-        for i, req in enumerate(self.waiting):
-            if req.request_id == request_id:
-                del self.waiting[i]
-                return True
-        for slot, row in list(self.live.items()):
-            if row.req.request_id == request_id:
-                del self.live[slot]
-                self.free_slots.append(slot)
-                self.free_slots.sort()
-                return True
-        return False
-
-    def pop_finished(self) -> list[RequestResult]:
-        out, self.done = self.done, []
-        return out
-
+    # ---- public interface (add, has_work, swap_draft, cancel, pop_finished: SlotEngine) ------
     @torch.inference_mode()
     def step(self) -> list[RoundOutcome]:
         if self._pending is not None:
@@ -184,36 +104,22 @@ class TorchSpecEngine:
         return [results[r.request_id] for r in requests]
 
     # ---- draft installation -------------------------------------------------------------------
-    def _check_draft(self, draft: Draft | None) -> None:
-        if draft is None:
-            return
-        if draft.vocab_size != self.target.spec.vocab_size:
-            raise AuroraError(
-                f"draft vocabulary ({draft.vocab_size}) does not match the target's ({self.target.spec.vocab_size})"
-            )
-        if draft.uses_features and tuple(draft.target_layers) != getattr(self, "feature_layers", draft.target_layers):
-            raise AuroraError(f"draft reads target layers {draft.target_layers}, engine captures {self.feature_layers}")
-
     def _install(self, draft: Draft | None, version: int) -> None:
         self._check_draft(draft)
         if draft is not None:  # one serving precision per engine: the draft follows the target's
             set_weight_format(draft, weight_format_of(self.target))
         self.draft, self.draft_version = draft, version
         self.draft_cache = draft.new_cache(self.max_batch, self.max_len) if draft is not None else None
-        for row in getattr(self, "live", {}).values():
+        for row in self.live.values():
             row.draft_len = 0  # the new draft re-reads the whole context in its catch-up
 
     # ---- prefill ------------------------------------------------------------------------------
-    def _admit(self) -> list[_Live]:
-        joining: list[_Live] = []
-        while self.waiting and self.free_slots:
-            req = self.waiting.popleft()
-            slot = self.free_slots.pop(0)
+    def _admit(self) -> list[Live]:
+        def make_row(req, slot):
             gen = torch.Generator().manual_seed(req.seed)
-            result = RequestResult(req.request_id, req.prompt_ids, [])
-            row = _Live(req, slot, list(req.prompt_ids), 0, gen, result)
-            self.live[slot] = row
-            joining.append(row)
+            return Live(req, slot, list(req.prompt_ids), 0, gen, RequestResult(req.request_id, req.prompt_ids, []))
+
+        joining = self._take_waiting(make_row)
         if not joining:
             return joining
         lengths = [len(r.req.prompt_ids) for r in joining]
@@ -229,7 +135,7 @@ class TorchSpecEngine:
         return joining
 
     # ---- rounds ---------------------------------------------------------------------------------
-    def _plain_round(self, rows: list[_Live]) -> list[RoundOutcome]:
+    def _plain_round(self, rows: list[Live]) -> list[RoundOutcome]:
         """Target-only decoding: one token per request per round."""
         tokens = self._ids([[r.tokens[-1]] for r in rows])
         start = self._ids([r.n for r in rows])
@@ -248,7 +154,7 @@ class TorchSpecEngine:
             outcomes.append(self._outcome(row, n, (), 0, nxt, emitted, (), (), feats[i, :1], logits[i]))
         return outcomes
 
-    def _spec_round(self, rows: list[_Live]) -> list[RoundOutcome]:
+    def _spec_round(self, rows: list[Live]) -> list[RoundOutcome]:
         gamma, draft = self.gamma, self.draft
         slots = self._ids([r.slot for r in rows])
         q_rows: list[list[torch.Tensor]] = [[] for _ in rows]
@@ -328,35 +234,6 @@ class TorchSpecEngine:
         return self.draft.fuse(raw)
 
     # ---- bookkeeping ----------------------------------------------------------------------------
-    def _emit(self, row: _Live, new: list[int], verify_round: bool, proposed: int = 0, accepted: int = 0) -> tuple[int, ...]:
-        """Append tokens up to max_new_tokens or a stop token; retire the row when done."""
-        res, req = row.result, row.req
-        kept: list[int] = []
-        reason = ""
-        for t in new:
-            kept.append(t)
-            if t in req.stop_ids:
-                reason = "stop"
-                break
-            if len(res.output_ids) + len(kept) >= req.max_new_tokens:
-                reason = "length"
-                break
-        row.tokens.extend(kept)
-        res.output_ids.extend(kept)
-        if verify_round:
-            row.rounds += 1
-            res.rounds += 1
-            res.round_tokens += len(new)  # what the round generated (accepted + 1), before truncation
-            res.proposed_tokens += proposed
-            res.accepted_tokens += accepted
-        if reason:
-            res.finish_reason = reason
-            self.done.append(res)
-            del self.live[row.slot]
-            self.free_slots.append(row.slot)
-            self.free_slots.sort()
-        return tuple(kept)
-
     def _outcome(self, row, n, proposals, k, nxt, emitted, q_tok, p_tok, feats, logits) -> RoundOutcome:
         return RoundOutcome(
             request_id=row.req.request_id,

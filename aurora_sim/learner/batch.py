@@ -61,6 +61,31 @@ def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, 
     return Group(tokens, rows_t, cols_t, logits[rows_t, cols_t].float(), feats if layers else None, discard)
 
 
+def _teacher_group(target, samples: list[Sample], layers) -> Group:
+    """The accepted group from the teachers kept at serving time: no target forward. The
+    logits are the target's own head over its kept last-layer outputs (the same arithmetic as
+    its forward). Memory: features [L, 3H] + outputs [G, H] floats per captured request,
+    held while the request is in the buffer (tiny: ~0.9 MB for 400 tokens)."""
+    seqs = [list(s.tokens) for s in samples]
+    width = max(len(q) for q in seqs)
+    tokens = torch.tensor([q + [0] * (width - len(q)) for q in seqs], dtype=torch.long)
+    rows, cols, finals = [], [], []
+    feats = None
+    if layers:
+        f0 = samples[0].teacher.features
+        feats = torch.zeros(len(samples), width, f0.shape[-1], dtype=f0.dtype)
+    for r, s in enumerate(samples):
+        lo, hi = s.prompt_len - 1, len(s.tokens) - 1
+        rows.extend([r] * (hi - lo))
+        cols.extend(range(lo, hi))
+        finals.append(s.teacher.final)
+        if feats is not None:
+            feats[r, : len(s.tokens)] = s.teacher.features
+    with torch.no_grad():
+        logits = target.head(torch.cat(finals)).float()
+    return Group(tokens, torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), logits, feats, False)
+
+
 def batch_tokens(samples: list[Sample], with_discard: bool, branch_context: int) -> int:
     """Real tokens of the batch build_batch makes from these samples (what a step is charged for),
     known before the batch is built."""
@@ -73,7 +98,10 @@ def batch_tokens(samples: list[Sample], with_discard: bool, branch_context: int)
 def build_batch(target, samples: list[Sample], with_discard: bool, branch_context: int,
                 feature_layers: tuple[int, ...]) -> Batch:
     seqs = [list(s.tokens) for s in samples]
-    groups = [_group(target, seqs, [(s.prompt_len - 1, len(s.tokens) - 1) for s in samples], feature_layers, False)]
+    if all(s.teacher is not None for s in samples):
+        groups = [_teacher_group(target, samples, feature_layers)]
+    else:
+        groups = [_group(target, seqs, [(s.prompt_len - 1, len(s.tokens) - 1) for s in samples], feature_layers, False)]
     if with_discard:
         bseqs, bspans = [], []
         for s in samples:

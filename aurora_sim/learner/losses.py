@@ -1,16 +1,19 @@
 """Draft losses: forward KL to the target, with the EAGLE training-time-test (TTT) unroll.
 
-Unroll step 0 feeds the head the target's fused features h_{p-1}; step j feeds it its own
-output hidden state from step j-1 at p-1, exactly what drafting step j+1 sees at serving time,
-and is weighted decay**j (Aurora: 5-7 steps, 0.8**i). Simplification, stated: within a step
-every position attends to keys computed from that step's inputs, whereas at serving time the
-older keys come from true features; EAGLE-3's tree mask models that exactly.
+Unroll step 0 feeds the head the target's fused features h_{p-1}; step j is the exact serving
+chain (`aurora_sim.models.chain`): the chain that starts at n = p - j is fed its own hidden
+state from step j-1, attends to the true keys at positions <= n and to its own steps' keys, and
+is weighted decay**j (Aurora: 5-7 steps, 0.8**i). Tokens are the true ones (teacher forcing), so
+where the draft's earlier proposals were right this is exactly what serving runs. The loss at
+position p, step j compares the chain's prediction with the target's distribution at p.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from aurora_sim.models.chain import teacher_forced_chains
 
 
 def forward_kl(target_logits: torch.Tensor, draft_logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -24,21 +27,14 @@ def forward_kl(target_logits: torch.Tensor, draft_logits: torch.Tensor, mask: to
     return (kl * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def shift_right(x: torch.Tensor) -> torch.Tensor:
-    """[B, S, F] -> the value at p-1 for every position p (zeros at p = 0)."""
-    return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
-
-
 def eagle3_ttt_loss(head, tokens, target_features, target_logits, unroll: int = 3, decay: float = 0.8, mask=None):
     """tokens [B, S], target_features [B, S, 3H] (h_p at p), target_logits [B, S, V] (predicting
-    x_{p+1} at p). Returns (weighted loss, per-step losses)."""
-    total, steps = 0.0, []
-    target_logits = head.restrict(target_logits)  # a hot-vocabulary head: the target given those tokens
-    for j, hidden in enumerate(draft_unroll(head, tokens, target_features, unroll)):
-        loss_j = forward_kl(target_logits, head.draft_logits(hidden), mask)
-        total = total + (decay**j) * loss_j
-        steps.append(float(loss_j.detach()))
-    return total / sum(decay**j for j in range(unroll)), steps
+    x_{p+1} at p), mask [B, S] (positions that count). Returns (weighted loss, per-step losses)."""
+    b, s = tokens.shape
+    keep = torch.ones(b, s, dtype=torch.bool, device=tokens.device) if mask is None else mask.bool()
+    rows, cols = keep.nonzero(as_tuple=True)
+    kl, steps = unrolled_kl(head, tokens, target_features, (rows, cols), target_logits[rows, cols], unroll, decay)
+    return kl.mean(), steps
 
 
 def lm_draft_loss(draft, tokens, target_logits, mask=None):
@@ -57,34 +53,45 @@ def position_kl(target_logits: torch.Tensor, draft_logits: torch.Tensor) -> torc
     return (logp.exp() * (logp - logq)).sum(-1)
 
 
-def draft_unroll(draft, tokens, target_features, unroll: int):
-    """Yield the draft's hidden states [B, S, H] for TTT steps 0..unroll-1 (EAGLE-3 head), or
-    its logits once (LM draft, whose chain prediction at step j is its teacher-forced one)."""
-    b, s = tokens.shape
-    slots = torch.arange(b, device=tokens.device)
-    start = torch.zeros(b, dtype=torch.long, device=tokens.device)
-    if not draft.uses_features:
-        logits, _ = draft(tokens, None, slots, start, draft.new_cache(b, s))
-        yield logits
-        return
-    feature = draft.fuse(shift_right(target_features))
-    for _ in range(unroll):
-        hidden = draft.hidden(tokens, feature, slots, start, draft.new_cache(b, s))
-        yield hidden
-        feature = shift_right(hidden)
-
-
 def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: int, decay: float):
-    """Weighted (decay**j) mean over TTT steps of the per-position KL at `index` (rows, cols).
-    Returns ([M] KL, per-step mean KL)."""
+    """Weighted (decay**j) mean over TTT steps of the per-position KL at `index` (rows, cols):
+    step j at position p is the chain that started at p - j (a step whose chain would start
+    before position 0 does not exist and is left out of that position's mean). An LM draft's
+    step-j prediction is its teacher-forced one, so it has one step. Returns ([M] KL, per-step
+    mean KL)."""
     rows, cols = index
-    total, steps, weight = 0.0, [], 0.0
-    if draft.uses_features:
-        target_logits = draft.restrict(target_logits)
-    for j, out in enumerate(draft_unroll(draft, tokens, target_features, unroll)):
-        logits = out[rows, cols] if not draft.uses_features else draft.draft_logits(out[rows, cols])
-        kl = position_kl(target_logits, logits)
-        total = total + (decay**j) * kl
-        weight += decay**j
-        steps.append(float(kl.detach().mean()) if kl.numel() else 0.0)
-    return total / weight, steps
+    if not draft.uses_features:
+        b, s = tokens.shape
+        slots = torch.arange(b, device=tokens.device)
+        logits, _ = draft(tokens, None, slots, torch.zeros(b, dtype=torch.long, device=tokens.device), draft.new_cache(b, s))
+        kl = position_kl(target_logits, logits[rows, cols])
+        return kl, [float(kl.detach().mean()) if kl.numel() else 0.0]
+    target_logits = draft.restrict(target_logits)
+    starts, lo = _chain_starts(tokens.shape[0], rows, cols, unroll)
+    total = weight = 0.0
+    steps = []
+    for j, hidden in enumerate(teacher_forced_chains(draft, tokens, target_features, starts, unroll)):
+        chain = cols - j - lo[rows]  # the chain (column in `starts`) whose step j sits at (row, col)
+        ok = (cols - j >= 0) & (chain >= 0)
+        h = hidden[rows, chain.clamp(min=0, max=hidden.shape[1] - 1)]
+        kl = position_kl(target_logits, draft.draft_logits(h)) * ok
+        w = (decay**j) * ok.float()
+        total, weight = total + w * kl, weight + w
+        steps.append(float((kl.detach().sum() / ok.sum().clamp(min=1))) if kl.numel() else 0.0)
+    return total / weight.clamp(min=1e-12), steps
+
+
+def _chain_starts(batch: int, rows: torch.Tensor, cols: torch.Tensor, unroll: int):
+    """The chain starts each row needs so that step j (0..unroll-1) lands on every loss
+    position: [min col - (unroll - 1), max col] per row, clamped at 0; padded to one width
+    (padding repeats the row's last start and is never read)."""
+    dev = cols.device
+    big = torch.iinfo(torch.long).max
+    cmin = torch.full((batch,), big, dtype=torch.long, device=dev).scatter_reduce(0, rows, cols, "amin")
+    cmax = torch.full((batch,), -1, dtype=torch.long, device=dev).scatter_reduce(0, rows, cols, "amax")
+    empty = cmax < 0
+    lo = (cmin - (unroll - 1)).clamp(min=0).masked_fill(empty, 0)
+    hi = cmax.masked_fill(empty, 0)
+    width = int((hi - lo).max()) + 1 if batch else 1
+    starts = torch.minimum(lo[:, None] + torch.arange(width, device=dev)[None, :], hi[:, None])
+    return starts, lo

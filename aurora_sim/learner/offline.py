@@ -25,7 +25,7 @@ from aurora_sim.models.registry import TIERS, load_tokenizer, resolve_model
 from aurora_sim.paths import models_dir
 
 RECIPE = {
-    "version": 2,
+    "version": 3,  # 3: the TTT loss unrolls the exact serving chain (aurora_sim.models.chain)
     "lr": 2e-3,
     "warmup": 20,
     "unroll": 3,

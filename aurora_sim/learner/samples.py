@@ -27,6 +27,9 @@ class Sample:
     draft_version: int  # oldest draft version that proposed in this request
     capture_ns: int
     seen: int = field(default=0)  # optimizer steps that used it
+    # The target's features and last-layer outputs for `tokens`, kept from serving (the fast
+    # path's fast_engine.Teacher) so a trainer step need not run the target; None = recompute.
+    teacher: object = field(default=None, repr=False, compare=False)
 
     @property
     def generated(self) -> int:
@@ -44,7 +47,7 @@ def rejected_branches(tokens_len: int, rounds: list[tuple[int, tuple[int, ...], 
 
 
 def served_sample(uid: int, prompt_ids, output_ids, rounds: list[tuple[int, tuple[int, ...], int]], keep: int,
-                  rng, draft_version: int, capture_ns: int) -> Sample:
+                  rng, draft_version: int, capture_ns: int, teacher=None) -> Sample:
     """The sample a finished request gives the learner, with at most `keep` of its rejected
     branches (drawn by `rng`, the learner's stream, so the choice is reproducible)."""
     tokens = tuple(prompt_ids) + tuple(output_ids)
@@ -52,4 +55,4 @@ def served_sample(uid: int, prompt_ids, output_ids, rounds: list[tuple[int, tupl
     if len(branches) > keep:
         picks = sorted(rng.sample(range(len(branches)), keep))
         branches = [branches[i] for i in picks]
-    return Sample(uid, tokens, len(prompt_ids), tuple(branches), draft_version, capture_ns)
+    return Sample(uid, tokens, len(prompt_ids), tuple(branches), draft_version, capture_ns, teacher=teacher)

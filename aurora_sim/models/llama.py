@@ -236,19 +236,31 @@ class Llama(nn.Module):
         requested decoder layers, concatenated on the last dim: [B, S, len(hidden_layers)*H].
         With `logits_at` ([B] column per row) only those positions are projected: logits [B, 1, V]
         (a prefill needs one row of logits, not S; the LM head dominates small models)."""
+        x, hidden = self.trunk(tokens, slots, start, cache, hidden_layers)
+        if logits_at is not None:
+            x = x[torch.arange(x.shape[0], device=x.device), logits_at][:, None]
+        return self.head(x), hidden
+
+    def trunk(self, tokens, slots, start, cache: KVCache, hidden_layers: tuple[int, ...] = (), last: bool = True):
+        """The decoder stack without the LM head: (last layer's output [B, S, H], the requested
+        layers' outputs as in forward). `head` of the first is exactly forward's logits.
+        last=False stops after the deepest requested layer (and returns None for the first)."""
         pos = start[:, None] + torch.arange(tokens.shape[1], device=tokens.device)[None, :]
         table_pos = pos.clamp(max=self.rope_cos.shape[0] - 1)
         cos, sin = self.rope_cos[table_pos][:, None], self.rope_sin[table_pos][:, None]
         x = self.model.embed_tokens(tokens)
         taken = {}
-        for i, layer in enumerate(self.model.layers):
+        depth = len(self.model.layers) if last or not hidden_layers else max(hidden_layers) + 1
+        for i, layer in enumerate(self.model.layers[:depth]):
             x = layer(x, cos, sin, cache.k[i], cache.v[i], slots, pos)
             if i in hidden_layers:
                 taken[i] = x
         hidden = torch.cat([taken[i] for i in hidden_layers], dim=-1) if hidden_layers else None
-        if logits_at is not None:
-            x = x[torch.arange(x.shape[0], device=x.device), logits_at][:, None]
-        return self.lm_head(self.model.norm(x)), hidden
+        return (x if depth == len(self.model.layers) else None), hidden
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Final norm + LM head: logits from the last layer's output."""
+        return self.lm_head(self.model.norm(x))
 
 
 def read_config(path: Path) -> dict:

@@ -63,7 +63,12 @@ def print_summary(s: dict, wall: dict | None) -> None:
                   _fmt(sh["recovery_requests"]))
         t.add_row(f"  AL over first {sh['head']} after / level before", f"{_fmt(sh['al_after_head'])} / {_fmt(sh['level_before'])}")
     if wall:
-        t.add_row("wall time (s) / requests/s", f"{wall['wall_s']:.1f} / {wall['requests_per_s']:.1f}")
+        rps = wall.get("requests_per_s")
+        t.add_row(f"replay wall time (s) / requests/s ({wall.get('engine', 'exact')} engine)",
+                  f"{wall.get('replay_s', wall['wall_s']):.1f} / {rps:.1f}" if rps else f"{wall['wall_s']:.1f}")
+        if "setup_s" in wall:
+            t.add_row("  set-up: models, drafts, trajectory cache (s)",
+                      f"{wall['setup_s']:.1f} (cache {wall.get('trajectory_cache_s', 0.0):.1f})")
     con.print(t)
 
 
@@ -113,7 +118,7 @@ def replay_command(
     resume: Path = typer.Option(None, help="Continue a killed run in this directory (same config; ends with the same log)."),
     force: bool = typer.Option(False, help="Replace an existing run directory."),
     json_out: Path = typer.Option(None, "--json", help="Also write the summary numbers to this file."),
-    engine: str = typer.Option("torch", help="Serving backend: torch (this package's engine) or sglang (CUDA + SGLang; docs/sglang.md)."),
+    engine: str = typer.Option("auto", help="auto: the fast path for greedy traces (target trajectories decoded once into a shared cache, `aurora cache list`; rounds by bookkeeping), the round-by-round engine otherwise; fast; exact (always the round-by-round torch engine; `torch` is an alias); sglang (CUDA + SGLang; docs/sglang.md)."),
 ):
     """Replay a trace through the real speculative engine in deterministic virtual time, with the
     draft learning online and a controller hot-swapping it; writes an event log (Parquet) and
@@ -125,7 +130,9 @@ def replay_command(
 
     from aurora_sim.sglang.runtime import check_replay_engine
 
-    check_replay_engine(engine)
+    if engine in ("sglang",):
+        check_replay_engine(engine)
+    engine = {"torch": "exact"}.get(engine, engine)
     if resume is not None:
         from aurora_sim.replay.eventlog import read_table
 
@@ -144,7 +151,7 @@ def replay_command(
         hardware = "profiled"
     cfg = ReplayConfig(
         trace=trace, limit=limit, model=model, draft=draft, init=init, gamma=gamma, batch=batch,
-        hardware=hardware, deployment=deployment, profile=str(profile) if profile else None, seed=seed,
+        hardware=hardware, deployment=deployment, profile=str(profile) if profile else None, seed=seed, engine=engine,
     ).with_(learner_enabled=learn, learner_lr=lr, learner_unroll=unroll, learner_lambda_discard=lambda_discard,
             controller_policy=policy, controller_every=every, controller_rollback=rollback)
     stem = Path(trace).stem if Path(trace).suffix else trace

@@ -13,6 +13,7 @@ from aurora_sim.errors import AuroraError
 
 POLICIES = ("cadence", "lazy", "shadow")
 INITS = ("none", "static", "scratch")  # or a draft directory
+ENGINES = ("auto", "fast", "exact")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class ReplayConfig:
     deployment: str = "llama3-8b"
     profile: str | None = None  # a calibrate table (hardware = profiled)
     seed: int = 0
+    # auto: the fast path (rounds by bookkeeping over cached target trajectories) where it is
+    # exact, i.e. greedy traffic; else the round-by-round engine. A run records which it used.
+    engine: str = "auto"  # auto | fast | exact
     flush_every: int = 200  # finished requests per event-log part
     keep_versions: int = 3  # draft versions kept on disk besides serving and rollback target
     learner: LearnerConfig = field(default_factory=LearnerConfig)
@@ -72,6 +76,8 @@ class ReplayConfig:
             raise AuroraError(f"unknown policy {self.controller.policy!r} (choose {', '.join(POLICIES)})")
         if self.draft not in ("eagle3", "lm"):
             raise AuroraError(f"unknown draft kind {self.draft!r} (eagle3 or lm)")
+        if self.engine not in ENGINES:
+            raise AuroraError(f"unknown replay engine {self.engine!r} (choose {', '.join(ENGINES)})")
         if self.learner.buffer not in ("fifo", "reservoir"):
             raise AuroraError(f"unknown buffer policy {self.learner.buffer!r} (fifo or reservoir)")
         if self.gamma < 1 and self.init != "none":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from aurora_sim.engine.fast_engine import FastEngine
 from aurora_sim.engine.torch_engine import TorchSpecEngine
 from aurora_sim.errors import AuroraError
 from aurora_sim.replay import events as ev
@@ -95,7 +96,7 @@ class Replay:
         self.target.requires_grad_(False)
         tokenizer = load_tokenizer(model_dir)
         self.workload = build_workload(cfg.trace, cfg.seed, tokenizer, stop_ids(tokenizer, model_dir), cfg.limit)
-        self.cfg = cfg = cfg.with_(trace_sha256=self.workload.sha256)
+        self.cfg = cfg = cfg.with_(trace_sha256=self.workload.sha256, engine=resolve_engine(cfg, self.workload))
         self.cost = make_cost_model(cfg.hardware, cfg.deployment, proxy_target=self.target.spec,
                                     proxy_draft_kind=cfg.draft, train_unroll=cfg.learner.unroll,
                                     profile_path=cfg.profile)
@@ -107,8 +108,15 @@ class Replay:
         if draft0 is not None:
             self._register(draft0, 0, None, 0, 0, {"init": cfg.init})
             draft0 = self.registry.load(0, self.target)
-        self.engine = TorchSpecEngine(self.target, draft0, gamma=cfg.gamma if draft0 is not None else 0,
-                                      max_batch=cfg.batch, max_len=cfg.max_len, draft_version=0)
+        gamma = cfg.gamma if draft0 is not None else 0
+        if cfg.engine == "fast":
+            self.engine = FastEngine(self.target, draft0, gamma=gamma, max_batch=cfg.batch, trajectories={},
+                                     max_len=cfg.max_len, teacher=cfg.learning,
+                                     full_chains=cfg.learning and cfg.learner.lambda_discard > 0)
+            self.engine.trajectories = self._trajectories(model_dir)
+        else:
+            self.engine = TorchSpecEngine(self.target, draft0, gamma=gamma, max_batch=cfg.batch, max_len=cfg.max_len,
+                                          draft_version=0)
         self.learner = None
         if cfg.learning:
             from aurora_sim.learner.online import OnlineLearner
@@ -116,6 +124,27 @@ class Replay:
             self.learner = OnlineLearner(self.target, draft0, cfg.learner, py_stream(cfg.seed, "learner"), cfg.gamma)
         self.controller = make_controller(cfg.controller)
         self.observer = ObservationBuilder(cfg.controller.rollback_window)
+
+    def _trajectories(self, model_dir) -> dict:
+        """The target's greedy trajectory of every request the engine will accept, from the
+        shared trajectory cache (decoded now where missing; that time is reported apart)."""
+        from aurora_sim.cli_errors import err_console
+        from aurora_sim.replay.trajectories import trajectories_for
+
+        reqs = []
+        for it in self.workload.items:
+            try:
+                self.engine.check(it.request)
+                reqs.append(it.request)
+            except AuroraError:
+                pass  # refused at arrival, as by the round-by-round engine
+        t0 = time.perf_counter()
+        trajs, info = trajectories_for(self.target, model_dir, reqs, progress=self.on_progress is not None,
+                                       log=lambda m: err_console.print(f"[yellow]{m}"))
+        self._trajectory_s = time.perf_counter() - t0
+        self._trajectory_info = {k: v for k, v in info.items() if k in ("hit", "decoded", "reused")}
+        self.engine.plan(reqs)
+        return {r.request_id: t for r, t in zip(reqs, trajs)}
 
     def _register(self, draft, version, parent, step, now_ns, metrics) -> None:
         v = self.registry.publish(draft, version, parent, step, now_ns, metrics)
@@ -126,6 +155,7 @@ class Replay:
     # ---- the run -----------------------------------------------------------------------------------
     def run(self) -> dict:
         wall0 = time.perf_counter()
+        self._trajectory_s, self._trajectory_info = 0.0, {}
         fresh = not self.out.exists()
         self.skip_parts = self._prepare_dir()
         try:
@@ -137,6 +167,7 @@ class Replay:
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
         self._forward_s = self._trainer_s = self._wait_s = 0.0
+        setup_s = time.perf_counter() - wall0
         self._write_runs("running", 0)
         q = self.q = ev.EventQueue()
         self.states: dict[str, _ReqState] = {}
@@ -175,10 +206,14 @@ class Replay:
         self.log.flush()
         self._write_runs("complete", self.last_end_ns)
         wall = time.perf_counter() - wall0
-        wall_info = {"wall_s": round(wall, 3), "forward_s": round(self._forward_s, 3),
+        replay_s = wall - setup_s
+        wall_info = {"wall_s": round(wall, 3), "setup_s": round(setup_s, 3), "replay_s": round(replay_s, 3),
+                     "engine": self.cfg.engine, "trajectory_cache_s": round(self._trajectory_s, 3),
+                     "trajectory_cache": self._trajectory_info, "engine_timings": _rounded(getattr(self.engine, "timings", {})),
+                     "forward_s": round(self._forward_s, 3),
                      "trainer_thread_s": round(self._trainer_s, 3), "waited_for_trainer_s": round(self._wait_s, 3),
                      "requests": len(self.workload.items),
-                     "requests_per_s": round(len(self.workload.items) / wall, 3) if wall else None,
+                     "requests_per_s": round(len(self.workload.items) / replay_s, 3) if replay_s > 0 else None,
                      "resumed_parts_checked": self.skip_parts, "resume_mismatch": self.log.mismatch}
         (self.out / "wall.json").write_text(json.dumps(wall_info, indent=1, sort_keys=True))
         return {"run_id": self.run_id, "out": str(self.out), **wall_info}
@@ -296,7 +331,8 @@ class Replay:
 
             lr = self.learner
             lr.capture(served_sample(lr.captured, res.prompt_ids, res.output_ids, st.rounds,
-                                     self.cfg.learner.discard_per_request, lr.rng, st.min_version, now))
+                                     self.cfg.learner.discard_per_request, lr.rng, st.min_version, now,
+                                     teacher=res.teacher))
         self._request_done(now)
         if self.on_progress is not None:
             g = sum(a for a, _ in self.recent_al)
@@ -453,6 +489,30 @@ class Replay:
         self.registry.prune({self.serving_version, old})
         _, pause = self.cost.swap_ns()
         return int(pause)
+
+
+def resolve_engine(cfg: ReplayConfig, workload) -> str:
+    """auto -> fast where the fast path is exact (greedy requests; a chain within the cached
+    overhang; rejected tails only for EAGLE heads), else exact. `fast` asked where it is not
+    exact is an error that says why."""
+    from aurora_sim.replay.trajectories import OVERHANG
+
+    if cfg.engine == "exact":
+        return "exact"
+    why = []
+    if any(it.request.temperature > 0 for it in workload.items):
+        why.append("the trace has sampled requests (temperature > 0; the fast path is greedy only)")
+    if cfg.speculative and cfg.gamma > OVERHANG + 1:
+        why.append(f"gamma {cfg.gamma} > {OVERHANG + 1} (the cached trajectories' overhang)")
+    if cfg.draft == "lm" and cfg.learning and cfg.learner.lambda_discard > 0:
+        why.append("discard sampling with an LM draft needs its rejected tails (EAGLE heads only)")
+    if why and cfg.engine == "fast":
+        raise AuroraError("--engine fast: " + "; ".join(why) + " (use --engine exact)")
+    return "exact" if why else "fast"
+
+
+def _rounded(d: dict) -> dict:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
 
 
 def _f(x: float) -> float | None:
