@@ -26,17 +26,20 @@ def small(**changes) -> ReplayConfig:
     return base.with_(learner_batch_requests=4, learner_min_new=4, controller_every=2, **changes)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_dir):
-    root = tmp_path_factory.mktemp("replays")
-    out = {}
+@pytest.fixture(scope="module", params=["fast", "exact"])
+def runs(request, tmp_path_factory, tiny_dir):
+    """The same runs on the fast path (greedy: rounds by bookkeeping over cached trajectories)
+    and on the round-by-round engine: every invariant holds for both."""
+    engine = request.param
+    root = tmp_path_factory.mktemp(f"replays-{engine}")
+    out = {"engine": engine}
     for name, cfg in {
         "online": small(),
         "online_again": small(),
         "nospec": small(init="none"),
         "rollback": small(controller_rollback=True, controller_rollback_window=4, controller_rollback_margin=-1.0),
     }.items():
-        Replay(cfg, root / name).run()
+        Replay(cfg.with_(engine=engine), root / name).run()
         out[name] = root / name
     return out
 
@@ -55,7 +58,7 @@ def test_same_seed_gives_byte_identical_event_log(runs):
 
 
 def test_different_seed_changes_the_log(tmp_path, runs):
-    Replay(small(seed=1), tmp_path / "s1").run()
+    Replay(small(seed=1, engine=runs["engine"]), tmp_path / "s1").run()
     assert (tmp_path / "s1" / "runs.parquet").read_bytes() != (runs["online"] / "runs.parquet").read_bytes()
 
 
@@ -154,7 +157,7 @@ def test_resume_after_a_kill_equals_uninterrupted(tmp_path, runs):
                 part.unlink()
     (killed / "progress.json").write_text(json.dumps({"parts": 2, "schema_version": 1}))
     (killed / "runs.parquet").unlink()
-    cfg = small()
+    cfg = small(engine=runs["engine"])
     Replay(cfg, killed, resume=True).run()
     assert _files(killed) == _files(done)
     for f in _files(done):

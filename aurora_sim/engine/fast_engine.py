@@ -50,6 +50,7 @@ class FastRow(Live):
     ext: list[int] = field(default_factory=list)  # prompt + output + overhang (the truth)
     end: int = 0  # len(prompt + output)
     features: torch.Tensor | None = None  # [end, F]
+    final: torch.Tensor | None = None  # the teacher's last-layer outputs (learning only)
     chain_lo: int = 0  # accepted[i] / proposals[i] belong to the round starting at chain_lo + i
     accepted: list[int] = field(default_factory=list)
     proposals: list[list[int]] = field(default_factory=list)
@@ -142,7 +143,7 @@ class FastEngine(SlotEngine):
         for row in joining:
             if row not in alive:  # finished at its first token: nothing computed is needed
                 self._ready.pop(row.req.request_id, None)
-        if alive:
+        if alive and (self.draft is not None or self.teacher):  # no-spec: nothing to compute
             self._prepare([r.req for r in alive])
             for row in alive:
                 pre = self._ready.pop(row.req.request_id)
@@ -167,7 +168,11 @@ class FastEngine(SlotEngine):
             # similar lengths together: a padded batch costs its longest row times its rows
             need.sort(key=lambda r: len(r.prompt_ids) + len(self.trajectories[r.request_id].output_ids))
             for i in range(0, len(need), TARGET_BATCH):
-                self._ready.update(self._target_pass([self._make_row(r, -1) for r in need[i : i + TARGET_BATCH]]))
+                rows = [self._make_row(r, -1) for r in need[i : i + TARGET_BATCH]]
+                for row in rows:  # as after the prefill: the chains start at n = prompt length
+                    row.tokens.append(row.ext[row.n + 1])
+                self._target_pass(rows)
+                self._ready.update({r.req.request_id: _Prepared(r, r.features, r.final) for r in rows})
         stale = [rid for rid, p in self._ready.items() if p.version != self.draft_version]
         if stale and any(r.request_id in stale for r in reqs):
             rows = []
@@ -193,8 +198,8 @@ class FastEngine(SlotEngine):
         return FastRow(req, slot, list(req.prompt_ids), 0, None, RequestResult(req.request_id, req.prompt_ids, []),
                        ext=ext, end=len(req.prompt_ids) + len(traj.output_ids))
 
-    def _target_pass(self, rows: list[FastRow]) -> dict:
-        """Target features (and the learner's last-layer outputs) for rows at admission."""
+    def _target_pass(self, rows: list[FastRow]) -> None:
+        """Target features (and the learner's last-layer outputs) of each row's whole request."""
         t0 = time.perf_counter()
         target = self.target
         width = max(r.end for r in rows)
@@ -202,15 +207,12 @@ class FastEngine(SlotEngine):
         b = len(rows)
         final, feats = target.trunk(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long),
                                     target.new_cache(b, width), self.feature_layers, last=self.teacher)
-        out = {}
         for i, row in enumerate(rows):
             p = len(row.req.prompt_ids)
-            row.tokens.append(row.ext[p])  # as after the prefill: the chains start at n = p
-            out[row.req.request_id] = _Prepared(row, feats[i, : row.end].clone(),
-                                                final[i, p - 1 : row.end - 1].clone() if self.teacher else None)
+            row.features = feats[i, : row.end].clone()
+            row.final = final[i, p - 1 : row.end - 1].clone() if self.teacher else None
         self.timings["target_s"] += time.perf_counter() - t0
         self.timings["target_requests"] += b
-        return out
 
     # ---- the draft's view --------------------------------------------------------------------
     def _install(self, draft, version: int) -> None:
@@ -228,6 +230,9 @@ class FastEngine(SlotEngine):
         """The serving draft's chain at every round start n >= row.n of each row."""
         if self.draft is None or self.gamma == 0:
             return
+        missing = [r for r in rows if r.features is None]  # admitted while no draft served
+        for i in range(0, len(missing), TARGET_BATCH):
+            self._target_pass(missing[i : i + TARGET_BATCH])
         rows = sorted(rows, key=lambda r: r.end)  # similar lengths share a padded batch
         for i in range(0, len(rows), CHAIN_BATCH):
             self._chain_batch(rows[i : i + CHAIN_BATCH])

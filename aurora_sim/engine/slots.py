@@ -99,6 +99,19 @@ class SlotEngine:
                 return True
         return False
 
+    def run(self, requests: list[GenRequest], on_round=None) -> list[RequestResult]:
+        """Convenience loop: serve all requests with continuous batching; results in input order."""
+        for r in requests:
+            self.add(r)
+        results: dict[str, RequestResult] = {}
+        while self.has_work():
+            outcomes = self.step()
+            if on_round is not None:
+                on_round(outcomes)
+            for res in self.pop_finished():
+                results[res.request_id] = res
+        return [results[r.request_id] for r in requests]
+
     def pop_finished(self) -> list[RequestResult]:
         out, self.done = self.done, []
         return out

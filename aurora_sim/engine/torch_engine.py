@@ -90,19 +90,6 @@ class TorchSpecEngine(SlotEngine):
         self.round_index += 1
         return outcomes
 
-    def run(self, requests: list[GenRequest], on_round=None) -> list[RequestResult]:
-        """Convenience loop: serve all requests with continuous batching; results in input order."""
-        for r in requests:
-            self.add(r)
-        results: dict[str, RequestResult] = {}
-        while self.has_work():
-            outcomes = self.step()
-            if on_round is not None:
-                on_round(outcomes)
-            for res in self.pop_finished():
-                results[res.request_id] = res
-        return [results[r.request_id] for r in requests]
-
     # ---- draft installation -------------------------------------------------------------------
     def _install(self, draft: Draft | None, version: int) -> None:
         self._check_draft(draft)

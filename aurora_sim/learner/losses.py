@@ -58,7 +58,10 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
     step j at position p is the chain that started at p - j (a step whose chain would start
     before position 0 does not exist and is left out of that position's mean). An LM draft's
     step-j prediction is its teacher-forced one, so it has one step. Returns ([M] KL, per-step
-    mean KL)."""
+    mean KL).
+
+    Rows run in length-sorted sub-batches of SUB_BATCH, each cut to its longest loss position:
+    attention costs the square of the padded width, and served requests vary in length ~10x."""
     rows, cols = index
     if not draft.uses_features:
         b, s = tokens.shape
@@ -67,18 +70,55 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
         kl = position_kl(target_logits, logits[rows, cols])
         return kl, [float(kl.detach().mean()) if kl.numel() else 0.0]
     target_logits = draft.restrict(target_logits)
+    batch = tokens.shape[0]
+    if rows.numel() == 0:
+        return target_logits.new_zeros(0), [0.0] * unroll
+    last = torch.full((batch,), -1, dtype=torch.long, device=cols.device).scatter_reduce(0, rows, cols, "amax")
+    order = sorted(range(batch), key=lambda r: (int(last[r]), r))
+    pieces, where, sums, counts = [], [], [0.0] * unroll, [0] * unroll
+    for i in range(0, batch, SUB_BATCH):
+        sub = torch.tensor(order[i : i + SUB_BATCH], dtype=torch.long, device=rows.device)
+        pick = torch.isin(rows, sub).nonzero(as_tuple=True)[0]
+        if pick.numel() == 0:
+            continue
+        remap = torch.full((batch,), -1, dtype=torch.long, device=rows.device)
+        remap[sub] = torch.arange(len(sub), device=rows.device)
+        width = int(last[sub].max()) + 1
+        kl, step_sums, step_counts = _unrolled_rows(
+            draft, tokens[sub, :width], target_features[sub, :width], remap[rows[pick]], cols[pick],
+            target_logits[pick], unroll, decay)
+        pieces.append(kl)
+        where.append(pick)
+        sums = [a + b for a, b in zip(sums, step_sums)]
+        counts = [a + b for a, b in zip(counts, step_counts)]
+    inverse = torch.empty_like(rows)
+    inverse[torch.cat(where)] = torch.arange(rows.numel(), device=rows.device)
+    steps = [sm / c if c else 0.0 for sm, c in zip(sums, counts)]
+    return torch.cat(pieces)[inverse], steps
+
+
+SUB_BATCH = 4
+
+
+def _unrolled_rows(draft, tokens, target_features, rows, cols, target_logits, unroll, decay):
     starts, lo = _chain_starts(tokens.shape[0], rows, cols, unroll)
+    # KL(p || q_j) = sum p log p - sum p log q_j: the target's half is computed once for all j
+    logp = F.log_softmax(target_logits.float(), dim=-1)
+    p = logp.exp()
+    neg_entropy = (p * logp).sum(-1)
     total = weight = 0.0
-    steps = []
+    sums, counts = [], []
     for j, hidden in enumerate(teacher_forced_chains(draft, tokens, target_features, starts, unroll)):
         chain = cols - j - lo[rows]  # the chain (column in `starts`) whose step j sits at (row, col)
         ok = (cols - j >= 0) & (chain >= 0)
         h = hidden[rows, chain.clamp(min=0, max=hidden.shape[1] - 1)]
-        kl = position_kl(target_logits, draft.draft_logits(h)) * ok
+        logq = F.log_softmax(draft.draft_logits(h).float(), dim=-1)
+        kl = (neg_entropy - (p * logq).sum(-1)) * ok
         w = (decay**j) * ok.float()
         total, weight = total + w * kl, weight + w
-        steps.append(float((kl.detach().sum() / ok.sum().clamp(min=1))) if kl.numel() else 0.0)
-    return total / weight.clamp(min=1e-12), steps
+        sums.append(float(kl.detach().sum()))
+        counts.append(int(ok.sum()))
+    return total / weight.clamp(min=1e-12), sums, counts
 
 
 def _chain_starts(batch: int, rows: torch.Tensor, cols: torch.Tensor, unroll: int):

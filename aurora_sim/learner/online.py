@@ -36,6 +36,15 @@ class StepResult:
     grad_norm: float
 
 
+def resolve_precision(precision: str) -> str:
+    """auto -> bf16 where the CPU multiplies bf16 natively (as the tiny build decides), else fp32."""
+    if precision != "auto":
+        return precision
+    from aurora_sim.models.tiny import native_bf16
+
+    return "bf16" if native_bf16() else "fp32"
+
+
 def frozen_embed_copy(draft):
     """A deep copy that shares (does not copy) the target's frozen embedding an EAGLE head reads."""
     memo = {id(draft._embed[0]): draft._embed[0]} if draft.uses_features else {}
@@ -52,6 +61,7 @@ class OnlineLearner:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
         self.layers = tuple(self.model.target_layers) if self.model.uses_features else ()
+        self.bf16 = resolve_precision(cfg.precision) == "bf16"
         self.buffer = SampleBuffer(cfg.capacity, cfg.buffer, cfg.max_staleness, rng)
         self.heldout: deque[Sample] = deque(maxlen=cfg.eval_requests)
         self.recent: deque[Sample] = deque(maxlen=cfg.eval_requests)
@@ -77,10 +87,11 @@ class OnlineLearner:
     def compute(self, b: Batch) -> StepResult:
         self.attempts += 1
         parts = {False: [], True: []}
-        for g in b.groups:
-            kl, _ = unrolled_kl(self.model, g.tokens, g.features, (g.rows, g.cols), g.target_logits,
-                                self.cfg.unroll, self.cfg.decay)
-            parts[g.discard].append(kl)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            for g in b.groups:
+                kl, _ = unrolled_kl(self.model, g.tokens, g.features, (g.rows, g.cols), g.target_logits,
+                                    self.cfg.unroll, self.cfg.decay)
+                parts[g.discard].append(kl)
         acc, disc = (torch.cat(parts[k]) if parts[k] else None for k in (False, True))
         zero = next(self.model.parameters()).sum() * 0.0
         loss_acc = acc.mean() if acc is not None and acc.numel() else zero

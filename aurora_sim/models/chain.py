@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from aurora_sim.models.llama import apply_rope
 
@@ -39,13 +40,25 @@ def shift_right(x: torch.Tensor) -> torch.Tensor:
 
 
 def true_pass(head, tokens: torch.Tensor, target_features: torch.Tensor) -> TruePass:
-    """tokens [B, S]; target_features [B, S, F] (h_p at p, unfused)."""
+    """tokens [B, S]; target_features [B, S, F] (h_p at p, unfused). The head's causal forward
+    over whole rows from position 0 (what `head.hidden` computes through a KV cache, written
+    here with a causal attention kernel: no cache writes, and masked blocks are skipped)."""
     b, s = tokens.shape
-    slots = torch.arange(b, device=tokens.device)
-    start = torch.zeros(b, dtype=torch.long, device=tokens.device)
-    cache = head.new_cache(b, s)
-    hidden = head.hidden(tokens, head.fuse(shift_right(target_features)), slots, start, cache)
-    return TruePass(hidden, cache.k[0][:b, :, :s], cache.v[0][:b, :, :s])
+    attn, sp = head.self_attn, head.spec
+    feature = head.fuse(shift_right(target_features))
+    emb = head._embed[0](tokens).to(feature.dtype)
+    x = torch.cat([head.input_layernorm(emb), head.hidden_norm(feature)], dim=-1)
+    q = attn.q_proj(x).view(b, s, sp.num_heads, sp.head_dim).transpose(1, 2)
+    k = attn.k_proj(x).view(b, s, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
+    v = attn.v_proj(x).view(b, s, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
+    cos, sin = head.rope_cos[:s][None, None], head.rope_sin[:s][None, None]
+    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    rep = sp.num_heads // sp.num_kv_heads
+    kk, vv = (k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)) if rep > 1 else (k, v)
+    out = F.scaled_dot_product_attention(q, kk, vv.to(q.dtype) if vv.dtype != q.dtype else vv, is_causal=True)
+    a = feature + attn.o_proj(out.transpose(1, 2).reshape(b, s, -1))
+    hidden = a + head.mlp(head.post_attention_layernorm(a))
+    return TruePass(hidden, k, v)
 
 
 def gather_chains(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -126,8 +126,9 @@ def cached_attention(q, k, v, layer_k, layer_v, slots, pos, n_rep):
     t_cap = layer_k.shape[2]
     write_pos = pos.clamp(max=t_cap - 1)  # padding rows may run past the end: harmless garbage
     slot_idx = slots[:, None].expand(b, s)
-    layer_k[slot_idx, :, write_pos] = k.transpose(1, 2)
-    layer_v[slot_idx, :, write_pos] = v.transpose(1, 2)
+    # (under bf16 autocast k/v arrive in bf16 while the cache keeps its own dtype)
+    layer_k[slot_idx, :, write_pos] = k.transpose(1, 2).to(layer_k.dtype)
+    layer_v[slot_idx, :, write_pos] = v.transpose(1, 2).to(layer_v.dtype)
     t = min(int(pos.max().item()) + 1, t_cap)  # padding may point past the cache; real rows never do
     contiguous = bool(slots[0].item() == 0 and torch.equal(slots, torch.arange(b, device=slots.device)))
     if contiguous:  # the common case (slots 0..B-1): a view, no copy

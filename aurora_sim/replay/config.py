@@ -34,6 +34,9 @@ class LearnerConfig:
     explode_grad_norm: float = 1e3  # a step whose gradient norm exceeds this is dropped
     heldout_every: int = 10  # every Nth captured request goes to the held-out pool (lazy policy)
     eval_requests: int = 32  # requests a candidate is scored on (lazy: held-out; shadow: recent)
+    # Trainer arithmetic: bf16 autocast (weights and optimizer stay fp32) where the CPU has native
+    # bf16 (~2x faster steps), fp32 elsewhere; auto is resolved when a run starts and recorded.
+    precision: str = "auto"  # auto | bf16 | fp32
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class ReplayConfig:
             raise AuroraError(f"unknown draft kind {self.draft!r} (eagle3 or lm)")
         if self.engine not in ENGINES:
             raise AuroraError(f"unknown replay engine {self.engine!r} (choose {', '.join(ENGINES)})")
+        if self.learner.precision not in ("auto", "bf16", "fp32"):
+            raise AuroraError(f"unknown learner precision {self.learner.precision!r} (auto, bf16 or fp32)")
         if self.learner.buffer not in ("fifo", "reservoir"):
             raise AuroraError(f"unknown buffer policy {self.learner.buffer!r} (fifo or reservoir)")
         if self.gamma < 1 and self.init != "none":

@@ -96,7 +96,10 @@ class Replay:
         self.target.requires_grad_(False)
         tokenizer = load_tokenizer(model_dir)
         self.workload = build_workload(cfg.trace, cfg.seed, tokenizer, stop_ids(tokenizer, model_dir), cfg.limit)
-        self.cfg = cfg = cfg.with_(trace_sha256=self.workload.sha256, engine=resolve_engine(cfg, self.workload))
+        from aurora_sim.learner.online import resolve_precision
+
+        self.cfg = cfg = cfg.with_(trace_sha256=self.workload.sha256, engine=resolve_engine(cfg, self.workload),
+                                   learner_precision=resolve_precision(cfg.learner.precision))
         self.cost = make_cost_model(cfg.hardware, cfg.deployment, proxy_target=self.target.spec,
                                     proxy_draft_kind=cfg.draft, train_unroll=cfg.learner.unroll,
                                     profile_path=cfg.profile)
@@ -128,6 +131,8 @@ class Replay:
     def _trajectories(self, model_dir) -> dict:
         """The target's greedy trajectory of every request the engine will accept, from the
         shared trajectory cache (decoded now where missing; that time is reported apart)."""
+        from rich.markup import escape
+
         from aurora_sim.cli_errors import err_console
         from aurora_sim.replay.trajectories import trajectories_for
 
@@ -140,7 +145,7 @@ class Replay:
                 pass  # refused at arrival, as by the round-by-round engine
         t0 = time.perf_counter()
         trajs, info = trajectories_for(self.target, model_dir, reqs, progress=self.on_progress is not None,
-                                       log=lambda m: err_console.print(f"[yellow]{m}"))
+                                       log=lambda m: err_console.print(f"[yellow]{escape(m)}"))
         self._trajectory_s = time.perf_counter() - t0
         self._trajectory_info = {k: v for k, v in info.items() if k in ("hit", "decoded", "reused")}
         self.engine.plan(reqs)
