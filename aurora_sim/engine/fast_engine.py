@@ -78,6 +78,7 @@ class FastEngine(SlotEngine):
         self._order: list = []  # requests in the order they are expected (plan)
         self._cursor = 0
         self._ready: dict[str, _Prepared] = {}  # computed ahead of admission
+        self._index: dict[str, int] = {}
         self._install(draft, draft_version)
 
     def plan(self, requests: list, lookahead: int = 16) -> None:
@@ -86,6 +87,7 @@ class FastEngine(SlotEngine):
         cost little more for 16 rows than for one); chains computed ahead are recomputed if a
         swap lands before their request is admitted."""
         self._order, self._cursor, self.lookahead = list(requests), 0, max(1, lookahead)
+        self._index = {r.request_id: i for i, r in enumerate(self._order)}
 
     # ---- the round ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -143,6 +145,11 @@ class FastEngine(SlotEngine):
         for row in joining:
             if row not in alive:  # finished at its first token: nothing computed is needed
                 self._ready.pop(row.req.request_id, None)
+        if self._ready and self._order:
+            # requests the plan expected long before these ones were refused or cancelled
+            first = min(self._index.get(r.req.request_id, 0) for r in joining)
+            for rid in [rid for rid in self._ready if self._index.get(rid, first) < first - 4 * self.lookahead]:
+                del self._ready[rid]
         if alive and (self.draft is not None or self.teacher):  # no-spec: nothing to compute
             self._prepare([r.req for r in alive])
             for row in alive:

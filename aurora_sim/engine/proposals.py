@@ -86,9 +86,9 @@ def _lm_chains(draft, truth, starts, gamma):
 
 def _eagle_chains(head, tokens, target_features, starts, valid, truth_next, gamma, full):
     b, c = starts.shape
-    tp = true_pass(head, tokens, target_features)
+    tp = true_pass(head, tokens, target_features, outputs_from=int(starts.min()))  # the prompt: keys only
     props = torch.full((b, c, gamma), -1, dtype=torch.long, device=tokens.device)
-    hidden = gather_chains(tp.hidden, starts)  # full layout [B, C, H]
+    hidden = gather_chains(tp.hidden, starts - tp.offset)  # full layout [B, C, H]
     props[:, :, 0] = _argmax(head, hidden)
     own: list[tuple[torch.Tensor, torch.Tensor]] = []  # full layout [B, KVH, C, D] per step
     live = valid.clone()

@@ -29,9 +29,10 @@ from aurora_sim.models.llama import apply_rope
 
 @dataclass
 class TruePass:
-    hidden: torch.Tensor  # [B, S, H] step-0 output at every position
-    k: torch.Tensor  # [B, KVH, S, D] the true keys (rope applied)
+    hidden: torch.Tensor  # [B, S - offset, H] step-0 output at positions offset..S-1
+    k: torch.Tensor  # [B, KVH, S, D] the true keys at every position (rope applied)
     v: torch.Tensor  # [B, KVH, S, D]
+    offset: int = 0
 
 
 def shift_right(x: torch.Tensor) -> torch.Tensor:
@@ -39,26 +40,33 @@ def shift_right(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
 
 
-def true_pass(head, tokens: torch.Tensor, target_features: torch.Tensor) -> TruePass:
+def true_pass(head, tokens: torch.Tensor, target_features: torch.Tensor, outputs_from: int = 0) -> TruePass:
     """tokens [B, S]; target_features [B, S, F] (h_p at p, unfused). The head's causal forward
     over whole rows from position 0 (what `head.hidden` computes through a KV cache, written
-    here with a causal attention kernel: no cache writes, and masked blocks are skipped)."""
+    here with a causal attention kernel: no cache writes, and masked blocks are skipped).
+    Positions before `outputs_from` only provide keys and values (no chain starts there), so
+    their queries, attention output and MLP are not computed."""
     b, s = tokens.shape
     attn, sp = head.self_attn, head.spec
     feature = head.fuse(shift_right(target_features))
     emb = head._embed[0](tokens).to(feature.dtype)
     x = torch.cat([head.input_layernorm(emb), head.hidden_norm(feature)], dim=-1)
-    q = attn.q_proj(x).view(b, s, sp.num_heads, sp.head_dim).transpose(1, 2)
+    o = min(max(0, outputs_from), s - 1)
+    q = attn.q_proj(x[:, o:]).view(b, s - o, sp.num_heads, sp.head_dim).transpose(1, 2)
     k = attn.k_proj(x).view(b, s, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
     v = attn.v_proj(x).view(b, s, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
     cos, sin = head.rope_cos[:s][None, None], head.rope_sin[:s][None, None]
-    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    q, k = apply_rope(q, cos[:, :, o:], sin[:, :, o:]), apply_rope(k, cos, sin)
     rep = sp.num_heads // sp.num_kv_heads
     kk, vv = (k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)) if rep > 1 else (k, v)
-    out = F.scaled_dot_product_attention(q, kk, vv.to(q.dtype) if vv.dtype != q.dtype else vv, is_causal=True)
-    a = feature + attn.o_proj(out.transpose(1, 2).reshape(b, s, -1))
+    if o == 0:
+        out = F.scaled_dot_product_attention(q, kk, vv, is_causal=True)
+    else:  # query i sits at position o + i
+        mask = torch.arange(s, device=tokens.device)[None, :] <= torch.arange(o, s, device=tokens.device)[:, None]
+        out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
+    a = feature[:, o:] + attn.o_proj(out.transpose(1, 2).reshape(b, s - o, -1))
     hidden = a + head.mlp(head.post_attention_layernorm(a))
-    return TruePass(hidden, k, v)
+    return TruePass(hidden, k, v, o)
 
 
 def gather_chains(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -110,8 +118,8 @@ def teacher_forced_chains(head, tokens: torch.Tensor, target_features: torch.Ten
     """Yield the hidden states [B, C, H] of steps 0..steps-1 of the chains at `starts` [B, C],
     each step fed the *true* next token (x_{n+s}; 0 past the row's end): EAGLE-3's training
     chains. Where d_1..d_s matched the true tokens this is exactly the served chain."""
-    tp = true_pass(head, tokens, target_features)
-    hidden = gather_chains(tp.hidden, starts)
+    tp = true_pass(head, tokens, target_features, outputs_from=int(starts.min()))
+    hidden = gather_chains(tp.hidden, starts - tp.offset)
     yield hidden
     own: list = []
     width = tokens.shape[1]

@@ -130,7 +130,9 @@ def replay_command(
 
     from aurora_sim.sglang.runtime import check_replay_engine
 
-    if engine in ("sglang",):
+    if engine not in ("auto", "fast", "exact", "torch", "sglang"):
+        raise AuroraError(f"unknown engine {engine!r} (auto, fast, exact, torch or sglang)")
+    if engine == "sglang":
         check_replay_engine(engine)
     engine = {"torch": "exact"}.get(engine, engine)
     if resume is not None:

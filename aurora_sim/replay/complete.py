@@ -31,4 +31,15 @@ def complete_with(run_dir: Path, cfg: ReplayConfig) -> bool:
         row = read_table(run_dir, "runs").row(0, named=True)
     except (OSError, ValueError, KeyError, IndexError, pl.exceptions.PolarsError):  # unreadable: redo the run
         return False
-    return row["status"] == "complete" and row["config_json"] == cfg.to_json()
+    if row["status"] != "complete":
+        return False
+    from aurora_sim.errors import AuroraError
+    from aurora_sim.replay.resolve import resolved_config
+    from aurora_sim.replay.workload import load_trace
+
+    try:  # `auto` settings compare as what they resolve to (what the run recorded)
+        frame = load_trace(cfg.trace, cfg.seed, cfg.limit)[0]
+        cfg = resolved_config(cfg, frame["temperature"].to_list())
+    except AuroraError:
+        return False
+    return row["config_json"] == cfg.to_json()

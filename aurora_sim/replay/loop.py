@@ -32,6 +32,7 @@ from aurora_sim.errors import AuroraError
 from aurora_sim.replay import events as ev
 from aurora_sim.replay.config import ReplayConfig
 from aurora_sim.replay.eventlog import EventLog
+from aurora_sim.replay.resolve import resolved_config
 from aurora_sim.replay.rng import py_stream
 
 
@@ -96,10 +97,8 @@ class Replay:
         self.target.requires_grad_(False)
         tokenizer = load_tokenizer(model_dir)
         self.workload = build_workload(cfg.trace, cfg.seed, tokenizer, stop_ids(tokenizer, model_dir), cfg.limit)
-        from aurora_sim.learner.online import resolve_precision
-
-        self.cfg = cfg = cfg.with_(trace_sha256=self.workload.sha256, engine=resolve_engine(cfg, self.workload),
-                                   learner_precision=resolve_precision(cfg.learner.precision))
+        temperatures = [it.request.temperature for it in self.workload.items]
+        self.cfg = cfg = resolved_config(cfg.with_(trace_sha256=self.workload.sha256), temperatures)
         self.cost = make_cost_model(cfg.hardware, cfg.deployment, proxy_target=self.target.spec,
                                     proxy_draft_kind=cfg.draft, train_unroll=cfg.learner.unroll,
                                     profile_path=cfg.profile)
@@ -494,26 +493,6 @@ class Replay:
         self.registry.prune({self.serving_version, old})
         _, pause = self.cost.swap_ns()
         return int(pause)
-
-
-def resolve_engine(cfg: ReplayConfig, workload) -> str:
-    """auto -> fast where the fast path is exact (greedy requests; a chain within the cached
-    overhang; rejected tails only for EAGLE heads), else exact. `fast` asked where it is not
-    exact is an error that says why."""
-    from aurora_sim.replay.trajectories import OVERHANG
-
-    if cfg.engine == "exact":
-        return "exact"
-    why = []
-    if any(it.request.temperature > 0 for it in workload.items):
-        why.append("the trace has sampled requests (temperature > 0; the fast path is greedy only)")
-    if cfg.speculative and cfg.gamma > OVERHANG + 1:
-        why.append(f"gamma {cfg.gamma} > {OVERHANG + 1} (the cached trajectories' overhang)")
-    if cfg.draft == "lm" and cfg.learning and cfg.learner.lambda_discard > 0:
-        why.append("discard sampling with an LM draft needs its rejected tails (EAGLE heads only)")
-    if why and cfg.engine == "fast":
-        raise AuroraError("--engine fast: " + "; ".join(why) + " (use --engine exact)")
-    return "exact" if why else "fast"
 
 
 def _rounded(d: dict) -> dict:
