@@ -191,3 +191,30 @@ def test_cache_cli_list_and_clear(tmp_path, monkeypatch, built):
 
     res = runner.invoke(app, ["cache", "clear", "--yes"])
     assert res.exit_code == 0 and "nothing to clear" in res.output
+
+
+def test_a_killed_large_build_resumes_from_its_stored_chunks(tmp_path, tiny_target, tiny_dir, requests, built,
+                                                             monkeypatch):
+    """Large builds are stored chunk by chunk: a build killed after its first chunk keeps that
+    chunk, and the next build decodes only the rest."""
+    monkeypatch.setattr(T, "CHUNK", 5)
+    real = T.decode_trajectories
+    calls = []
+
+    def dies_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "decode_trajectories", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        T.trajectories_for(tiny_target, tiny_dir, requests, root=tmp_path, progress=False)
+    assert len(list(tmp_path.rglob("*.npz"))) == 1  # the first chunk
+    monkeypatch.setattr(T, "decode_trajectories", real)
+    trajs, info = T.trajectories_for(tiny_target, tiny_dir, requests, root=tmp_path, progress=False)
+    assert info["reused"] == 5 and info["decoded"] == len(requests) - 5
+    assert trajs == built[1]
+    # this build's own chunks were folded into the full entry (the killed build's one stays)
+    assert len(list(tmp_path.rglob("*.npz"))) == 2
+    assert T.trajectories_for(tiny_target, tiny_dir, requests, root=tmp_path, progress=False)[1]["exact"]

@@ -57,13 +57,12 @@ def true_pass(head, tokens: torch.Tensor, target_features: torch.Tensor, outputs
     v = attn.v_proj(x).view(b, s, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
     cos, sin = head.rope_cos[:s][None, None], head.rope_sin[:s][None, None]
     q, k = apply_rope(q, cos[:, :, o:], sin[:, :, o:]), apply_rope(k, cos, sin)
-    rep = sp.num_heads // sp.num_kv_heads
-    kk, vv = (k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)) if rep > 1 else (k, v)
+    gqa = sp.num_heads > sp.num_kv_heads
     if o == 0:
-        out = F.scaled_dot_product_attention(q, kk, vv, is_causal=True)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
     else:  # query i sits at position o + i
         mask = torch.arange(s, device=tokens.device)[None, :] <= torch.arange(o, s, device=tokens.device)[:, None]
-        out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
     a = feature[:, o:] + attn.o_proj(out.transpose(1, 2).reshape(b, s - o, -1))
     hidden = a + head.mlp(head.post_attention_layernorm(a))
     return TruePass(hidden, k, v, o)

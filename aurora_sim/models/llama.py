@@ -135,11 +135,10 @@ def cached_attention(q, k, v, layer_k, layer_v, slots, pos, n_rep):
         keys, values = layer_k[:b, :, :t], layer_v[:b, :, :t]
     else:
         keys, values = layer_k[slots, :, :t], layer_v[slots, :, :t]
-    if n_rep > 1:
-        keys = keys.repeat_interleave(n_rep, dim=1)
-        values = values.repeat_interleave(n_rep, dim=1)
     mask = torch.arange(t, device=q.device)[None, None, :] <= pos[:, :, None]  # [B, S, T]
-    return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None])
+    # enable_gqa reads each kv head once for its n_rep query heads; repeating keys and values
+    # instead copied them n_rep times per layer and step (most of a decode step at long context)
+    return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None], enable_gqa=n_rep > 1)
 
 
 class Attention(nn.Module):

@@ -40,6 +40,7 @@ from aurora_sim.errors import AuroraError
 from aurora_sim.paths import cache_dir
 
 FORMAT_VERSION = 1
+CHUNK = 2048  # requests decoded (and stored) at a time when an entry needs more
 OVERHANG = 16  # tokens of the target's greedy continuation stored past each request's end
 _FINISH = ("length", "stop")
 _ARRAYS = {"ids": ("<i4", 1), "offsets": ("<i8", 1), "finish": ("|u1", 1), "overhang": ("<i4", 2)}
@@ -366,6 +367,7 @@ def trajectories_for(target, model_dir, requests, *, root=None, batch: int = 64,
                 need.discard(k)
 
     todo = [k for k in dict.fromkeys(keys) if k in need]
+    chunks: list[Path] = []
     if todo:
         bar, task = _progress_bar(f"trajectories {Path(model_dir).name}", len(todo), progress)
         started = time.perf_counter()
@@ -375,10 +377,28 @@ def trajectories_for(target, model_dir, requests, *, root=None, batch: int = 64,
             bar.update(task, completed=done, tok_s=tokens / dt if dt > 0 else 0.0)
 
         with bar:
-            decoded = decode_trajectories(target, [by_key[k] for k in todo], batch=batch, on_progress=update)
-        found.update(zip(todo, decoded))
+            # in chunks, each stored as an entry of its own as soon as it is done: a killed build
+            # of a large trace resumes from them (they are found like any other entry)
+            tokens_before = [0]
+            for lo in range(0, len(todo), CHUNK):
+                part = todo[lo : lo + CHUNK]
+                last = [0]
+
+                def chunk_update(done: int, tokens: int, lo=lo, last=last) -> None:
+                    last[0] = tokens
+                    update(lo + done, tokens_before[0] + tokens)
+
+                decoded = decode_trajectories(target, [by_key[k] for k in part], batch=batch, on_progress=chunk_update)
+                tokens_before[0] += last[0]
+                found.update(zip(part, decoded))
+                if len(todo) > CHUNK:
+                    chunks.append(_entry_path(root, identity, part))
+                    _write(chunks[-1], identity, Path(model_dir).name, part, decoded)
     trajs = [found[k] for k in keys]
     _write(path, identity, Path(model_dir).name, keys, trajs)
+    for c in chunks:  # the full entry holds them now
+        if c != path:
+            c.unlink(missing_ok=True)
     todo_set = set(todo)
     n_decoded = sum(1 for k in keys if k in todo_set)
     return trajs, info(n_decoded, len(requests) - n_decoded, False)
