@@ -153,7 +153,10 @@ def decode_trajectories(target, requests, batch: int = 64, on_progress=None) -> 
                             temperature=0.0))
     max_len = max(len(j.prompt_ids) + j.max_new_tokens + 1 for j in jobs)
     engine = TorchSpecEngine(target, None, gamma=0, max_batch=max(1, min(batch, len(jobs))), max_len=max_len)
-    for j in jobs:
+    # Rows of one length decode in lockstep (no stop ids: each runs exactly its length): they are
+    # admitted together (one batched prefill) and attend over similar key lengths, where trace
+    # order would pad every row's attention to the longest context in the batch.
+    for j in sorted(jobs, key=lambda j: (len(j.prompt_ids) + j.max_new_tokens, int(j.request_id))):
         engine.add(j)
     outputs: dict[str, list[int]] = {}
     tokens = 0
