@@ -4,7 +4,7 @@ and both online arms.
 
 What must hold (DESIGN.md invariant 6): the same output tokens and finish reason for every
 request; the static arm's rounds exactly; the online arms' acceptance per segment within 0.02
-and the same number of swaps. The online arms may differ in a few rounds: the fast path's
+and the same swap decisions (the last one may miss the end of the run on one side). The online arms may differ in a few rounds: the fast path's
 learner reuses the target features computed at admission (one pass over prompt + output) where
 the exact path recomputes them in a padded training batch; the two sum in different orders, the
 trained weights differ in the last bits, and an argmax near a tie can go the other way. The
@@ -105,7 +105,12 @@ def test_online_arms_agree_within_tolerance(pairs, arm):
     fast, exact = pairs[arm]
     sf, se = summarize(fast), summarize(exact)
     assert se["swaps"] >= 2, "the slice must include swaps"
-    assert sf["swaps"] == se["swaps"]
+    # the same swap decisions, in order; a decision in the run's last round-trip may find no
+    # round left to go live in on one side (kind not_applied): a boundary effect of the end time
+    df, de = (read_table(r, "swaps").filter(pl.col("kind") != "hold") for r in (fast, exact))
+    assert df["to_version"].to_list() == de["to_version"].to_list()
+    applied = [(d["kind"] == "swap").to_list() for d in (df, de)]
+    assert applied[0][:-1] == applied[1][:-1], "swaps differ before the end of the run"
     for a, b in zip(sf["segments"], se["segments"]):
         assert abs(a["acceptance_length"] - b["acceptance_length"]) <= 0.02, (a, b)
     rf, re_ = _by_request(fast), _by_request(exact)

@@ -54,6 +54,7 @@ class FastRow(Live):
     chain_lo: int = 0  # accepted[i] / proposals[i] belong to the round starting at chain_lo + i
     accepted: list[int] = field(default_factory=list)
     proposals: list[list[int]] = field(default_factory=list)
+    chains_version: int | None = None  # the draft version accepted/proposals come from
 
 
 class FastEngine(SlotEngine):
@@ -77,7 +78,7 @@ class FastEngine(SlotEngine):
         self.lookahead = 1
         self._order: list = []  # requests in the order they are expected (plan)
         self._cursor = 0
-        self._ready: dict[str, _Prepared] = {}  # computed ahead of admission
+        self._ready: dict[str, FastRow] = {}  # scratch rows at n = prompt length, computed ahead
         self._index: dict[str, int] = {}
         self._install(draft, draft_version)
 
@@ -154,10 +155,10 @@ class FastEngine(SlotEngine):
             self._prepare([r.req for r in alive])
             for row in alive:
                 pre = self._ready.pop(row.req.request_id)
-                row.features = pre.features
+                row.features, row.final = pre.features, pre.final
+                row.chain_lo, row.accepted, row.proposals = pre.chain_lo, pre.accepted, pre.proposals
                 if self.teacher:
                     row.result.teacher = Teacher(pre.features, pre.final)
-                row.chain_lo, row.accepted, row.proposals = row.n, pre.accepted, pre.proposals
         return joining
 
     def _prepare(self, reqs: list) -> None:
@@ -179,19 +180,10 @@ class FastEngine(SlotEngine):
                 for row in rows:  # as after the prefill: the chains start at n = prompt length
                     row.tokens.append(row.ext[row.n + 1])
                 self._target_pass(rows)
-                self._ready.update({r.req.request_id: _Prepared(r, r.features, r.final) for r in rows})
-        stale = [rid for rid, p in self._ready.items() if p.version != self.draft_version]
-        if stale and any(r.request_id in stale for r in reqs):
-            rows = []
-            for rid in stale:
-                pre = self._ready[rid]
-                row = pre.row
-                row.features = pre.features
-                rows.append(row)
-            self._chains(rows)
-            for row in rows:
-                pre = self._ready[row.req.request_id]
-                pre.version, pre.accepted, pre.proposals = self.draft_version, row.accepted, row.proposals
+                self._ready.update({r.req.request_id: r for r in rows})
+        stale = [r for r in self._ready.values() if r.chains_version != self.draft_version]
+        if any(self._ready[r.request_id] in stale for r in reqs):
+            self._chains(stale)
 
     def _make_row(self, req, slot: int) -> FastRow:
         traj = self.trajectories.get(req.request_id)
@@ -262,20 +254,9 @@ class FastEngine(SlotEngine):
         for i, r in enumerate(rows):
             c = r.end - 1 - r.n
             r.chain_lo, r.accepted, r.proposals = r.n, acc[i][:c], props[i][:c]
+            r.chains_version = self.draft_version
         self.timings["draft_s"] += time.perf_counter() - t0
         self.timings["draft_passes"] += 1
-
-
-@dataclass
-class _Prepared:
-    """A request's target pass (and chains, for draft `version`), computed ahead of admission."""
-
-    row: FastRow  # a scratch row at n = prompt length (what the chains are computed from)
-    features: torch.Tensor
-    final: torch.Tensor | None
-    version: int | None = None
-    accepted: list = field(default_factory=list)
-    proposals: list = field(default_factory=list)
 
 
 def _ids(values) -> torch.Tensor:
