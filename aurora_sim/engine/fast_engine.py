@@ -204,8 +204,8 @@ class FastEngine(SlotEngine):
         width = max(r.end for r in rows)
         tokens = _ids([r.ext[: r.end] + [0] * (width - r.end) for r in rows])
         b = len(rows)
-        final, feats = target.trunk(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long),
-                                    target.new_cache(b, width), self.feature_layers, last=self.teacher)
+        final, feats = target.trunk(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), None,
+                                    self.feature_layers, last=self.teacher)
         for i, row in enumerate(rows):
             p = len(row.req.prompt_ids)
             row.features = feats[i, : row.end].clone()

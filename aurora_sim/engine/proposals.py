@@ -89,7 +89,9 @@ def _eagle_chains(head, tokens, target_features, starts, valid, truth_next, gamm
     tp = true_pass(head, tokens, target_features, outputs_from=int(starts.min()))  # the prompt: keys only
     props = torch.full((b, c, gamma), -1, dtype=torch.long, device=tokens.device)
     hidden = gather_chains(tp.hidden, starts - tp.offset)  # full layout [B, C, H]
-    props[:, :, 0] = _argmax(head, hidden)
+    # the LM head (most of a draft step's arithmetic) only on real chains, not on padding
+    rows, cols = valid.nonzero(as_tuple=True)
+    props[rows, cols, 0] = _argmax(head, hidden[rows, cols])
     own: list[tuple[torch.Tensor, torch.Tensor]] = []  # full layout [B, KVH, C, D] per step
     live = valid.clone()
     for s in range(1, gamma):
@@ -106,12 +108,11 @@ def _eagle_chains(head, tokens, target_features, starts, valid, truth_next, gamm
         sub_hidden = gather_chains(hidden, order)
         sub_own = [(_gather_kv(k, order), _gather_kv(v, order)) for k, v in own]
         h, (k, v) = chain_step(head, tp, sub_starts, s, sub_tok, sub_hidden, sub_own)
-        d = _argmax(head, h)
         # scatter back into the full layout (padding entries point at a live chain's slot;
         # write only the real ones)
         rows, cols = sel_valid.nonzero(as_tuple=True)
         dest = order[rows, cols]
-        props[rows, dest, s] = d[rows, cols]
+        props[rows, dest, s] = _argmax(head, h[rows, cols])
         hidden = hidden.clone()
         hidden[rows, dest] = h[rows, cols]
         k_full = torch.zeros(b, k.shape[1], c, k.shape[3], dtype=k.dtype, device=k.device)

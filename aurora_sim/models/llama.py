@@ -159,7 +159,10 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(b, s, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, s, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        out = cached_attention(q, k, v, layer_k, layer_v, slots, pos, sp.num_heads // sp.num_kv_heads)
+        if layer_k is None:  # whole rows from position 0, no cache: the causal kernel skips masked blocks
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=sp.num_heads > sp.num_kv_heads)
+        else:
+            out = cached_attention(q, k, v, layer_k, layer_v, slots, pos, sp.num_heads // sp.num_kv_heads)
         return self.o_proj(out.transpose(1, 2).reshape(b, s, -1))
 
 
@@ -244,7 +247,8 @@ class Llama(nn.Module):
     def trunk(self, tokens, slots, start, cache: KVCache, hidden_layers: tuple[int, ...] = (), last: bool = True):
         """The decoder stack without the LM head: (last layer's output [B, S, H], the requested
         layers' outputs as in forward). `head` of the first is exactly forward's logits.
-        last=False stops after the deepest requested layer (and returns None for the first)."""
+        last=False stops after the deepest requested layer (and returns None for the first).
+        cache=None: whole rows from position 0 (start must be 0), nothing cached."""
         pos = start[:, None] + torch.arange(tokens.shape[1], device=tokens.device)[None, :]
         table_pos = pos.clamp(max=self.rope_cos.shape[0] - 1)
         cos, sin = self.rope_cos[table_pos][:, None], self.rope_sin[table_pos][:, None]
@@ -252,7 +256,7 @@ class Llama(nn.Module):
         taken = {}
         depth = len(self.model.layers) if last or not hidden_layers else max(hidden_layers) + 1
         for i, layer in enumerate(self.model.layers[:depth]):
-            x = layer(x, cos, sin, cache.k[i], cache.v[i], slots, pos)
+            x = layer(x, cos, sin, *((cache.k[i], cache.v[i]) if cache is not None else (None, None)), slots, pos)
             if i in hidden_layers:
                 taken[i] = x
         hidden = torch.cat([taken[i] for i in hidden_layers], dim=-1) if hidden_layers else None
