@@ -97,6 +97,8 @@ def chain_step(head, tp: TruePass, starts: torch.Tensor, step: int, tokens: torc
 def _chain_attention(q, k0, v0, starts, own):
     """q [B, H, C, D] attends to the true keys k0/v0 [B, KVH, S, D] at positions <= its chain's
     start, and to its own chain's keys `own` [(k, v) [B, KVH, C, D]] (one each, no mask)."""
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in (q, k0, v0)):
+        return _chain_attention_flash(q, k0, v0, starts, own)
     b, h, c, d = q.shape
     kvh, s = k0.shape[1], k0.shape[2]
     rep = h // kvh  # grouped-query attention: query head i reads kv head i // rep
@@ -128,3 +130,29 @@ def teacher_forced_chains(head, tokens: torch.Tensor, target_features: torch.Ten
         hidden, kv = chain_step(head, tp, starts, s, tok, hidden, own)
         own.append(kv)
         yield hidden
+
+
+def _chain_attention_flash(q, k0, v0, starts, own):
+    """The same attention without materialising the [C, S] scores (serving, no gradient): the
+    true keys through the CPU flash kernel, which also returns each query's log-sum-exp, then
+    the chain's own keys merged in by log-sum-exp. Equal to _chain_attention to float rounding."""
+    b, h, c, d = q.shape
+    kvh, s = k0.shape[1], k0.shape[2]
+    rep = h // kvh
+    scale = d**-0.5
+    visible = torch.arange(s, device=q.device)[None, None, :] <= starts[:, :, None]  # [B, C, S]
+    bias = torch.zeros(visible.shape, dtype=q.dtype, device=q.device).masked_fill_(~visible, float("-inf"))[:, None]
+    # kv head i // rep serves query head i; with one kv head an expand is free (stride 0)
+    if kvh == 1:
+        k_all, v_all = k0.expand(b, h, s, d), v0.expand(b, h, s, d)
+    else:
+        k_all = k0[:, :, None].expand(b, kvh, rep, s, d).reshape(b, h, s, d)
+        v_all = v0[:, :, None].expand(b, kvh, rep, s, d).reshape(b, h, s, d)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k_all, v_all, attn_mask=bias, scale=scale)
+    qg = q.view(b, kvh, rep, c, d)
+    own_scores = [((qg * kk[:, :, None]).sum(-1) * scale).reshape(b, h, c) for kk, _ in own]  # [B, H, C]
+    total = torch.logsumexp(torch.stack([lse, *own_scores], dim=-1), dim=-1)
+    out = out * (lse - total).exp()[..., None]
+    for sc, (_, vv) in zip(own_scores, own):
+        out = out + (sc - total).exp()[..., None] * vv[:, :, None].expand(b, kvh, rep, c, d).reshape(b, h, c, d)
+    return out
