@@ -25,7 +25,7 @@ import torch
 
 from aurora_sim.engine.protocol import RequestResult, RoundOutcome
 from aurora_sim.engine.proposals import greedy_chains
-from aurora_sim.engine.slots import Live, RoundStats, SlotEngine
+from aurora_sim.engine.slots import Live, SlotEngine
 from aurora_sim.errors import AuroraError
 from aurora_sim.models.drafts import default_target_layers
 from aurora_sim.models.linear import set_weight_format, weight_format_of
@@ -45,7 +45,7 @@ class Teacher:
     final: torch.Tensor  # [L - P, H] at positions P-1 .. L-2 (each predicts the next token)
 
 
-@dataclass
+@dataclass(eq=False)  # rows are compared by identity (they hold tensors)
 class FastRow(Live):
     ext: list[int] = field(default_factory=list)  # prompt + output + overhang (the truth)
     end: int = 0  # len(prompt + output)
@@ -93,25 +93,9 @@ class FastEngine(SlotEngine):
     # ---- the round ---------------------------------------------------------------------------
     @torch.inference_mode()
     def step(self) -> list[RoundOutcome]:
-        if self._pending is not None:
-            self._install(*self._pending)
-            self._pending = None
-        stats = self.last_round = RoundStats()
-        joining = self._admit()
-        stats.admitted = tuple(r.req.request_id for r in joining)
-        stats.prefill_tokens = sum(len(r.req.prompt_ids) for r in joining)
-        rows = [self.live[s] for s in sorted(self.live)]
+        rows, speculative = self._start_round()
         if not rows:
             return []
-        stats.batch = len(rows)
-        stats.context_tokens = sum(r.n + 1 for r in rows)
-        speculative = self.draft is not None and self.gamma > 0
-        if not speculative:
-            stats.verify_tokens = len(rows)
-        else:
-            stats.gamma = self.gamma
-            stats.draft_tokens = sum(r.n + 1 - r.draft_len for r in rows) + (self.gamma - 1) * len(rows)
-            stats.verify_tokens = (self.gamma + 1) * len(rows)
         outcomes = [self._round(row, speculative) for row in rows]
         self.round_index += 1
         return outcomes
@@ -181,9 +165,8 @@ class FastEngine(SlotEngine):
                     row.tokens.append(row.ext[row.n + 1])
                 self._target_pass(rows)
                 self._ready.update({r.req.request_id: r for r in rows})
-        stale = [r for r in self._ready.values() if r.chains_version != self.draft_version]
-        if any(self._ready[r.request_id] in stale for r in reqs):
-            self._chains(stale)
+        if any(self._ready[r.request_id].chains_version != self.draft_version for r in reqs):
+            self._chains([r for r in self._ready.values() if r.chains_version != self.draft_version])
 
     def _make_row(self, req, slot: int) -> FastRow:
         traj = self.trajectories.get(req.request_id)

@@ -126,6 +126,30 @@ class SlotEngine:
         if draft.uses_features and tuple(draft.target_layers) != getattr(self, "feature_layers", draft.target_layers):
             raise AuroraError(f"draft reads target layers {draft.target_layers}, engine captures {self.feature_layers}")
 
+    def _start_round(self) -> tuple[list[Live], bool]:
+        """A round's common first half: the pending draft goes live, waiting requests are
+        admitted (subclasses' _admit: prefill), and the round's shape is recorded in last_round
+        (what a cost model charges). Returns the rows in slot order and whether they speculate."""
+        if self._pending is not None:
+            self._install(*self._pending)
+            self._pending = None
+        stats = self.last_round = RoundStats()
+        joining = self._admit()
+        stats.admitted = tuple(r.req.request_id for r in joining)
+        stats.prefill_tokens = sum(len(r.req.prompt_ids) for r in joining)
+        rows = [self.live[s] for s in sorted(self.live)]
+        speculative = self.draft is not None and self.gamma > 0
+        if rows:
+            stats.batch = len(rows)
+            stats.context_tokens = sum(r.n + 1 for r in rows)
+            if not speculative:
+                stats.verify_tokens = len(rows)
+            else:
+                stats.gamma = self.gamma
+                stats.draft_tokens = sum(r.n + 1 - r.draft_len for r in rows) + (self.gamma - 1) * len(rows)
+                stats.verify_tokens = (self.gamma + 1) * len(rows)
+        return rows, speculative
+
     def _take_waiting(self, make_row) -> list[Live]:
         """Move waiting requests into free slots (lowest slot first); make_row(req, slot)."""
         joining = []

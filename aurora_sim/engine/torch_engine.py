@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from aurora_sim.engine.protocol import GenRequest, RequestResult, RoundOutcome
+from aurora_sim.engine.protocol import RequestResult, RoundOutcome
 from aurora_sim.engine.sampling import sample, target_probs, verify_chain
-from aurora_sim.engine.slots import Live, RoundStats, SlotEngine
+from aurora_sim.engine.slots import Live, SlotEngine
 from aurora_sim.errors import AuroraError
 from aurora_sim.models.drafts import Draft, default_target_layers
 from aurora_sim.models.linear import set_weight_format, weight_format_of
@@ -67,26 +67,10 @@ class TorchSpecEngine(SlotEngine):
     # ---- public interface (add, has_work, swap_draft, cancel, pop_finished: SlotEngine) ------
     @torch.inference_mode()
     def step(self) -> list[RoundOutcome]:
-        if self._pending is not None:
-            self._install(*self._pending)
-            self._pending = None
-        stats = self.last_round = RoundStats()
-        joining = self._admit()
-        stats.admitted = tuple(r.req.request_id for r in joining)
-        stats.prefill_tokens = sum(len(r.req.prompt_ids) for r in joining)
-        rows = [self.live[s] for s in sorted(self.live)]
+        rows, speculative = self._start_round()
         if not rows:
             return []
-        stats.batch = len(rows)
-        stats.context_tokens = sum(r.n + 1 for r in rows)
-        if self.draft is None or self.gamma == 0:
-            stats.verify_tokens = len(rows)
-            outcomes = self._plain_round(rows)
-        else:
-            stats.gamma = self.gamma
-            stats.draft_tokens = sum(r.n + 1 - r.draft_len for r in rows) + (self.gamma - 1) * len(rows)
-            stats.verify_tokens = (self.gamma + 1) * len(rows)
-            outcomes = self._spec_round(rows)
+        outcomes = self._spec_round(rows) if speculative else self._plain_round(rows)
         self.round_index += 1
         return outcomes
 
