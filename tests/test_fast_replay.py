@@ -3,12 +3,11 @@ round-by-round engine, on one slice of shift-ci long enough to include swaps, fo
 and both online arms.
 
 What must hold (DESIGN.md invariant 6): the same output tokens and finish reason for every
-request; the static arm's rounds exactly; the online arms' acceptance per segment within 0.02
-and the same swap decisions (the last one may miss the end of the run on one side). The online arms may differ in a few rounds: the fast path's
-learner reuses the target features computed at admission (one pass over prompt + output) where
-the exact path recomputes them in a padded training batch; the two sum in different orders, the
-trained weights differ in the last bits, and an argmax near a tie can go the other way. The
-differences are printed (pytest -s) so a change in their size is visible.
+request; the online arms' acceptance per segment within 0.02 and the same swap decisions (the
+issue's tolerance). What holds on this slice is stronger, and is asserted too: identical event
+logs (requests, rounds, train steps, swaps, versions) for all three arms. The one source of
+difference left is float order in the draft's chain (a near-tie argmax could flip); the
+learner's inputs are the same numbers on both engines (learner/teacher.py).
 """
 
 from __future__ import annotations
@@ -98,6 +97,17 @@ def test_static_arm_rounds_are_identical(pairs):
         a = read_table(fast, table).drop("run_id")
         b = read_table(exact, table).drop("run_id")
         assert a.equals(b), table
+
+
+@pytest.mark.parametrize("arm", ["online-static", "online-scratch"])
+def test_online_arms_event_logs_are_identical(pairs, arm):
+    """Both engines' learners get their teacher from the same per-request target pass, and the
+    chain unroll is the engine's draft exactly: the online logs agree to the byte's content."""
+    fast, exact = pairs[arm]
+    for table in ("requests", "rounds", "train_steps", "swaps", "versions"):
+        a = read_table(fast, table).drop("run_id")
+        b = read_table(exact, table).drop("run_id")
+        assert a.equals(b), f"{arm}: {table} differ"
 
 
 @pytest.mark.parametrize("arm", ["online-static", "online-scratch"])

@@ -26,6 +26,7 @@ import torch
 from aurora_sim.engine.protocol import RequestResult, RoundOutcome
 from aurora_sim.engine.proposals import greedy_chains
 from aurora_sim.engine.slots import Live, SlotEngine
+from aurora_sim.learner.teacher import Teacher, teacher_pass
 from aurora_sim.errors import AuroraError
 from aurora_sim.models.drafts import default_target_layers
 from aurora_sim.models.linear import set_weight_format, weight_format_of
@@ -33,16 +34,6 @@ from aurora_sim.models.linear import set_weight_format, weight_format_of
 DEFAULT_MAX_LEN = 1024
 TARGET_BATCH = 4  # rows per target pass: batching saves per-call cost, padding wastes arithmetic
 CHAIN_BATCH = 16  # rows per draft chain pass (the same trade-off)
-
-
-@dataclass
-class Teacher:
-    """What the learner needs from the target for one served request, kept from admission so a
-    trainer step does not run the target again: features at every position and the last
-    layer's output where the loss is taken (logits = target.head(final))."""
-
-    features: torch.Tensor  # [L, F] (L = prompt + output)
-    final: torch.Tensor  # [L - P, H] at positions P-1 .. L-2 (each predicts the next token)
 
 
 @dataclass(eq=False)  # rows are compared by identity (they hold tensors)
@@ -181,18 +172,25 @@ class FastEngine(SlotEngine):
                        ext=ext, end=len(req.prompt_ids) + len(traj.output_ids))
 
     def _target_pass(self, rows: list[FastRow]) -> None:
-        """Target features (and the learner's last-layer outputs) of each row's whole request."""
+        """Target features (and the learner's last-layer outputs) of each row's whole request.
+        When learning, one request at a time through `teacher_pass`, exactly as the round-by-round
+        engine's replay computes its teacher, so both engines' learners see the same numbers."""
         t0 = time.perf_counter()
+        if self.teacher:
+            for row in rows:
+                t = teacher_pass(self.target, row.ext[: row.end], len(row.req.prompt_ids), self.feature_layers)
+                row.features, row.final = t.features, t.final
+            self.timings["target_s"] += time.perf_counter() - t0
+            self.timings["target_requests"] += len(rows)
+            return
         target = self.target
         width = max(r.end for r in rows)
         tokens = _ids([r.ext[: r.end] + [0] * (width - r.end) for r in rows])
         b = len(rows)
-        final, feats = target.trunk(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), None,
-                                    self.feature_layers, last=self.teacher)
+        _, feats = target.trunk(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), None,
+                                self.feature_layers, last=False)
         for i, row in enumerate(rows):
-            p = len(row.req.prompt_ids)
             row.features = feats[i, : row.end].clone()
-            row.final = final[i, p - 1 : row.end - 1].clone() if self.teacher else None
         self.timings["target_s"] += time.perf_counter() - t0
         self.timings["target_requests"] += b
 

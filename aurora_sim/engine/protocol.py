@@ -59,8 +59,9 @@ class RequestResult:
     accepted_tokens: int = 0
     proposed_tokens: int = 0
     finish_reason: str = ""
-    # The fast path's target features/outputs for this request (a fast_engine.Teacher), handed to
-    # the learner so it does not run the target again; None from the round-by-round engine.
+    # The target's features/outputs for this request (a learner.teacher.Teacher), handed to the
+    # learner so a trainer step runs no target forward; set by the fast path at admission, by
+    # the replay for the round-by-round engine when the request finishes.
     teacher: object = field(default=None, repr=False)
 
     @property

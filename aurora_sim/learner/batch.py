@@ -62,10 +62,8 @@ def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, 
 
 
 def _teacher_group(target, samples: list[Sample], layers) -> Group:
-    """The accepted group from the teachers kept at serving time: no target forward. The
-    logits are the target's own head over its kept last-layer outputs (the same arithmetic as
-    its forward). Memory: features [L, 3H] + outputs [G, H] floats per captured request,
-    held while the request is in the buffer (tiny: ~0.9 MB for 400 tokens)."""
+    """The accepted group from the teachers kept at serving time (`learner/teacher.py`): no
+    target forward. The logits are the target's own head over its kept last-layer outputs."""
     seqs = [list(s.tokens) for s in samples]
     width = max(len(q) for q in seqs)
     tokens = torch.tensor([q + [0] * (width - len(q)) for q in seqs], dtype=torch.long)

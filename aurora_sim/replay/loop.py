@@ -334,6 +334,13 @@ class Replay:
             from aurora_sim.learner.samples import served_sample
 
             lr = self.learner
+            if res.teacher is None:  # the round-by-round engine: the same per-request pass as the fast path's
+                from aurora_sim.learner.teacher import teacher_pass
+
+                t0 = time.perf_counter()
+                res.teacher = teacher_pass(self.target, list(res.prompt_ids) + list(res.output_ids),
+                                           len(res.prompt_ids), lr.layers or self.engine.feature_layers)
+                self._forward_s += time.perf_counter() - t0
             lr.capture(served_sample(lr.captured, res.prompt_ids, res.output_ids, st.rounds,
                                      self.cfg.learner.discard_per_request, lr.rng, st.min_version, now,
                                      teacher=res.teacher))
