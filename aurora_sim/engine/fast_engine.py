@@ -180,19 +180,15 @@ class FastEngine(SlotEngine):
             for row in rows:
                 t = teacher_pass(self.target, row.ext[: row.end], len(row.req.prompt_ids), self.feature_layers)
                 row.features, row.final = t.features, t.final
-            self.timings["target_s"] += time.perf_counter() - t0
-            self.timings["target_requests"] += len(rows)
-            return
-        target = self.target
-        width = max(r.end for r in rows)
-        tokens = _ids([r.ext[: r.end] + [0] * (width - r.end) for r in rows])
-        b = len(rows)
-        _, feats = target.trunk(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), None,
-                                self.feature_layers, last=False)
-        for i, row in enumerate(rows):
-            row.features = feats[i, : row.end].clone()
+        else:
+            width, b = max(r.end for r in rows), len(rows)
+            tokens = _ids([r.ext[: r.end] + [0] * (width - r.end) for r in rows])
+            _, feats = self.target.trunk(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), None,
+                                         self.feature_layers, last=False)
+            for i, row in enumerate(rows):
+                row.features = feats[i, : row.end].clone()
         self.timings["target_s"] += time.perf_counter() - t0
-        self.timings["target_requests"] += b
+        self.timings["target_requests"] += len(rows)
 
     # ---- the draft's view --------------------------------------------------------------------
     def _install(self, draft, version: int) -> None:

@@ -46,14 +46,20 @@ class Batch:
         return sum(len(g.rows) for g in self.groups if g.discard)
 
 
-def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, discard: bool) -> Group:
+def _padded(seqs: list[list[int]], spans: list[tuple[int, int]]):
+    """Token rows padded to the longest, and (rows, cols) of every loss position in `spans`."""
     width = max(len(q) for q in seqs)
     tokens = torch.tensor([q + [0] * (width - len(q)) for q in seqs], dtype=torch.long)
     rows, cols = [], []
     for r, (lo, hi) in enumerate(spans):
         rows.extend([r] * (hi - lo))
         cols.extend(range(lo, hi))
-    rows_t, cols_t = torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
+    return tokens, torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
+
+
+def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, discard: bool) -> Group:
+    tokens, rows_t, cols_t = _padded(seqs, spans)
+    width = tokens.shape[1]
     with torch.no_grad():
         b = tokens.shape[0]
         logits, feats = target(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long),
@@ -64,24 +70,21 @@ def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, 
 def _teacher_group(target, samples: list[Sample], layers) -> Group:
     """The accepted group from the teachers kept at serving time (`learner/teacher.py`): no
     target forward. The logits are the target's own head over its kept last-layer outputs."""
-    seqs = [list(s.tokens) for s in samples]
-    width = max(len(q) for q in seqs)
-    tokens = torch.tensor([q + [0] * (width - len(q)) for q in seqs], dtype=torch.long)
-    rows, cols, finals = [], [], []
+    tokens, rows, cols = _padded([list(s.tokens) for s in samples], _accepted_spans(samples))
     feats = None
     if layers:
         f0 = samples[0].teacher.features
-        feats = torch.zeros(len(samples), width, f0.shape[-1], dtype=f0.dtype)
-    for r, s in enumerate(samples):
-        lo, hi = s.prompt_len - 1, len(s.tokens) - 1
-        rows.extend([r] * (hi - lo))
-        cols.extend(range(lo, hi))
-        finals.append(s.teacher.final)
-        if feats is not None:
+        feats = torch.zeros(len(samples), tokens.shape[1], f0.shape[-1], dtype=f0.dtype)
+        for r, s in enumerate(samples):
             feats[r, : len(s.tokens)] = s.teacher.features
     with torch.no_grad():
-        logits = target.head(torch.cat(finals)).float()
-    return Group(tokens, torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), logits, feats, False)
+        logits = target.head(torch.cat([s.teacher.final for s in samples])).float()
+    return Group(tokens, rows, cols, logits, feats, False)
+
+
+def _accepted_spans(samples: list[Sample]) -> list[tuple[int, int]]:
+    """Each served sequence's loss positions: every one that predicts a generated token."""
+    return [(s.prompt_len - 1, len(s.tokens) - 1) for s in samples]
 
 
 def batch_tokens(samples: list[Sample], with_discard: bool, branch_context: int) -> int:
@@ -99,7 +102,7 @@ def build_batch(target, samples: list[Sample], with_discard: bool, branch_contex
     if all(s.teacher is not None for s in samples):
         groups = [_teacher_group(target, samples, feature_layers)]
     else:
-        groups = [_group(target, seqs, [(s.prompt_len - 1, len(s.tokens) - 1) for s in samples], feature_layers, False)]
+        groups = [_group(target, seqs, _accepted_spans(samples), feature_layers, False)]
     if with_discard:
         bseqs, bspans = [], []
         for s in samples:

@@ -27,8 +27,8 @@ class Sample:
     draft_version: int  # oldest draft version that proposed in this request
     capture_ns: int
     seen: int = field(default=0)  # optimizer steps that used it
-    # The target's features and last-layer outputs for `tokens`, kept from serving (the fast
-    # path's fast_engine.Teacher) so a trainer step need not run the target; None = recompute.
+    # The target's features and last-layer outputs for `tokens` (a learner.teacher.Teacher, from
+    # serving) so a trainer step need not run the target; None = the batch recomputes them.
     teacher: object = field(default=None, repr=False, compare=False)
 
     @property

@@ -49,8 +49,7 @@ def true_pass(head, tokens: torch.Tensor, target_features: torch.Tensor, outputs
     b, s = tokens.shape
     attn, sp = head.self_attn, head.spec
     feature = head.fuse(shift_right(target_features))
-    emb = head._embed[0](tokens).to(feature.dtype)
-    x = torch.cat([head.input_layernorm(emb), head.hidden_norm(feature)], dim=-1)
+    x = head.layer_input(tokens, feature)
     o = min(max(0, outputs_from), s - 1)
     q = attn.q_proj(x[:, o:]).view(b, s - o, sp.num_heads, sp.head_dim).transpose(1, 2)
     k = attn.k_proj(x).view(b, s, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
@@ -63,8 +62,7 @@ def true_pass(head, tokens: torch.Tensor, target_features: torch.Tensor, outputs
     else:  # query i sits at position o + i
         mask = torch.arange(s, device=tokens.device)[None, :] <= torch.arange(o, s, device=tokens.device)[:, None]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
-    a = feature[:, o:] + attn.o_proj(out.transpose(1, 2).reshape(b, s - o, -1))
-    hidden = a + head.mlp(head.post_attention_layernorm(a))
+    hidden = head.layer_output(feature[:, o:], attn.o_proj(out.transpose(1, 2).reshape(b, s - o, -1)))
     return TruePass(hidden, k, v, o)
 
 
@@ -81,8 +79,7 @@ def chain_step(head, tp: TruePass, starts: torch.Tensor, step: int, tokens: torc
     Returns (hidden [B, C, H], (k, v) of this step)."""
     attn, sp = head.self_attn, head.spec
     b, c = tokens.shape
-    emb = head._embed[0](tokens).to(feature.dtype)
-    x = torch.cat([head.input_layernorm(emb), head.hidden_norm(feature)], dim=-1)
+    x = head.layer_input(tokens, feature)
     q = attn.q_proj(x).view(b, c, sp.num_heads, sp.head_dim).transpose(1, 2)
     k = attn.k_proj(x).view(b, c, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
     v = attn.v_proj(x).view(b, c, sp.num_kv_heads, sp.head_dim).transpose(1, 2)
@@ -90,8 +87,7 @@ def chain_step(head, tp: TruePass, starts: torch.Tensor, step: int, tokens: torc
     cos, sin = head.rope_cos[pos][:, None], head.rope_sin[pos][:, None]
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     out = _chain_attention(q, tp.k, tp.v, starts, own + [(k, v)])
-    a = feature + attn.o_proj(out.transpose(1, 2).reshape(b, c, -1))
-    return a + head.mlp(head.post_attention_layernorm(a)), (k, v)
+    return head.layer_output(feature, attn.o_proj(out.transpose(1, 2).reshape(b, c, -1))), (k, v)
 
 
 def _chain_attention(q, k0, v0, starts, own):

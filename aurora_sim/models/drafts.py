@@ -110,9 +110,17 @@ class Eagle3Head(nn.Module):
         """The layer's output hidden state [B, S, H] (what the next drafting step reads)."""
         pos = start[:, None] + torch.arange(tokens.shape[1], device=tokens.device)[None, :]
         cos, sin = _rope_at(self, pos)
+        x = self.layer_input(tokens, feature)
+        return self.layer_output(feature, self.self_attn(x, cos, sin, cache.k[0], cache.v[0], slots, pos))
+
+    def layer_input(self, tokens, feature) -> torch.Tensor:
+        """What attention reads: the normed token embedding beside the normed feature [.., 2H]."""
         emb = self._embed[0](tokens).to(feature.dtype)
-        x = torch.cat([self.input_layernorm(emb), self.hidden_norm(feature)], dim=-1)
-        a = feature + self.self_attn(x, cos, sin, cache.k[0], cache.v[0], slots, pos)
+        return torch.cat([self.input_layernorm(emb), self.hidden_norm(feature)], dim=-1)
+
+    def layer_output(self, feature, attn_out) -> torch.Tensor:
+        """The residual over the feature, then the MLP: the layer's output hidden state."""
+        a = feature + attn_out
         return a + self.mlp(self.post_attention_layernorm(a))
 
     def draft_logits(self, hidden: torch.Tensor) -> torch.Tensor:
