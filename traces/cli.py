@@ -111,7 +111,8 @@ def import_(
     block_size: int = typer.Option(512, help="length-only: tokens per Mooncake hash id."),
     max_prompt_chars: int = typer.Option(None, help="length-only: cap on prompt characters."),
 ):
-    """Import traffic (chat JSONL, ShareGPT, SGLang request logs, a HF dataset, length-only traces)."""
+    """Import traffic (OpenAI chat or completions JSONL, ShareGPT, SGLang request logs, a HF dataset,
+    length-only traces)."""
     from traces import parse
     from traces.arrivals import Closed, Poisson
     from traces.importers import FORMATS, import_frame

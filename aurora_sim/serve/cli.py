@@ -34,6 +34,21 @@ def load_models(cfg: ServeConfig):
     return target, tokenizer, draft, model_dir
 
 
+def ensure_weights_dir(path: Path) -> None:
+    """--weights-dir, created (empty) when missing: it is where `aurora live` publishes the draft
+    versions the server then loads, so on a first run it does not exist yet."""
+    if path.is_dir():
+        return
+    if path.exists() or path.is_symlink():
+        raise AuroraError(f"{path}: --weights-dir exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuroraError(f"{path}: cannot create the weights directory ({exc.strerror or exc})") from None
+    err_console.print(f"serve: created the weights directory {path} (empty; `aurora live --weights-dir {path}` "
+                      "publishes draft versions there)", highlight=False, soft_wrap=True, markup=False)
+
+
 def build_state(cfg: ServeConfig, models=None):
     """Everything a server needs, loaded and started (the engine thread runs on return).
     `models`: a `load_models` result to share (several in-process servers, tests)."""
@@ -47,8 +62,8 @@ def build_state(cfg: ServeConfig, models=None):
     torch.set_num_threads(cfg.threads)
     if cfg.gamma < 1 or cfg.batch < 1 or cfg.max_concurrent < 1:
         raise AuroraError("gamma, batch and max_concurrent must be >= 1")
-    if cfg.weights_dir is not None and not Path(cfg.weights_dir).is_dir():
-        raise AuroraError(f"{cfg.weights_dir}: weights directory does not exist")
+    if cfg.weights_dir is not None:
+        ensure_weights_dir(Path(cfg.weights_dir))
     target, tokenizer, draft, model_dir = models or load_models(cfg)
     max_len = cfg.max_prompt_tokens + cfg.max_tokens_limit + cfg.gamma + 1
     if max_len > target.spec.max_position:
@@ -70,6 +85,9 @@ def run_server(cfg: ServeConfig) -> None:
         err_console.print(f"[yellow]warning:[/yellow] listening on {cfg.host} without --api-key: "
                           "anyone who can reach it may generate; weight updates are refused")
     st = build_state(cfg)
+    updates = f"draft updates from {cfg.weights_dir}" if cfg.weights_dir is not None else "draft updates disabled"
+    err_console.print(f"serve: starting {st.model_name} (draft {cfg.draft}) on http://{cfg.host}:{cfg.port}; {updates}",
+                      highlight=False, soft_wrap=True, markup=False)
     try:
         uvicorn.run(make_app(st), host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
                     timeout_graceful_shutdown=5)
@@ -84,7 +102,7 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless told otherwise)."),
     port: int = typer.Option(30000, help="Port."),
     api_key: str | None = typer.Option(None, envvar="AURORA_API_KEY", help="Require `Authorization: Bearer KEY` on every endpoint."),
-    weights_dir: Path | None = typer.Option(None, help="The only directory /update_weights_from_disk loads drafts from (unset: updates disabled)."),
+    weights_dir: Path | None = typer.Option(None, help="The only directory /update_weights_from_disk loads drafts from; created if missing (unset: updates disabled)."),
     gamma: int = typer.Option(4, help="Draft tokens per verify round."),
     batch: int = typer.Option(8, help="Engine slots (continuous batching across clients)."),
     max_body_bytes: int = typer.Option(1 << 20, help="Largest request body accepted (413 beyond)."),
