@@ -12,6 +12,7 @@ from rich.table import Table
 
 from aurora_sim.cli_errors import err_console as console
 from aurora_sim.cli_errors import friendly
+from aurora_sim.errors import AuroraError
 from analysis.cli import report_command, sql_command
 from analysis.paper_cli import figures_command
 from analysis.regress_cli import regress_command
@@ -54,13 +55,26 @@ app.command("capture")(capture_command)
 def models_build(
     tier: str = typer.Argument("tiny", help="tiny, smollm2 or all"),
     force: bool = typer.Option(False, help="Rebuild even if the cached recipe matches."),
+    static_draft: str = typer.Option(
+        None, "--static-draft", help="Also distil the tier's static EAGLE-3 draft (what --init static serves): "
+        "ci (the default recipe) or full (longer, cached apart; --init static-full)."),
 ):
     """Build a model tier offline from registry-shipped material (cached; rebuilt only when its recipe changes)."""
     from aurora_sim.models.registry import TIERS, build_tier
 
+    if static_draft is not None:
+        from aurora_sim.learner.offline import FLAVOURS
+
+        if static_draft not in FLAVOURS:
+            raise AuroraError(f"unknown --static-draft {static_draft!r} ({', '.join(FLAVOURS)})")
     for name in TIERS if tier == "all" else (tier,):
         path = build_tier(name, force=force)
         console.print(f"[green]{name}[/green]: {path}")
+        if static_draft is not None:
+            from aurora_sim.learner.offline import train_static_draft
+
+            console.print(f"[green]{name}[/green] static draft ({static_draft}): "
+                          f"{train_static_draft(name, 'eagle3', flavour=static_draft)}")
 
 
 @models_app.command("list")
@@ -124,11 +138,13 @@ def draft_train(
     out: Path = typer.Option(None, "-o", help="Output directory (default: the cached static draft of this target)."),
     steps: int = typer.Option(None, help="Optimizer steps (default: the recipe's)."),
     seed: int = typer.Option(0),
+    flavour: str = typer.Option("ci", help="Recipe flavour (EAGLE-3): ci (the default) or full (longer)."),
 ):
-    """Distil a *static* draft offline on the target's training corpora (the paper's 'static draft' arm)."""
+    """Distil a *static* draft offline (the paper's 'static draft' arm): the tiny EAGLE-3 head on the
+    target's own greedy continuations of training-split prompts, other drafts on training-corpus text."""
     from aurora_sim.learner.offline import train_static_draft
 
-    path = train_static_draft(model, kind=kind, out=out, steps=steps, seed=seed)
+    path = train_static_draft(model, kind=kind, out=out, steps=steps, seed=seed, flavour=flavour)
     console.print(f"draft written to {path}")
 
 

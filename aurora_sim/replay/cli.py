@@ -97,7 +97,7 @@ def replay_command(
     trace: str = typer.Argument("shift-ci", help="A scenario name (shift-ci, shift-paper, ordered, mixed, drift, sharp, phase) or a trace file."),
     model: str = typer.Option("tiny", help="Proxy target whose tokens and acceptances are real: tiny or smollm2."),
     draft: str = typer.Option("eagle3", help="Draft kind: eagle3 (a one-layer head on target features) or lm."),
-    init: str = typer.Option("static", help="Starting draft: none (no speculation), static (offline-trained, built if missing), scratch (day-0), or a draft directory."),
+    init: str = typer.Option("static", help="Starting draft: none (no speculation), static (offline-trained, built if missing), static-full (its longer recipe), scratch (day-0), or a draft directory."),
     policy: str = typer.Option("cadence", help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic)."),
     every: int = typer.Option(8, help="Trainer steps between candidate drafts."),
     rollback: bool = typer.Option(False, help="Revert a swap whose live acceptance falls below the pre-swap level."),
@@ -114,7 +114,7 @@ def replay_command(
     limit: int = typer.Option(None, help="Replay only the first N requests of the trace."),
     out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/<trace>-<init>-<policy>-s<seed>-<config hash>; an existing complete run there is shown, not replayed)."),
     compare: bool = typer.Option(False, help="Run the paper's four arms (no-spec, static, online-static, online-scratch) into OUT/<arm>."),
-    static_draft: Path = typer.Option(None, help="With --compare: the static arms' draft directory (default: the offline recipe's, trained if missing)."),
+    static_draft: Path = typer.Option(None, help="With --compare: the static arms' draft directory, or static-full (the offline recipe's longer flavour) (default: the offline recipe's, trained if missing)."),
     resume: Path = typer.Option(None, help="Continue a killed run in this directory (same config; ends with the same log)."),
     force: bool = typer.Option(False, help="Replace an existing run directory."),
     json_out: Path = typer.Option(None, "--json", help="Also write the summary numbers to this file."),
@@ -125,7 +125,7 @@ def replay_command(
     prints acceptance length per segment, speedup, swaps and recovery after each shift.
 
     With no arguments: the shift-ci scenario on the tiny tier (models built if missing)."""
-    from aurora_sim.replay.config import ReplayConfig
+    from aurora_sim.replay.config import INITS, ReplayConfig
     from aurora_sim.replay.summary import summarize
 
     from aurora_sim.sglang.runtime import check_replay_engine
@@ -170,7 +170,7 @@ def replay_command(
     if out is None:
         # the default directory names the config, so running the same command again finds its
         # (deterministic) result instead of failing on an existing directory
-        kind = init if init in ("none", "static", "scratch") else "path"
+        kind = init if init in INITS else "path"
         out = Path("runs") / f"{stem}-{kind}-{policy}-s{seed}-{cfg.config_hash()[:8]}"
         if not force and _complete(out):
             err_console.print(f"{out} already holds this run (deterministic: same numbers); --force replays it again")

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from aurora_sim.errors import AuroraError
 
 POLICIES = ("cadence", "lazy", "shadow")
-INITS = ("none", "static", "scratch")  # or a draft directory
+INITS = ("none", "static", "static-full", "scratch")  # or a draft directory
+# The offline static draft each static init names: its flavour (aurora_sim.learner.offline.RECIPE)
+STATIC_INITS = {"static": "ci", "static-full": "full"}
 ENGINES = ("auto", "fast", "exact")
 
 
@@ -57,7 +59,7 @@ class ReplayConfig:
     limit: int | None = None
     model: str = "tiny"
     draft: str = "eagle3"  # eagle3 | lm
-    init: str = "static"  # none (no speculation) | static | scratch | a draft directory
+    init: str = "static"  # none (no speculation) | static | static-full | scratch | a draft directory
     gamma: int = 4
     batch: int = 8  # max batch (engine slots)
     max_queue: int = 1024  # requests waiting beyond this are refused (open-loop overload)

@@ -1,4 +1,5 @@
-"""The draft a replay starts from: none, the offline static draft, a from-scratch one, or a path.
+"""The draft a replay starts from: none, the offline static draft (static: the default recipe;
+static-full: its longer flavour), a from-scratch one, or a path.
 
 From scratch means an untrained draft layer whose LM head (and final norm / embedding) starts
 from the target's, as EAGLE heads do: day-0 acceptance is still ≈1.0 (the random layer feeds
@@ -12,16 +13,17 @@ from pathlib import Path
 import torch
 
 from aurora_sim.models import drafts
+from aurora_sim.replay.config import STATIC_INITS
 from aurora_sim.replay.rng import stream_seed
 
 
 def initial_draft(cfg, target):
     if cfg.init == "none":
         return None
-    if cfg.init == "static":
+    if cfg.init in STATIC_INITS:
         from aurora_sim.learner.offline import train_static_draft
 
-        path = train_static_draft(cfg.model, cfg.draft, progress=True)
+        path = train_static_draft(cfg.model, cfg.draft, progress=True, flavour=STATIC_INITS[cfg.init])
         return drafts.load_draft(path, target)
     if cfg.init == "scratch":
         seed = stream_seed(cfg.seed, "draft-init")

@@ -41,8 +41,11 @@ def prepare(jobs: list[Job]) -> None:
 
     for model in sorted({j.config.model for j in jobs}):
         resolve_model(model)
-    for model, kind in sorted({(j.config.model, j.config.draft) for j in jobs if j.config.init == "static"}):
-        train_static_draft(model, kind, progress=True)
+    from aurora_sim.replay.config import STATIC_INITS
+
+    for model, kind, init in sorted({(j.config.model, j.config.draft, j.config.init) for j in jobs
+                                     if j.config.init in STATIC_INITS}):
+        train_static_draft(model, kind, progress=True, flavour=STATIC_INITS[init])
 
 
 def split_done(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
