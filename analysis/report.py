@@ -170,6 +170,7 @@ def config_table(con) -> Table:
               ("draft kind", lambda r: r["draft"]),
               ("init (starting draft)", lambda r: r["init"] if len(r["init"]) < 32 else "…" + r["init"][-30:]),
               ("policy", lambda r: r["policy"]),
+              ("learner recipe", lambda r: r["recipe"] or "–"),
               ("candidate every (steps)", lambda r: fmt(r["controller_every"]) if r["policy"] != "none" else "–"),
               ("rollback guard", lambda r: fmt(r["controller_rollback"]) if r["policy"] != "none" else "–"),
               ("λ_discard", lambda r: fmt(r["lambda_discard"], 2)),

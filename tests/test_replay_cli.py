@@ -71,3 +71,18 @@ def test_default_directory_names_the_config_and_a_rerun_shows_the_result(tmp_pat
     assert (run / "runs.parquet").stat().st_mtime_ns == stamp  # shown, not replayed
     other = runner.invoke(app, [*args, "--seed", "1"])
     assert other.exit_code == 0 and len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_recipe_option_sets_the_run_config_and_options_override_it(tmp_path, tiny_dir):
+    from aurora_sim.replay.eventlog import read_table
+
+    out = tmp_path / "paper"
+    res = runner.invoke(app, ["replay", "shift-ci", "--init", "scratch", "--recipe", "paper", "--limit", "16",
+                              "--deployment", "proxy", "--every", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads(read_table(out, "runs")["config_json"][0])
+    assert cfg["recipe"] == "paper" and cfg["gamma"] == 5 and cfg["learner"]["lr"] == 1e-4
+    assert cfg["controller"]["every"] == 2     # the explicit option wins over the recipe's 50
+    res = runner.invoke(app, ["replay", "--recipe", "slow", "--limit", "2", "-o", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "unknown learner recipe 'slow'" in res.output
+    assert not (tmp_path / "x").exists()

@@ -50,3 +50,20 @@ def test_config_round_trips_and_rejects_nonsense():
         cfg.with_(learner_lambda_discard=-1.0)
     with pytest.raises(AuroraError, match="unknown replay config keys"):
         ReplayConfig.from_dict({"bogus": 1})
+
+
+def test_recipes_set_the_learner_and_record_their_name():
+    fast, paper = ReplayConfig(), ReplayConfig().with_recipe("paper")
+    assert ReplayConfig().with_recipe("fast") == fast and fast.recipe == "fast"
+    assert (paper.recipe, paper.gamma, paper.controller.every, paper.learner.unroll) == ("paper", 5, 50, 5)
+    # the paper fine-tunes a trained draft at 1e-5 and trains one from scratch at 1e-4
+    assert paper.learner_lr == 1e-5 and paper.with_(init="scratch").learner_lr == 1e-4
+    assert fast.learner_lr == fast.with_(init="scratch").learner_lr == 1e-3
+    # explicit settings override the recipe, and the config records what ran
+    mine = ReplayConfig().with_recipe("paper", controller_every=10, learner_lr=3e-4, learner_lr_finetune=None)
+    assert mine.recipe == "paper" and mine.controller.every == 10 and mine.learner_lr == 3e-4
+    assert ReplayConfig.from_dict(paper.to_dict()) == paper and paper.config_hash() != fast.config_hash()
+    with pytest.raises(AuroraError, match="unknown learner recipe 'slow'"):
+        ReplayConfig().with_recipe("slow")
+    with pytest.raises(AuroraError, match="unknown learner recipe"):
+        ReplayConfig.from_dict({"recipe": "slow"})

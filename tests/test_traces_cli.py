@@ -93,6 +93,22 @@ def test_validate_good_and_broken(tmp_path, ci_file):
     assert res.exit_code == 2 and res.output.startswith("error: ")
 
 
+def test_validate_warns_on_repeated_prompts_and_show_reports_them(tmp_path, ci_file):
+    res = run("validate", ci_file)
+    assert "warning" not in res.output
+    f = pl.read_parquet(ci_file)
+    # the chat segment (rows 1,600-2,399) serves its first 100 conversations eight times each
+    chat = f["messages"].to_list()[1600:1700] * 8
+    f = f.with_columns(pl.Series("messages", f["messages"].to_list()[:1600] + chat, dtype=f.schema["messages"]))
+    rep = tmp_path / "repeats.parquet"
+    f.write_parquet(rep, metadata=pl.read_parquet_metadata(ci_file))
+    res = run("validate", rep)
+    assert res.exit_code == 0 and "ok" in res.output
+    assert f"{rep}: warning: segment 2 repeats 87.5% of its 800 prompts (100 distinct" in res.output
+    res = run("show", rep)
+    assert res.exit_code == 0 and "87.5%" in res.output
+
+
 @pytest.mark.parametrize("args, n", [
     (("openai-jsonl", FIX / "openai_chat.jsonl"), 3),
     (("sharegpt", FIX / "sharegpt.json", "--turns", "all"), 3),

@@ -3,6 +3,7 @@
 import gzip
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from traces.arrivals import Bursty, FromTrace, Poisson, arrivals_from_dict
 from traces.config import TraceConfig
 from traces.generate import generate_trace
 from traces.prompts import KINDS, PromptConfig, build_pools
+from traces.repeats import repeat_warnings, segment_repeats
 from traces.scenarios import SCENARIOS, scenario
 from traces.schedules import assign_domains, schedule_from_dict
 from traces.seeding import stream
@@ -121,12 +123,14 @@ def test_config_errors_name_the_key():
         schedule_from_dict({"kind": "mixed", "requests": 5, "mix": {"code": 0}})
 
 
-def test_prompts_come_from_heldout_documents_only():
-    f = _gen({"schedule": {"kind": "mixed", "requests": 600}}, seed=5)
+def test_prompts_never_come_from_training_documents():
+    f = _gen({"schedule": {"kind": "mixed", "requests": 3000}}, seed=5)
     used = {json.loads(m)["doc_id"] for m in f["metadata"]}
-    heldout = {d["id"] for dom in DOMAINS for d in load_documents(dom, "heldout")}
+    unseen = {d["id"] for dom in DOMAINS for s in ("heldout", "traffic") for d in load_documents(dom, s)}
     train = {d["id"] for dom in DOMAINS for d in load_documents(dom, "train")}
-    assert used <= heldout and not used & train
+    assert used <= unseen and not used & train
+    traffic = {d["id"] for dom in DOMAINS for d in load_documents(dom, "traffic")}
+    assert used & traffic and used - traffic     # both kinds of source are drawn
 
 
 def test_prompt_pools_shapes():
@@ -143,6 +147,11 @@ def test_prompt_pools_shapes():
                 else:
                     assert c.messages[-1][0] == "user" and c.messages[-1][1].strip()
     assert all("```python" in c.messages[0][1] for c in pools["code"]["task"])
+    for c in pools["finance"]["figure"]:   # the figure asked about is in the excerpt above the ask
+        excerpt, ask = c.messages[0][1].rsplit("\n\n", 1)
+        figures = [m.group() for m in re.finditer(r"[$£€]?\d[\d,.]*(?:%|bn|m)?", ask)]
+        assert figures and any(x.rstrip(",.") in excerpt for x in figures), ask
+    assert all("\n\n" in c.messages[0][1] for c in pools["finance"]["summary"])
 
 
 def test_humaneval_function_prompts_are_the_task():
@@ -201,3 +210,23 @@ def test_shift_paper_generates_with_its_shifts():
     seg = f["segment"].to_numpy()
     assert f.height == 33000 and (np.flatnonzero(np.diff(seg)) + 1).tolist() == [7500, 14700, 24600]
     assert f["arrival_ns"].is_sorted() and f["request_id"].n_unique() == 33000
+    # distinct traffic at the paper's scale: >= 95 % distinct prompts in every segment
+    for r in segment_repeats(f):
+        assert r["repeat_rate"] <= 0.05, r
+
+
+@pytest.mark.parametrize("name", sorted(set(SCENARIOS) - {"shift-paper"}))
+def test_named_scenarios_draw_distinct_prompts(name):
+    f, _ = generate_trace(scenario(name))
+    assert all(r["repeat_rate"] <= 0.05 for r in segment_repeats(f)), name
+    assert repeat_warnings(f, name) == []
+
+
+def test_repeats_are_measured_and_warned():
+    f = _gen({"schedule": {"kind": "ordered", "segments": [{"domain": "chat", "requests": 40},
+                                                           {"domain": "chat", "requests": 40}]}})
+    doubled = f.with_columns(pl.Series("messages", f["messages"].to_list()[:20] * 4))
+    first, second = segment_repeats(doubled)
+    assert (first["distinct"], first["repeat_rate"], first["seen_before"]) == (20, 0.5, 0.0)
+    assert (second["distinct"], second["seen_before"]) == (20, 1.0)
+    assert len(repeat_warnings(doubled, "t.parquet")) == 2 and repeat_warnings(f, "t.parquet") == []

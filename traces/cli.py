@@ -77,15 +77,21 @@ def validate(
     file: Path = typer.Argument(..., help="Trace Parquet file."),
     max_rows: int = typer.Option(20, "--max-rows", help="Rows listed per kind of problem (0 = all)."),
 ):
-    """Check a trace: every problem on its own line; exit 1 if there is any."""
-    from traces.validate import validate_file
+    """Check a trace: every problem on its own line; exit 1 if there is any. Warns (exit 0) when a
+    segment repeats more than 5 % of its prompts."""
+    from traces.repeats import repeat_warnings
+    from traces.validate import read_parquet_checked, validate_loaded
 
-    problems = validate_file(file, max_rows=max_rows)
+    frame, meta, problems = read_parquet_checked(file)
+    if frame is not None:
+        problems = validate_loaded(frame, meta, str(file), max_rows)
     for p in problems:
         print(p)
     if problems:
         err.print(f"{file}: {len(problems)} problem line(s)", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(1)
+    for w in repeat_warnings(frame, str(file)):
+        err.print(w, highlight=False, soft_wrap=True, markup=False)
     err.print(f"{file}: ok", highlight=False, soft_wrap=True, markup=False)
 
 

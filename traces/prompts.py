@@ -8,8 +8,16 @@ from the held-out split (which the target never trained on):
 - code / ``continue``: the code before a statement, to be continued.
 - code / ``task``: a chat turn asking to complete a documented function, code in a fenced block.
 - finance / ``article``: a business article's headline and first sentences, to be continued.
+- finance / ``figure``: a chat turn asking what one figure in an article (up to that sentence)
+  refers to: one prompt per figure.
+- finance / ``summary``: a chat turn asking to summarise an article up to a paragraph's end.
 - finance / ``question``: a user's finance question (a ShareGPT turn, with earlier turns).
 - chat / ``turn``: a conversation up to a user turn (ShareGPT, chatterbot, MT-Bench).
+
+Candidates come from the held-out split and the traffic-only sources of the corpora (see
+:mod:`aurora_sim.corpora`): nothing the tiny target or the static draft trained on. Several kinds
+per document (every sentence end of an article, every figure in it, every paragraph end) give
+shift-paper's 33,000 requests distinct prompts.
 
 Text prompts longer than ``max_chars`` keep their most recent part, cut at a line (code) or
 sentence (prose) boundary; chat prompts drop their oldest turns first, then the end of the
@@ -21,6 +29,7 @@ characters (≈3.3 per token for code and ≈4.3 for prose with SmolLM2's tokeni
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 import textwrap
 from collections.abc import Iterator
@@ -37,14 +46,24 @@ from .seeding import stream
 
 KINDS: dict[str, tuple[str, ...]] = {
     "code": ("function", "continue", "task"),
-    "finance": ("article", "question"),
+    "finance": ("article", "figure", "summary", "question"),
     "chat": ("turn",),
 }
 DEFAULT_KINDS = {"code": {"function": 0.4, "continue": 0.4, "task": 0.2},
-                 "finance": {"article": 0.5, "question": 0.5},
+                 "finance": {"article": 0.5, "figure": 0.25, "summary": 0.12, "question": 0.13},
                  "chat": {"turn": 1.0}}
 TASK_TEMPLATES = ("Complete the following Python function.", "Finish implementing this function:",
                   "Write the body of this Python function.")
+FIGURE_TEMPLATES = ("What does the figure {x} refer to in this article?",
+                    "In the article above, what is {x}?",
+                    "Explain what {x} measures here, and why it matters.")
+SUMMARY_TEMPLATES = ("Summarise this article in two or three sentences:",
+                     "Give me the key points of this news story:",
+                     "What is this article about? Keep it short.")
+# A figure: a number with its currency or unit ("$4.5bn", "12%", "1,200 jobs" keeps "1,200").
+# Two characters at least, so a lone digit ("1 of 3") is no figure.
+_FIGURE = re.compile(r"(?<![\w.,$£€])[$£€]?\d[\d,]*(?:\.\d+)?(?:%|bn\b|m\b| ?(?:per cent|percent|billion|million|trillion)\b)?")
+_PARAGRAPH_END = re.compile(r"\n\s*\n")
 _TURN = re.compile(r"^<\|(system|user|assistant)\|>\n", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?(?=\s)|\n(?=\n)")
 _PROSE_BOUNDARY = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -193,21 +212,83 @@ def _article_candidates(doc: dict, cfg: PromptConfig) -> Iterator[Candidate]:
             yield Candidate("article", doc["id"], doc["source"], prompt=prompt)
 
 
+def _pick(templates: tuple[str, ...], *keys) -> str:
+    """A template chosen by a stable hash of the keys (not Python's salted hash)."""
+    return templates[int(hashlib.sha256(repr(keys).encode()).hexdigest()[:8], 16) % len(templates)]
+
+
+def _excerpt_message(text: str, end: int, ask: str, cfg: PromptConfig) -> Messages | None:
+    """A user turn: the article up to `end` (its most recent part if too long), then the ask."""
+    budget = cfg.max_chars - len(render_chat([("user", f"\n\n{ask}")]))
+    excerpt = _tail(text[:end].rstrip(), budget, _PROSE_BOUNDARY) if budget > 0 else None
+    return (("user", f"{excerpt}\n\n{ask}"),) if excerpt else None
+
+
+def _figure_candidates(doc: dict, cfg: PromptConfig) -> Iterator[Candidate]:
+    text = doc["text"]
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+    for m in _FIGURE.finditer(text):
+        x = m.group().rstrip(",")
+        if len(x) < 2:
+            continue
+        end = next(e for e in ends if e >= m.end())   # the end of the figure's sentence
+        ask = _pick(FIGURE_TEMPLATES, doc["id"], m.start()).format(x=x)
+        msgs = _excerpt_message(text, end, ask, cfg)
+        if msgs:
+            yield Candidate("figure", doc["id"], doc["source"], messages=msgs)
+
+
+def _summary_candidates(doc: dict, cfg: PromptConfig) -> Iterator[Candidate]:
+    text = doc["text"].rstrip()
+    ends = [m.start() for m in _PARAGRAPH_END.finditer(text)][1:] + [len(text)]  # 2 paragraphs at least
+    for end in ends:
+        msgs = _excerpt_message(text, end, _pick(SUMMARY_TEMPLATES, doc["id"], end), cfg)
+        if msgs:
+            yield Candidate("summary", doc["id"], doc["source"], messages=msgs)
+
+
 def _candidates(domain: str, doc: dict, cfg: PromptConfig) -> Iterator[Candidate]:
     is_chat = doc["text"].startswith("<|")
     if domain == "code":
         yield from _code_candidates(doc, cfg)
     elif domain == "finance":
-        yield from (_chat_candidates(doc, "question", cfg) if is_chat else _article_candidates(doc, cfg))
+        if is_chat:
+            yield from _chat_candidates(doc, "question", cfg)
+        else:
+            yield from _article_candidates(doc, cfg)
+            yield from _figure_candidates(doc, cfg)
+            yield from _summary_candidates(doc, cfg)
     elif is_chat:
         yield from _chat_candidates(doc, "turn", cfg)
 
 
+def traffic_documents(domain: str) -> list[dict]:
+    """Where a domain's prompts come from: its held-out split, then its traffic-only sources."""
+    return load_documents(domain, "heldout") + load_documents(domain, "traffic")
+
+
+# Pools of the project's corpora, per (corpus dir, max_chars, min_chars): building them reads
+# ~35 MB of documents (≈8 s), and a process (a sweep, the test suite) generates many traces.
+_POOLS: dict[tuple, dict[str, dict[str, list[Candidate]]]] = {}
+
+
 def build_pools(cfg: PromptConfig, documents: dict[str, list[dict]] | None = None) -> dict[str, dict[str, list[Candidate]]]:
-    """{domain: {kind: [unique candidates in document order]}} for the domains' held-out docs."""
+    """{domain: {kind: [unique candidates in document order]}} for the domains' traffic documents
+    (held-out split, then traffic-only sources), or for `documents` when given."""
+    if documents is not None:
+        return _build_pools(cfg, documents)
+    from aurora_sim.corpora import build_corpora
+
+    key = (str(build_corpora()), cfg.max_chars, cfg.min_chars)
+    if key not in _POOLS:
+        _POOLS[key] = _build_pools(cfg, None)
+    return _POOLS[key]
+
+
+def _build_pools(cfg: PromptConfig, documents: dict[str, list[dict]] | None) -> dict[str, dict[str, list[Candidate]]]:
     pools: dict[str, dict[str, list[Candidate]]] = {}
     for dom in DOMAINS:
-        docs = documents[dom] if documents is not None else load_documents(dom, "heldout")
+        docs = documents[dom] if documents is not None else traffic_documents(dom)
         pools[dom] = {k: [] for k in KINDS[dom]}
         seen: set[tuple[str, ...]] = set()   # a prompt appears once per domain, in its first kind
         for doc in docs:

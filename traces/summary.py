@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from .io import publish, read_trace
+from .repeats import segment_repeats
 from .schema import DOMAINS
 
 NS_PER_S = 1e9
@@ -44,6 +45,7 @@ def summarize(path: Path | str) -> dict:
     duration_s = (t1 - t0) / NS_PER_S
     arrivals = trace.arrivals
     segments = []
+    repeats = {r["segment"]: r for r in segment_repeats(trace.frame)}
     for seg, first, last, s0, s1, cnt in con.execute(
             "SELECT segment, min(file_row_number), max(file_row_number), min(arrival_ns), max(arrival_ns), "
             "count(*) FROM t GROUP BY segment ORDER BY segment").fetchall():
@@ -52,6 +54,9 @@ def summarize(path: Path | str) -> dict:
         span = (s1 - s0) / NS_PER_S
         segments.append({"segment": seg, "first_row": first, "last_row": last, "requests": cnt,
                          "domains": {d: by_domain.get(d, 0) for d in DOMAINS},
+                         "distinct_prompts": repeats[seg]["distinct"],
+                         "repeat_rate": repeats[seg]["repeat_rate"],
+                         "seen_before": repeats[seg]["seen_before"],
                          "rate_per_s": round((cnt - 1) / span, 3) if span > 0 else None})
     domains = {}
     for d in DOMAINS:
@@ -101,10 +106,12 @@ def print_summary(s: dict) -> None:
               f"{p['token_ids']:,} token ids; {p['distinct']:,} distinct (most repeated ×{p['most_repeated']}); "
               f"temperature {s['temperature']['min']}–{s['temperature']['max']}", highlight=False, soft_wrap=True,
               markup=False)
-    seg = Table("segment", "rows", *DOMAINS, "req/s", title="requests per segment and domain")
+    seg = Table("segment", "rows", *DOMAINS, "req/s", "distinct", "repeats", "seen before",
+                title="requests per segment and domain")
     for r in s["segments"]:
         seg.add_row(str(r["segment"]), f"{r['first_row']:,}–{r['last_row']:,}",
-                    *(_fmt(r["domains"][d]) for d in DOMAINS), _fmt(r["rate_per_s"]))
+                    *(_fmt(r["domains"][d]) for d in DOMAINS), _fmt(r["rate_per_s"]), _fmt(r["distinct_prompts"]),
+                    f"{r['repeat_rate']:.1%}", f"{r['seen_before']:.1%}")
     out.print(seg)
     lengths = Table("domain", "length", "min", *(f"p{round(q * 100)}" for q in PERCENTILES), "max", "mean",
                     title="prompt and output lengths")

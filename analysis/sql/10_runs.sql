@@ -17,7 +17,11 @@ SELECT r.run_id, r.label, r.run_dir, r.status, r.name,
        json_extract_string(r.config_json, '$.profile') AS profile, r.seed,
        json_extract(r.config_json, '$.controller.every')::INTEGER AS controller_every,
        json_extract(r.config_json, '$.controller.rollback')::BOOLEAN AS controller_rollback,
-       json_extract(r.config_json, '$.learner.lr')::DOUBLE AS learner_lr,
+       -- the rate the learner used: lr_finetune (when set) for a draft that starts trained
+       coalesce(CASE WHEN r.init NOT IN ('none', 'scratch')
+                     THEN json_extract(r.config_json, '$.learner.lr_finetune')::DOUBLE END,
+                json_extract(r.config_json, '$.learner.lr')::DOUBLE) AS learner_lr,
+       json_extract_string(r.config_json, '$.recipe') AS recipe,  -- NULL: a log from before recipes
        json_extract_string(r.cost_model_json, '$.name') AS cost_model,
        r.end_ns,
        coalesce(nullif(r.end_ns, 0), lr.last_ns, 0) AS makespan_ns,

@@ -99,14 +99,15 @@ def replay_command(
     draft: str = typer.Option("eagle3", help="Draft kind: eagle3 (a one-layer head on target features) or lm."),
     init: str = typer.Option("static", help="Starting draft: none (no speculation), static (offline-trained, built if missing), static-full (its longer recipe), scratch (day-0), or a draft directory."),
     policy: str = typer.Option("cadence", help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic)."),
-    every: int = typer.Option(8, help="Trainer steps between candidate drafts."),
+    recipe: str = typer.Option("fast", help="Learner recipe: fast (this project's CPU-sized defaults: γ 4, lr 1e-3, unroll 4, a candidate every 8 steps) or paper (Aurora's: γ 5, lr 1e-4 from scratch / 1e-5 from a trained draft, unroll 5, a candidate every 50 steps); the options below override it."),
+    every: int = typer.Option(None, help="Trainer steps between candidate drafts [recipe: fast 8, paper 50]."),
     rollback: bool = typer.Option(False, help="Revert a swap whose live acceptance falls below the pre-swap level."),
     lambda_discard: float = typer.Option(0.0, "--lambda-discard", help="Weight of the KL on rejected proposals (0 = Aurora's code; > 0 = the paper's discard sampling)."),
     learn: bool = typer.Option(True, help="Train the draft online (--no-learn: serve the starting draft frozen)."),
-    lr: float = typer.Option(1e-3, help="Learner AdamW learning rate."),
-    unroll: int = typer.Option(4, help="TTT unroll steps of the EAGLE head's loss (weights 0.8^i)."),
+    lr: float = typer.Option(None, help="Learner AdamW learning rate, for every starting draft [recipe: fast 1e-3, paper 1e-4 from scratch and 1e-5 from a trained draft]."),
+    unroll: int = typer.Option(None, help="TTT unroll steps of the EAGLE head's loss, weights 0.8^i [recipe: fast 4, paper 5]."),
     batch: int = typer.Option(8, help="Max batch (concurrent requests in the engine)."),
-    gamma: int = typer.Option(4, help="Draft tokens per round (chain length)."),
+    gamma: int = typer.Option(None, help="Draft tokens per round (chain length) [recipe: fast 4, paper 5]."),
     hardware: str = typer.Option("h100", help="Hardware whose time is modelled: h100, h200, a100, cpu, or profiled (with --profile)."),
     deployment: str = typer.Option("llama3-8b", help="Target/draft sizes whose time is modelled (e.g. llama3-8b, qwen3-8b, llama3-70b, proxy) or a JSON file."),
     profile: Path = typer.Option(None, help="A table from `aurora calibrate` (implies --hardware profiled)."),
@@ -151,11 +152,15 @@ def replay_command(
         return
     if profile is not None:
         hardware = "profiled"
+    explicit = {k: v for k, v in {"gamma": gamma, "learner_unroll": unroll, "controller_every": every}.items()
+                if v is not None}
+    if lr is not None:   # one rate for every starting draft
+        explicit.update(learner_lr=lr, learner_lr_finetune=None)
     cfg = ReplayConfig(
-        trace=trace, limit=limit, model=model, draft=draft, init=init, gamma=gamma, batch=batch,
+        trace=trace, limit=limit, model=model, draft=draft, init=init, batch=batch,
         hardware=hardware, deployment=deployment, profile=str(profile) if profile else None, seed=seed, engine=engine,
-    ).with_(learner_enabled=learn, learner_lr=lr, learner_unroll=unroll, learner_lambda_discard=lambda_discard,
-            controller_policy=policy, controller_every=every, controller_rollback=rollback)
+    ).with_recipe(recipe, learner_enabled=learn, learner_lambda_discard=lambda_discard, controller_policy=policy,
+                  controller_rollback=rollback, **explicit)
     stem = Path(trace).stem if Path(trace).suffix else trace
     if compare:
         from aurora_sim.replay.compare import run_compare

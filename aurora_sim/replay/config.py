@@ -22,6 +22,9 @@ ENGINES = ("auto", "fast", "exact")
 class LearnerConfig:
     enabled: bool = True
     lr: float = 1e-3
+    # A draft that starts trained (static, a directory) learns at this rate instead (None: lr);
+    # the paper fine-tunes at 1e-5 and trains from scratch at 1e-4 (replay/recipes.py).
+    lr_finetune: float | None = None
     batch_requests: int = 8  # served requests per optimizer step (new ones first, then replayed)
     min_new: int = 8  # a step starts only once this many unseen requests were captured
     capacity: int = 256  # buffer size in requests
@@ -71,6 +74,9 @@ class ReplayConfig:
     # auto: the fast path (rounds by bookkeeping over cached target trajectories) where it is
     # exact, i.e. greedy traffic; else the round-by-round engine. A run records which it used.
     engine: str = "auto"  # auto | fast | exact
+    # The named learner recipe the learner/controller settings came from (replay/recipes.py);
+    # fields changed after it are recorded as they are, so the config is always the truth.
+    recipe: str = "fast"  # fast | paper
     flush_every: int = 200  # finished requests per event-log part
     keep_versions: int = 3  # draft versions kept on disk besides serving and rollback target
     learner: LearnerConfig = field(default_factory=LearnerConfig)
@@ -91,8 +97,24 @@ class ReplayConfig:
             raise AuroraError("gamma must be >= 1 with a draft (use --init none for no speculation)")
         if self.batch < 1 or self.learner.batch_requests < 1 or self.learner.unroll < 1:
             raise AuroraError("batch, learner batch and unroll must be >= 1")
+        from aurora_sim.replay.recipes import RECIPES
+
+        if self.recipe not in RECIPES:
+            raise AuroraError(f"unknown learner recipe {self.recipe!r} (choose {', '.join(RECIPES)})")
         if self.learner.lambda_discard < 0:
             raise AuroraError(f"lambda_discard must be >= 0, got {self.learner.lambda_discard}")
+
+    @property
+    def learner_lr(self) -> float:
+        """The learning rate this run's learner uses: lr_finetune for a draft that starts trained."""
+        finetune = self.init not in ("none", "scratch") and self.learner.lr_finetune is not None
+        return self.learner.lr_finetune if finetune else self.learner.lr
+
+    def with_recipe(self, name: str, **overrides) -> ReplayConfig:
+        """This config with a named recipe's settings, then `overrides` (ReplayConfig.with_ keys)."""
+        from aurora_sim.replay.recipes import recipe_changes
+
+        return self.with_(**{**recipe_changes(name), **overrides})
 
     @property
     def speculative(self) -> bool:

@@ -21,7 +21,7 @@ import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -123,7 +123,8 @@ class Replay:
         if cfg.learning:
             from aurora_sim.learner.online import OnlineLearner
 
-            self.learner = OnlineLearner(self.target, draft0, cfg.learner, py_stream(cfg.seed, "learner"), cfg.gamma)
+            self.learner = OnlineLearner(self.target, draft0, replace(cfg.learner, lr=cfg.learner_lr),
+                                         py_stream(cfg.seed, "learner"), cfg.gamma)
         self.controller = make_controller(cfg.controller)
         self.observer = ObservationBuilder(cfg.controller.rollback_window)
 

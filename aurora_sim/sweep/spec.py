@@ -176,7 +176,10 @@ def build_config(settings: dict, folder: Path, where: str) -> ReplayConfig:
     if s.get("profile"):
         s["hardware"] = "profiled"
     try:
-        cfg = ReplayConfig().with_(**s)
+        recipe = s.pop("recipe", "fast")   # a recipe first; the entry's own settings override it
+        if "learner_lr" in s:
+            s.setdefault("learner_lr_finetune", None)   # as `aurora replay --lr`: one rate for every start
+        cfg = ReplayConfig().with_recipe(recipe, **s)
         if arm:
             cfg = arm_config(cfg, arm, _resolve_file(static, folder) or "static")
     except AuroraError as exc:
