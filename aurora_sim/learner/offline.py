@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aurora_sim.errors import AuroraError
 from aurora_sim.hashing import sha256_file
@@ -35,6 +34,7 @@ from aurora_sim.models import drafts
 from aurora_sim.models.llama import Llama
 from aurora_sim.models.registry import TIERS, load_tokenizer, resolve_model
 from aurora_sim.paths import models_dir
+from aurora_sim.progress import TrainingProgress
 
 RECIPE = {
     # 3: the TTT loss unrolls the exact serving chain (aurora_sim.models.chain)
@@ -199,10 +199,8 @@ def train_static_draft(
     layers = draft.target_layers if kind == "eagle3" else ()
     losses: list[float] = []
     t0 = time.perf_counter()
-    with Progress(TextColumn("draft {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), disable=not progress) as bar:
-        task = bar.add_task(f"{model}/{kind}" + ("" if flavour == "ci" else f" ({flavour})"), total=steps,
-                            loss=float("nan"))
+    label = f"draft {model}/{kind}" + ("" if flavour == "ci" else f" ({flavour})") + ": training"
+    with TrainingProgress(label, steps, progress) as bar:
         for tokens, mask in data:
             rows_b, s = tokens.shape
             with torch.no_grad():
@@ -218,7 +216,7 @@ def train_static_draft(
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-            bar.update(task, advance=1, loss=losses[-1])
+            bar.step(losses[-1])
     draft.eval()
     drafts.save_draft(draft, out, seed=seed)
     prov = {

@@ -156,7 +156,14 @@ def _deterministic_torch(seed: int) -> Iterator[None]:
 
 def train_tokenizer(texts: list[str], spec: dict):
     """Byte-level BPE on `texts`, wrapped as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     specials = spec["special_tokens"]
@@ -286,12 +293,8 @@ def greedy_samples(model, tokenizer, heldout: dict[str, list[dict]], new_tokens:
 def _train(model, streams, r: dict, log, progress: bool) -> float:
     """The training loop; returns the last smoothed training loss.
 
-    With `progress`: a rich bar (step, smoothed loss, elapsed, time left) in a terminal; where
-    rich cannot draw one (output to a file or a pipe, CI) a plain line every 5 % of the steps,
-    so a build of several minutes is never silent. Neither touches the computation."""
-    from rich import get_console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    With `progress`: a bar in a terminal, plain lines elsewhere (aurora_sim.progress)."""
+    from aurora_sim.progress import TrainingProgress
 
     train = r["train"]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -301,15 +304,7 @@ def _train(model, streams, r: dict, log, progress: bool) -> float:
                             lr=train["lr"], betas=tuple(train["betas"]))
     gen = torch.Generator().manual_seed(r["seed"] + 1)
     smooth = float("nan")
-    console = get_console()
-    plain = progress and not (console.is_terminal and not console.is_dumb_terminal)
-    bar = Progress(TextColumn("tiny: training"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TextColumn("left"),
-                   TimeRemainingColumn(), console=console, disable=plain or not progress)
-    every = max(1, train["steps"] // 20)
-    t0 = time.monotonic()
-    with bar:
-        task = bar.add_task("train", total=train["steps"], loss=float("nan"))
+    with TrainingProgress("tiny: training", train["steps"], progress) as bar:
         for step in range(train["steps"]):
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, train)
@@ -323,20 +318,11 @@ def _train(model, streams, r: dict, log, progress: bool) -> float:
             opt.zero_grad(set_to_none=True)
             value = loss.item()
             smooth = value if math.isnan(smooth) else 0.95 * smooth + 0.05 * value
-            bar.update(task, advance=1, loss=smooth)
-            if plain and ((step + 1) % every == 0 or step + 1 == train["steps"]):
-                done, took = step + 1, time.monotonic() - t0
-                print(f"tiny: training step {done}/{train['steps']}  loss {smooth:.3f}  "
-                      f"{_mmss(took)} elapsed, ~{_mmss(took / done * (train['steps'] - done))} left", flush=True)
+            bar.step(smooth)
             if step % 25 == 0 or step == train["steps"] - 1:
                 log(f"step {step:5d}  loss {value:.4f}  smooth {smooth:.4f}  lr {lr_at(step, train):.2e}",
                     echo=False)
     return smooth
-
-
-def _mmss(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m}m{s:02d}s"
 
 
 # ---------------------------------------------------------------------------- build
