@@ -101,11 +101,15 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def replay_command(cfg: ReplayConfig, run_dir: Path) -> tuple[str, list[str]]:
     """(the `aurora replay` command line, config fields it cannot express). Flags are given where
-    the config differs from ReplayConfig's defaults (which are the CLI's), plus --init and --no-learn
-    always, so the arm reads off the line."""
-    now, default = _flat(cfg.to_dict()), _flat(ReplayConfig().to_dict())
-    args = ["aurora", "replay", cfg.trace]
-    used = {"trace", "trace_sha256"}
+    the config differs from its recipe's settings (--recipe, given unless it is the CLI's default),
+    plus --init and --no-learn always, so the arm reads off the line."""
+    now, default = _flat(cfg.to_dict()), _flat(ReplayConfig().with_recipe(cfg.recipe).to_dict())
+    args = ["aurora", "replay", cfg.trace] + (["--recipe", cfg.recipe] if cfg.recipe != "fast" else [])
+    used = {"trace", "trace_sha256", "recipe"}
+    if now["learner.lr_finetune"] is None or now["learner.lr_finetune"] == default["learner.lr_finetune"]:
+        used.add("learner.lr_finetune")   # the recipe's, or none: --lr gives one rate for every start
+        if now["learner.lr_finetune"] != default["learner.lr_finetune"]:
+            default["learner.lr"] = None   # so --lr is written
     for path, flag, kind in _FLAGS:
         used.add(path)
         v = now[path]
