@@ -116,8 +116,10 @@ def plan(mode: str, seed: int = 0) -> Plan:
     if mode == "full":
         # the paper's traces take the paper's learner settings (replay/recipes.py); the quick set
         # keeps the fast recipe, whose swaps every ≈64 requests show adaptation in 800 requests
+        # and the static arms serve the long static flavour (static-full): the paper's "well-trained
+        # static speculator", worth its ≈20-minute build beside a set of hours
         return Plan("full", ordered=_closed_scenario("ordered", seed), shifts=_closed_scenario("shift-paper", seed),
-                    mixed=_closed_scenario("mixed", seed), base=base.with_recipe("paper"))
+                    mixed=_closed_scenario("mixed", seed), base=base.with_recipe("paper"), static="static-full")
     raise AuroraError(f"unknown figure-set mode {mode!r} (quick or full)")
 
 
