@@ -49,24 +49,31 @@ def print_views(con) -> None:
     from analysis.views import list_views
 
     out = Console()
-    t = Table(title="views (aurora sql RUN... \"SELECT ... FROM VIEW\")", caption=AL_CONVENTION,
-              show_lines=True)
+    t = Table(title='views (aurora sql RUN... "SELECT ... FROM VIEW")', caption=AL_CONVENTION, show_lines=True)
     t.add_column("view", style="bold")
     t.add_column("columns")
     t.add_column("description")
     for v in list_views(con):
         t.add_row(v["name"], ", ".join(c for c, _ in v["columns"]), v["doc"])
     out.print(t)
-    out.print("parameters: SET VARIABLE aurora_window = W (default 50), aurora_recovery_level (0.9), "
-              "aurora_after_shift_head (200); or --window W", highlight=False)
+    out.print(
+        "parameters: SET VARIABLE aurora_window = W (default 50), aurora_recovery_level (0.9), "
+        "aurora_after_shift_head (200); or --window W",
+        highlight=False,
+    )
 
 
 @friendly
 def sql_command(
-    runs: list[Path] = typer.Argument(None, help="Run directories (each with runs.parquet), then the query.",
-                                      show_default=False),
-    query: str = typer.Argument(None, help="SQL over the views (see --views); several statements may be "
-                                "separated by ';' (the last one's result is printed).", show_default=False),
+    runs: list[Path] = typer.Argument(
+        None, help="Run directories (each with runs.parquet), then the query.", show_default=False
+    ),
+    query: str = typer.Argument(
+        None,
+        help="SQL over the views (see --views); several statements may be "
+        "separated by ';' (the last one's result is printed).",
+        show_default=False,
+    ),
     csv: bool = typer.Option(False, "--csv", help="Print CSV (every row) instead of a table."),
     views: bool = typer.Option(False, "--views", help="List the views and their columns (no query)."),
     window: int = typer.Option(RECOVERY_WINDOW, help="W: the rolling window in requests (rolling AL, recovery, ramp)."),
@@ -92,7 +99,7 @@ def sql_command(
         raise AuroraError('no query: aurora sql RUN... "SELECT ..." (aurora sql RUN... --views lists the views)')
     if not runs:
         hint = " (missing the query?)" if (Path(query) / "runs.parquet").is_file() else ""
-        raise AuroraError(f"no run directory given{hint}: aurora sql RUN... \"SELECT ...\"")
+        raise AuroraError(f'no run directory given{hint}: aurora sql RUN... "SELECT ..."')
     con = connect(runs, window=window)
     names, rows = run_query(con, query)
     if csv:
@@ -106,7 +113,8 @@ def sql_command(
     shown = rows[:max_rows]
     for k, n in enumerate(names):
         numeric = any(r[k] is not None for r in shown) and all(
-            isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for r in shown if r[k] is not None)
+            isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for r in shown if r[k] is not None
+        )
         t.add_column(Text(n), overflow="fold", justify="right" if numeric else "left")
     for r in shown:  # Text: a value is never read as rich markup
         t.add_row(*(Text("NULL", style="dim") if x is None else Text(_cell(x)) for x in r))
@@ -119,8 +127,9 @@ def sql_command(
 
 @friendly
 def report_command(
-    runs: list[Path] = typer.Argument(..., help="Run directories (e.g. the arms of `aurora replay --compare`).",
-                                      show_default=False),
+    runs: list[Path] = typer.Argument(
+        ..., help="Run directories (e.g. the arms of `aurora replay --compare`).", show_default=False
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Report directory (replaced atomically; created if missing)."),
     window: int = typer.Option(RECOVERY_WINDOW, help="W: the rolling window in requests."),
 ):

@@ -20,25 +20,35 @@ from matplotlib.lines import Line2D
 
 from aurora_sim.replay.eventlog import AL_CONVENTION
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
-ARM_COLORS = {"no-spec": "#7f7f7f", "static": "#1f77b4", "online-static": "#2ca02c",
-              "online-scratch": "#ff7f0e", "scratch-frozen": "#9467bd"}
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+ARM_COLORS = {
+    "no-spec": "#7f7f7f",
+    "static": "#1f77b4",
+    "online-static": "#2ca02c",
+    "online-scratch": "#ff7f0e",
+    "scratch-frozen": "#9467bd",
+}
 DPI = 130
-RC = {"svg.hashsalt": "aurora-report", "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
-      "legend.fontsize": 8, "axes.spines.top": False, "axes.spines.right": False}
+RC = {
+    "svg.hashsalt": "aurora-report",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 FIGURES = {  # name -> caption (the HTML and Markdown use these)
     "al_vs_request": "Rolling acceptance length vs request (trace order), one line per run; dashed "
-                     "verticals = domain shifts.",
+    "verticals = domain shifts.",
     "per_position": "Per-position acceptance rates: share of draft rounds with at least i proposals "
-                    "accepted (cumulative, as vLLM / SGLang report spec_decode_per_position_acceptance_rates).",
+    "accepted (cumulative, as vLLM / SGLang report spec_decode_per_position_acceptance_rates).",
     "segment_al": "Acceptance length per trace segment.",
-    "swap_timeline": "Serving draft version vs virtual time, per learning run, with swaps, "
-                     "rollbacks and holds.",
+    "swap_timeline": "Serving draft version vs virtual time, per learning run, with swaps, rollbacks and holds.",
     "trainer_loss": "Trainer loss vs optimizer step (dropped steps marked).",
     "throughput": "Throughput (output tokens per virtual second) per run, with speedups vs the "
-                  "no-spec and static runs on the same requests and cost model.",
+    "no-spec and static runs on the same requests and cost model.",
 }
 
 
@@ -50,8 +60,11 @@ def _rows(con, query: str, params=None) -> list[dict]:
 
 def run_order(con) -> list[dict]:
     """Runs in the order given: label, run_id, arm, colour."""
-    rows = _rows(con, "SELECT i.label, i.run_id, i.arm, i.trace, i.trace_sha256, i.requests FROM run_info i "
-                      "JOIN run_dirs d USING (label) ORDER BY d.ord")
+    rows = _rows(
+        con,
+        "SELECT i.label, i.run_id, i.arm, i.trace, i.trace_sha256, i.requests FROM run_info i "
+        "JOIN run_dirs d USING (label) ORDER BY d.ord",
+    )
     arms = [r["arm"] for r in rows]
     for k, r in enumerate(rows):
         unique_arm = arms.count(r["arm"]) == 1 and r["arm"] in ARM_COLORS
@@ -91,24 +104,38 @@ def fig_al_vs_request(con) -> Figure | None:
         groups.setdefault((r["trace_sha256"], r["requests"]), []).append(r)
     fig, axes = _new(10, 3.6 * len(groups) + 0.5, rows=len(groups))
     w = _window(con)
-    for ax, ((sha, n), members) in zip(axes[:, 0], groups.items()):
+    for ax, ((_sha, n), members) in zip(axes[:, 0], groups.items()):
         top = 1.0
         for r in members:
-            pts = _rows(con, "SELECT request_index, spec_decode_acceptance_length AS al FROM rolling_al "
-                             "WHERE run_id = ? ORDER BY request_index", [r["run_id"]])
+            pts = _rows(
+                con,
+                "SELECT request_index, spec_decode_acceptance_length AS al FROM rolling_al "
+                "WHERE run_id = ? ORDER BY request_index",
+                [r["run_id"]],
+            )
             xs = [p["request_index"] for p in pts if p["al"] is not None]
             ys = [p["al"] for p in pts if p["al"] is not None]
             if ys:
                 top = max(top, max(ys))
             ax.plot(xs, ys, color=r["color"], lw=1.3, label=_name(r))
-        segs = _rows(con, "SELECT segment, domain, first_request FROM segments WHERE run_id = ? ORDER BY segment",
-                     [members[0]["run_id"]])
+        segs = _rows(
+            con,
+            "SELECT segment, domain, first_request FROM segments WHERE run_id = ? ORDER BY segment",
+            [members[0]["run_id"]],
+        )
         for s in segs:
             if s["segment"] > 0:
                 ax.axvline(s["first_request"], color="#333333", ls="--", lw=0.9)
-            ax.annotate(s["domain"] if s["segment"] == 0 else f"→ {s['domain']}", (s["first_request"], 1.0),
-                        xycoords=("data", "axes fraction"), xytext=(4, -12), textcoords="offset points",
-                        fontsize=8, fontweight="bold", color="#333333")
+            ax.annotate(
+                s["domain"] if s["segment"] == 0 else f"→ {s['domain']}",
+                (s["first_request"], 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, -12),
+                textcoords="offset points",
+                fontsize=8,
+                fontweight="bold",
+                color="#333333",
+            )
         ax.set_xlim(0, max(n - 1, 1))
         ax.set_ylim(0.9, top * 1.12 + 0.05)
         ax.set_xlabel("request (trace order)")
@@ -122,9 +149,15 @@ def fig_al_vs_request(con) -> Figure | None:
 
 def fig_per_position(con) -> Figure | None:
     runs = [r for r in run_order(con)]
-    data = {r["run_id"]: _rows(con, "SELECT position, spec_decode_per_position_acceptance_rate AS rate "
-                                    "FROM per_position_acceptance WHERE run_id = ? ORDER BY position", [r["run_id"]])
-            for r in runs}
+    data = {
+        r["run_id"]: _rows(
+            con,
+            "SELECT position, spec_decode_per_position_acceptance_rate AS rate "
+            "FROM per_position_acceptance WHERE run_id = ? ORDER BY position",
+            [r["run_id"]],
+        )
+        for r in runs
+    }
     runs = [r for r in runs if data[r["run_id"]]]
     if not runs:
         return None
@@ -182,21 +215,31 @@ def _events(ev: list[dict], kind: str, t: str = "effective_ns", v: str = "to_ver
 
 
 def fig_swap_timeline(con) -> Figure | None:
-    runs = [r for r in run_order(con)
-            if con.execute("SELECT count(*) FROM swaps WHERE run_id = ?", [r["run_id"]]).fetchone()[0]]
+    runs = [
+        r
+        for r in run_order(con)
+        if con.execute("SELECT count(*) FROM swaps WHERE run_id = ?", [r["run_id"]]).fetchone()[0]
+    ]
     if not runs:
         return None
     fig, axes = _new(10, 2.3 * len(runs) + 0.8, rows=len(runs), sharex=True)
     for ax, r in zip(axes[:, 0], runs):
-        iv = _rows(con, "SELECT version, since_ns, until_ns FROM serving_versions WHERE run_id = ? ORDER BY interval",
-                   [r["run_id"]])
+        iv = _rows(
+            con,
+            "SELECT version, since_ns, until_ns FROM serving_versions WHERE run_id = ? ORDER BY interval",
+            [r["run_id"]],
+        )
         xs, ys = [], []
         for v in iv:
             xs += [v["since_ns"] / 1e9, v["until_ns"] / 1e9]
             ys += [v["version"], v["version"]]
         ax.plot(xs, ys, color=r["color"], lw=1.4, drawstyle="steps-post")
-        ev = _rows(con, "SELECT kind, decided_ns, effective_ns, from_version, to_version FROM swap_timeline "
-                        "WHERE run_id = ? ORDER BY decision", [r["run_id"]])
+        ev = _rows(
+            con,
+            "SELECT kind, decided_ns, effective_ns, from_version, to_version FROM swap_timeline "
+            "WHERE run_id = ? ORDER BY decision",
+            [r["run_id"]],
+        )
 
         x, y = _events(ev, "swap")
         ax.scatter(x, y, s=14, color=r["color"], zorder=3)
@@ -206,58 +249,90 @@ def fig_swap_timeline(con) -> Figure | None:
         ax.scatter(x, y, s=40, marker="|", color="#555555", zorder=4)
         x, y = _events(ev, "superseded", "decided_ns")
         ax.scatter(x, y, s=20, marker="o", facecolors="none", edgecolors="#999999", zorder=3)
-        shifts = _rows(con, "SELECT s.to_domain, min(q.admit_ns) AS t FROM shifts s JOIN requests q "
-                            "ON q.run_id = s.run_id AND q.request_index = s.shift_at WHERE s.run_id = ? GROUP BY ALL",
-                       [r["run_id"]])
+        shifts = _rows(
+            con,
+            "SELECT s.to_domain, min(q.admit_ns) AS t FROM shifts s JOIN requests q "
+            "ON q.run_id = s.run_id AND q.request_index = s.shift_at WHERE s.run_id = ? GROUP BY ALL",
+            [r["run_id"]],
+        )
         for s in shifts:
             if s["t"] is not None and s["t"] >= 0:
                 ax.axvline(s["t"] / 1e9, color="#333333", ls="--", lw=0.9)
-                ax.annotate(f"→ {s['to_domain']}", (s["t"] / 1e9, 0.0), xycoords=("data", "axes fraction"),
-                            xytext=(3, 4), textcoords="offset points", fontsize=8, color="#333333")
+                ax.annotate(
+                    f"→ {s['to_domain']}",
+                    (s["t"] / 1e9, 0.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, 4),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color="#333333",
+                )
         counts = {k: sum(e["kind"] == k for e in ev) for k in ("swap", "rollback", "hold")}
-        ax.set_title(f"{_name(r)}: {counts['swap']} swaps, {counts['rollback']} rollbacks, "
-                     f"{counts['hold']} holds", loc="left")
+        ax.set_title(
+            f"{_name(r)}: {counts['swap']} swaps, {counts['rollback']} rollbacks, {counts['hold']} holds", loc="left"
+        )
         ax.set_ylabel("draft version")
         ax.grid(alpha=0.25)
         ax.set_ylim(bottom=-0.5)
     axes[-1, 0].set_xlabel("virtual time (s)")
-    handles = [Line2D([], [], color="#444444", drawstyle="steps-post", label="serving version"),
-               Line2D([], [], color="#444444", marker="o", ls="", ms=4, label="swap (effective)"),
-               Line2D([], [], color="#d62728", marker="X", ls="", ms=7, label="rollback"),
-               Line2D([], [], color="#555555", marker="|", ls="", ms=8, label="hold (decided)"),
-               Line2D([], [], color="#999999", marker="o", mfc="none", ls="", ms=5, label="superseded"),
-               Line2D([], [], color="#333333", ls="--", label="domain shift (first request admitted)")]
+    handles = [
+        Line2D([], [], color="#444444", drawstyle="steps-post", label="serving version"),
+        Line2D([], [], color="#444444", marker="o", ls="", ms=4, label="swap (effective)"),
+        Line2D([], [], color="#d62728", marker="X", ls="", ms=7, label="rollback"),
+        Line2D([], [], color="#555555", marker="|", ls="", ms=8, label="hold (decided)"),
+        Line2D([], [], color="#999999", marker="o", mfc="none", ls="", ms=5, label="superseded"),
+        Line2D([], [], color="#333333", ls="--", label="domain shift (first request admitted)"),
+    ]
     fig.legend(handles=handles, loc="outside upper center", fontsize=7.5, ncols=len(handles), frameon=False)
     _footnote(fig, con, "A swap takes effect at a round boundary after the new draft is written and loaded.")
     return fig
 
 
 def fig_trainer_loss(con) -> Figure | None:
-    runs = [r for r in run_order(con)
-            if con.execute("SELECT count(*) FROM train_steps WHERE run_id = ?", [r["run_id"]]).fetchone()[0]]
+    runs = [
+        r
+        for r in run_order(con)
+        if con.execute("SELECT count(*) FROM train_steps WHERE run_id = ?", [r["run_id"]]).fetchone()[0]
+    ]
     if not runs:
         return None
     fig, axes = _new(8, 4.2)
     ax = axes[0, 0]
     lo, hi = float("inf"), 0.0
     for r in runs:
-        rows = _rows(con, "SELECT step, status, loss, loss_accepted, loss_discard, loss_mean10 FROM trainer_loss "
-                          "WHERE run_id = ? ORDER BY step", [r["run_id"]])
+        rows = _rows(
+            con,
+            "SELECT step, status, loss, loss_accepted, loss_discard, loss_mean10 FROM trainer_loss "
+            "WHERE run_id = ? ORDER BY step",
+            [r["run_id"]],
+        )
         ok = [x for x in rows if x["status"] == "ok" and x["loss"] is not None]
         ax.plot([x["step"] for x in ok], [x["loss"] for x in ok], color=r["color"], lw=0.6, alpha=0.45)
-        ax.plot([x["step"] for x in ok], [x["loss_mean10"] for x in ok], color=r["color"], lw=1.6,
-                label=_name(r))
+        ax.plot([x["step"] for x in ok], [x["loss_mean10"] for x in ok], color=r["color"], lw=1.6, label=_name(r))
         if any((x["loss_discard"] or 0) > 0 for x in ok):
-            ax.plot([x["step"] for x in ok], [x["loss_discard"] for x in ok], color=r["color"], lw=1.0, ls=":",
-                    label=f"{r['label']}: discard part")
+            ax.plot(
+                [x["step"] for x in ok],
+                [x["loss_discard"] for x in ok],
+                color=r["color"],
+                lw=1.0,
+                ls=":",
+                label=f"{r['label']}: discard part",
+            )
         vals = [x["loss"] for x in ok if x["loss"] > 0]
         if vals:
             lo, hi = min(lo, min(vals)), max(hi, max(vals))
         dropped = [x for x in rows if x["status"] != "ok"]
         if dropped:
             y = [x["loss"] if x["loss"] is not None and x["loss"] > 0 else (hi or 1.0) for x in dropped]
-            ax.scatter([x["step"] for x in dropped], y, marker="x", color="#d62728", s=30, zorder=4,
-                       label=f"{r['label']}: dropped steps ({len(dropped)})")
+            ax.scatter(
+                [x["step"] for x in dropped],
+                y,
+                marker="x",
+                color="#d62728",
+                s=30,
+                zorder=4,
+                label=f"{r['label']}: dropped steps ({len(dropped)})",
+            )
     if hi > 0 and lo < float("inf") and hi / lo > 20:
         ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
@@ -300,8 +375,14 @@ def fig_throughput(con) -> Figure | None:
     return fig
 
 
-DRAW = {"al_vs_request": fig_al_vs_request, "per_position": fig_per_position, "segment_al": fig_segment_al,
-        "swap_timeline": fig_swap_timeline, "trainer_loss": fig_trainer_loss, "throughput": fig_throughput}
+DRAW = {
+    "al_vs_request": fig_al_vs_request,
+    "per_position": fig_per_position,
+    "segment_al": fig_segment_al,
+    "swap_timeline": fig_swap_timeline,
+    "trainer_loss": fig_trainer_loss,
+    "throughput": fig_throughput,
+}
 
 
 def write_figures(con, out_dir: Path) -> dict[str, dict]:

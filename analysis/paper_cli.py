@@ -12,17 +12,33 @@ from aurora_sim.errors import AuroraError
 
 @friendly
 def figures_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the figures, their commands, traces and runs "
-                                                      "(reused: complete runs with the same config are skipped)."),
-    paper: bool = typer.Option(False, "--paper", help="The Aurora paper's figure set (1 ordered, 2 three shifts, "
-                                                      "3 mixed, 4 batch size, 5 day-0, 6 discard sampling, 7 swap policies)."),
-    quick: bool = typer.Option(False, "--quick", help="Short traces (a few hundred requests per segment, 32 new tokens): "
-                                                      "the whole set in minutes on 2 cores. Default: the named "
-                                                      "scenarios (ordered, shift-paper, mixed): many hours."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Directory for the figures, their commands, traces and runs "
+        "(reused: complete runs with the same config are skipped).",
+    ),
+    paper: bool = typer.Option(
+        False,
+        "--paper",
+        help="The Aurora paper's figure set (1 ordered, 2 three shifts, "
+        "3 mixed, 4 batch size, 5 day-0, 6 discard sampling, 7 swap policies).",
+    ),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Short traces (a few hundred requests per segment, 32 new tokens): "
+        "the whole set in minutes on 2 cores. Default: the named "
+        "scenarios (ordered, shift-paper, mixed): many hours.",
+    ),
     only: str = typer.Option(None, "--only", help="Comma-separated figure numbers, e.g. 1,4 (default: all)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the traces and of every replay's random streams."),
-    backend: str = typer.Option("ray", help="How the runs are made: ray (in parallel, as `aurora sweep`; a local "
-                                            "instance unless --address) or local (one after another in this process)."),
+    backend: str = typer.Option(
+        "ray",
+        help="How the runs are made: ray (in parallel, as `aurora sweep`; a local "
+        "instance unless --address) or local (one after another in this process).",
+    ),
     workers: int = typer.Option(None, help="Runs at once on a local Ray instance (default: the CPU count)."),
     address: str = typer.Option(None, help="An existing Ray cluster to run on (e.g. ray://head:10001)."),
 ):
@@ -39,8 +55,16 @@ def figures_command(
     figs = parse_only(only)
     if backend not in ("ray", "local"):
         raise AuroraError(f"--backend must be ray or local, got {backend!r}")
-    result = make_paper_figures(out, plan("quick" if quick else "full", seed), figs,
-                                log=lambda m: err_console.print(m, highlight=False, soft_wrap=True),
-                                backend=backend, workers=workers, address=address)
-    err_console.print(f"{len(result['made'])} runs made, {len(result['skipped'])} skipped (complete), "
-                      f"{result['wall_s']:.0f} s; index: {Path(result['out']) / 'INDEX.md'} and index.html")
+    result = make_paper_figures(
+        out,
+        plan("quick" if quick else "full", seed),
+        figs,
+        log=lambda m: err_console.print(m, highlight=False, soft_wrap=True),
+        backend=backend,
+        workers=workers,
+        address=address,
+    )
+    err_console.print(
+        f"{len(result['made'])} runs made, {len(result['skipped'])} skipped (complete), "
+        f"{result['wall_s']:.0f} s; index: {Path(result['out']) / 'INDEX.md'} and index.html"
+    )

@@ -56,13 +56,25 @@ def project(quick_out: Path | str, seed: int = 0, figures: list[int] | None = No
         if b.trace.key not in tokens:
             tokens[b.trace.key] = _trace_tokens(b.trace, seed)
         per_token = wall["wall_s"] / out_tokens
-        rows.append({"figures": sorted(b.figures), "quick_run": f"{a.trace.key}/{a.variant}", "full_run": f"{b.trace.key}/{b.variant}",
-                     "quick_wall_s": wall["wall_s"], "quick_tokens": out_tokens, "ms_per_token": round(per_token * 1e3, 3),
-                     "full_tokens_max": tokens[b.trace.key],
-                     "projected_h": round(per_token * tokens[b.trace.key] * factor / 3600, 2)})
+        rows.append(
+            {
+                "figures": sorted(b.figures),
+                "quick_run": f"{a.trace.key}/{a.variant}",
+                "full_run": f"{b.trace.key}/{b.variant}",
+                "quick_wall_s": wall["wall_s"],
+                "quick_tokens": out_tokens,
+                "ms_per_token": round(per_token * 1e3, 3),
+                "full_tokens_max": tokens[b.trace.key],
+                "projected_h": round(per_token * tokens[b.trace.key] * factor / 3600, 2),
+            }
+        )
     quick_s = sum(r["quick_wall_s"] for r in rows)
-    return {"quick_wall_s_runs": round(quick_s, 1), "factor": factor,
-            "projected_full_h": round(sum(r["projected_h"] for r in rows), 1), "runs": rows}
+    return {
+        "quick_wall_s_runs": round(quick_s, 1),
+        "factor": factor,
+        "projected_full_h": round(sum(r["projected_h"] for r in rows), 1),
+        "runs": rows,
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -70,7 +82,7 @@ def main(argv: list[str]) -> None:
     if "--factor" in argv:
         i = argv.index("--factor")
         factor = float(argv[i + 1])
-        argv = argv[:i] + argv[i + 2:]
+        argv = argv[:i] + argv[i + 2 :]
     print(json.dumps(project(Path(argv[0]), factor=factor), indent=1))
 
 

@@ -52,8 +52,11 @@ def arm_color(arm: str, k: int = 0) -> str:
 
 
 def rolling(ctx: Ctx, run_id: str) -> tuple[list[int], list[float]]:
-    pts = ctx.rows("SELECT request_index AS x, spec_decode_acceptance_length AS y FROM rolling_al "
-                   "WHERE run_id = ? AND spec_decode_acceptance_length IS NOT NULL ORDER BY request_index", [run_id])
+    pts = ctx.rows(
+        "SELECT request_index AS x, spec_decode_acceptance_length AS y FROM rolling_al "
+        "WHERE run_id = ? AND spec_decode_acceptance_length IS NOT NULL ORDER BY request_index",
+        [run_id],
+    )
     return [p["x"] for p in pts], [p["y"] for p in pts]
 
 
@@ -65,15 +68,23 @@ def plot_rolling(ax, ctx: Ctx, run_id: str, label: str, color: str, ls: str = "-
 
 def mark_shifts(ax, ctx: Ctx, run_id: str, label_domains: bool = True) -> list[dict]:
     """Dashed verticals at every domain shift, domain names at the top; returns the segments."""
-    segs = ctx.rows("SELECT segment, domain, first_request, end_request FROM segments WHERE run_id = ? "
-                    "ORDER BY segment", [run_id])
+    segs = ctx.rows(
+        "SELECT segment, domain, first_request, end_request FROM segments WHERE run_id = ? ORDER BY segment", [run_id]
+    )
     for s in segs:
         if s["segment"] > 0:
             ax.axvline(s["first_request"], color="#333333", ls="--", lw=0.9)
         if label_domains and len(segs) > 1:
-            ax.annotate(s["domain"] if s["segment"] == 0 else f"→ {s['domain']}", (s["first_request"], 1.0),
-                        xycoords=("data", "axes fraction"), xytext=(4, -12), textcoords="offset points",
-                        fontsize=8, fontweight="bold", color="#333333")
+            ax.annotate(
+                s["domain"] if s["segment"] == 0 else f"→ {s['domain']}",
+                (s["first_request"], 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, -12),
+                textcoords="offset points",
+                fontsize=8,
+                fontweight="bold",
+                color="#333333",
+            )
     return segs
 
 

@@ -22,8 +22,12 @@ NOT_RECOVERED = "not within the segment"
 
 
 def _arm_label(arm: str) -> str:
-    return {"no-spec": "no-spec (target only)", "static": "static draft (frozen)",
-            "online-static": "online, from static", "online-scratch": "online, from scratch"}.get(arm, arm)
+    return {
+        "no-spec": "no-spec (target only)",
+        "static": "static draft (frozen)",
+        "online-static": "online, from static",
+        "online-scratch": "online, from scratch",
+    }.get(arm, arm)
 
 
 def _bars(ax, groups: list[str], series: list[tuple], ylabel: str, fmt="{:.2f}", hatch_none=False):
@@ -35,16 +39,22 @@ def _bars(ax, groups: list[str], series: list[tuple], ylabel: str, fmt="{:.2f}",
     for k, (label, color, vals, *rest) in enumerate(series):
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(groups))]
         hs = [v if v is not None else (top * 1.02 if hatch_none else 0) for v in vals]
-        bars = ax.bar(xs, hs, width=width * 0.92, color=color, label=label, alpha=rest[0] if rest else None,
-                      edgecolor="white")
+        bars = ax.bar(
+            xs, hs, width=width * 0.92, color=color, label=label, alpha=rest[0] if rest else None, edgecolor="white"
+        )
         for b, v in zip(bars, vals):
             if v is None and hatch_none:
                 b.set_facecolor("none")
                 b.set_edgecolor(color)
                 b.set_hatch("///")
         none = "n/r" if hatch_none else "–"  # hatched: not recovered within the segment
-        ax.bar_label(bars, labels=[none if v is None else fmt.format(v) for v in vals], fontsize=6.5, padding=1,
-                     rotation=90 if crowded else 0)
+        ax.bar_label(
+            bars,
+            labels=[none if v is None else fmt.format(v) for v in vals],
+            fontsize=6.5,
+            padding=1,
+            rotation=90 if crowded else 0,
+        )
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, top * (1.5 if hatch_none else 1.22))  # room for the legend above n/r bars
@@ -65,8 +75,10 @@ def _recovery_panel(ax, ctx: Ctx, runs: list[tuple], alphas: list[float] | None 
     rec = {r[2]: num.recovery(ctx, r[2]) for r in runs}
     first = rec[runs[0][2]]
     groups = [f"@{r['shift_at']} → {r['to']}" for r in first]
-    series = [(lab, col, [r["recovery_requests"] for r in rec[rid]], alphas[k] if alphas else 1.0)
-              for k, (lab, col, rid) in enumerate(runs)]
+    series = [
+        (lab, col, [r["recovery_requests"] for r in rec[rid]], alphas[k] if alphas else 1.0)
+        for k, (lab, col, rid) in enumerate(runs)
+    ]
     _bars(ax, groups, series, "requests to recover", fmt="{:.0f}", hatch_none=True)
     ax.set_title(f"Recovery per shift (hatched: {NOT_RECOVERED})", loc="left")
     ax.legend(fontsize=7, loc="upper right", ncols=2)
@@ -103,8 +115,14 @@ def _rolling_panel(ax, ctx: Ctx, runs, title: str, styles=None) -> None:
 
 
 def _arm_numbers(ctx: Ctx, trace, arms=ARMS) -> dict:
-    return {a: {**num.summary(ctx, ctx.id(trace, a)), "segments": num.segments(ctx, ctx.id(trace, a)),
-                "shifts": num.recovery(ctx, ctx.id(trace, a))} for a in arms}
+    return {
+        a: {
+            **num.summary(ctx, ctx.id(trace, a)),
+            "segments": num.segments(ctx, ctx.id(trace, a)),
+            "shifts": num.recovery(ctx, ctx.id(trace, a)),
+        }
+        for a in arms
+    }
 
 
 def fig1_ordered(ctx: Ctx):
@@ -114,8 +132,10 @@ def fig1_ordered(ctx: Ctx):
     _rolling_panel(ax["al"], ctx, runs, f"Ordered stream ({t.describe()}): acceptance length vs request")
     _segment_panel(ax["seg"], ctx, runs)
     _speedup_panel(ax["speed"], ctx, runs)
-    cap = (f"Figure 1, ordered stream: the paper's four arms on {t.describe()}; rolling AL (last W requests) "
-           "vs request, AL per segment, throughput speedup vs no-spec in virtual time.")
+    cap = (
+        f"Figure 1, ordered stream: the paper's four arms on {t.describe()}; rolling AL (last W requests) "
+        "vs request, AL per segment, throughput speedup vs no-spec in virtual time."
+    )
     finish(fig, ctx, cap)
     return fig, _arm_numbers(ctx, t), cap
 
@@ -128,8 +148,10 @@ def fig2_shifts(ctx: Ctx):
     _rolling_panel(ax["al"], ctx, runs, f"{shifts} abrupt domain shift{'s' if shifts != 1 else ''} ({t.describe()})")
     _segment_panel(ax["seg"], ctx, runs)
     _recovery_panel(ax["rec"], ctx, runs[1:])  # no-spec has nothing to recover (AL 1.0 throughout)
-    cap = (f"Figure 2, domain shift: the four arms on {t.describe()} ({shifts} abrupt shifts); recovery = requests "
-           f"after a shift until the AL over the last W (all after it) is back to ≥ 90 % of the W before it.")
+    cap = (
+        f"Figure 2, domain shift: the four arms on {t.describe()} ({shifts} abrupt shifts); recovery = requests "
+        f"after a shift until the AL over the last W (all after it) is back to ≥ 90 % of the W before it."
+    )
     finish(fig, ctx, cap)
     return fig, _arm_numbers(ctx, t), cap
 
@@ -141,15 +163,21 @@ def fig3_mixed(ctx: Ctx):
     fig, ax = new_figure(10, 7.0, [["al", "al"], ["dom", "speed"]])
     _rolling_panel(ax["al"], ctx, runs, f"Mixed traffic ({t.describe()}): online from scratch vs the static draft")
     doms = sorted(num.by_domain(ctx, runs[1][2]))
-    _bars(ax["dom"], doms, [(lab, col, [num.by_domain(ctx, rid).get(d) for d in doms]) for lab, col, rid in runs[1:]],
-          "acceptance length (domain)")
+    _bars(
+        ax["dom"],
+        doms,
+        [(lab, col, [num.by_domain(ctx, rid).get(d) for d in doms]) for lab, col, rid in runs[1:]],
+        "acceptance length (domain)",
+    )
     ax["dom"].set_title("Acceptance length per domain (whole run)", loc="left")
     _speedup_panel(ax["speed"], ctx, runs)
     nums = _arm_numbers(ctx, t, arms)
     for a in arms:
         nums[a]["by_domain"] = num.by_domain(ctx, ctx.id(t, a))
-    cap = (f"Figure 3, mixed traffic: online-from-scratch vs the static draft on {t.describe()}; the day-0 ramp "
-           "is the first request at which the scratch draft's rolling AL reaches the static run's.")
+    cap = (
+        f"Figure 3, mixed traffic: online-from-scratch vs the static draft on {t.describe()}; the day-0 ramp "
+        "is the first request at which the scratch draft's rolling AL reaches the static run's."
+    )
     finish(fig, ctx, cap)
     return fig, nums, cap
 
@@ -162,12 +190,16 @@ def fig5_day0(ctx: Ctx):
     fig, ax = new_figure(10, 4.6, [["al", "tp"]])
     a = ax["al"]
     top = 1.0
-    for lab, col, rid in ((_arm_label("online-scratch"), arm_color("online-scratch"), sc),
-                          (_arm_label("static"), arm_color("static"), st)):
+    for lab, col, rid in (
+        (_arm_label("online-scratch"), arm_color("online-scratch"), sc),
+        (_arm_label("static"), arm_color("static"), st),
+    ):
         top = max(top, plot_rolling(a, ctx, rid, lab, col))
     swaps = [s for s in num.swap_requests(ctx, sc) if s < n0]
     for k, s in enumerate(swaps):
-        a.axvline(s, color=arm_color("online-scratch"), lw=0.6, alpha=0.35, label="swap took effect" if k == 0 else None)
+        a.axvline(
+            s, color=arm_color("online-scratch"), lw=0.6, alpha=0.35, label="swap took effect" if k == 0 else None
+        )
     ramp = ctx.one("SELECT ramp_requests FROM day0_ramp WHERE run_id = ?", [sc]).get("ramp_requests")
     if ramp is not None and ramp < n0:
         a.axvline(ramp, color="#d62728", ls="--", lw=1.0, label=f"reaches static AL ({ramp} requests)")
@@ -176,8 +208,11 @@ def fig5_day0(ctx: Ctx):
     a.set_title(f"Day-0: acceptance length, first {n0} requests ({segs[0]['domain']})", loc="left")
     a.legend(loc="lower right", fontsize=7.5)
     b = ax["tp"]
-    for lab, col, rid in ((_arm_label("online-scratch"), arm_color("online-scratch"), sc),
-                          (_arm_label("static"), arm_color("static"), st), (_arm_label("no-spec"), arm_color("no-spec"), ns)):
+    for lab, col, rid in (
+        (_arm_label("online-scratch"), arm_color("online-scratch"), sc),
+        (_arm_label("static"), arm_color("static"), st),
+        (_arm_label("no-spec"), arm_color("no-spec"), ns),
+    ):
         xs, ys = num.windowed_throughput(ctx, rid, ctx.window)
         keep = [(x, y) for x, y in zip(xs, ys) if x <= n0]
         b.plot([x for x, _ in keep], [y for _, y in keep], color=col, lw=1.3, label=lab)
@@ -189,17 +224,25 @@ def fig5_day0(ctx: Ctx):
     b.grid(alpha=0.25)
     b.legend(loc="lower right", fontsize=7.5)
     counts = sorted({c for c in (ctx.window, 2 * ctx.window, 50, 100, 200, 400, 1000) if c <= n0})
-    nums = {"first_segment_requests": n0, "domain": segs[0]["domain"], "ramp_requests": ramp,
-            "swaps_in_first_segment": len(swaps), "first_swap_at_request": swaps[0] if swaps else None,
-            "scratch_al_first_n": num.al_at(ctx, sc, counts), "static_al_first_n": num.al_at(ctx, st, counts)}
+    nums = {
+        "first_segment_requests": n0,
+        "domain": segs[0]["domain"],
+        "ramp_requests": ramp,
+        "swaps_in_first_segment": len(swaps),
+        "first_swap_at_request": swaps[0] if swaps else None,
+        "scratch_al_first_n": num.al_at(ctx, sc, counts),
+        "static_al_first_n": num.al_at(ctx, st, counts),
+    }
     for name, rid in (("online-scratch", sc), ("static", st), ("no-spec", ns)):
         xs, ys = num.windowed_throughput(ctx, rid, ctx.window)
         pts = [y for x, y in zip(xs, ys) if x <= n0]
         nums[f"{name}_throughput_first_window"] = num.r4(pts[0]) if pts else None
         nums[f"{name}_throughput_end_of_segment"] = num.r4(pts[-1]) if pts else None
-    cap = (f"Figure 5, day-0: a from-scratch draft served from the first request of {t.describe()} (first segment, "
-           f"{segs[0]['domain']}), beside the static draft and target-only decoding; thin verticals = swaps taking "
-           "effect. Throughput = output tokens of the last W completed requests / the virtual time they took.")
+    cap = (
+        f"Figure 5, day-0: a from-scratch draft served from the first request of {t.describe()} (first segment, "
+        f"{segs[0]['domain']}), beside the static draft and target-only decoding; thin verticals = swaps taking "
+        "effect. Throughput = output tokens of the last W completed requests / the virtual time they took."
+    )
     finish(fig, ctx, cap)
     return fig, nums, cap
 
@@ -214,15 +257,18 @@ def fig6_discard(ctx: Ctx):
             runs.append((f"{_arm_label(arm)}, λ = {v:g}", arm_color(arm, k), ctx.id(t, variant)))
             styles.append(ls)
     fig, ax = new_figure(10, 7.4, [["al"], ["rec"]])
-    _rolling_panel(ax["al"], ctx, runs, f"Discard sampling on {t.describe()}: λ = 0 (Aurora's code) vs λ = {lam:g}",
-                   styles)
+    _rolling_panel(
+        ax["al"], ctx, runs, f"Discard sampling on {t.describe()}: λ = 0 (Aurora's code) vs λ = {lam:g}", styles
+    )
     _recovery_panel(ax["rec"], ctx, runs, [1.0 if ls == "-" else 0.55 for ls in styles])  # λ > 0 lighter
     nums = {}
     for lab, _, rid in runs:
         s = num.summary(ctx, rid)
         nums[lab] = {"al": s["al"], "shifts": num.recovery(ctx, rid), "train_steps": s["train_steps"]}
-    cap = (f"Figure 6, discard sampling: loss = KL on accepted positions + λ × KL on the rejected proposals' "
-           f"branches; λ = 0 is Aurora's released code, λ = {lam:g} the paper's discard sampling, on {t.describe()}. "
-           "Bars: requests to recover after each shift.")
+    cap = (
+        f"Figure 6, discard sampling: loss = KL on accepted positions + λ × KL on the rejected proposals' "
+        f"branches; λ = 0 is Aurora's released code, λ = {lam:g} the paper's discard sampling, on {t.describe()}. "
+        "Bars: requests to recover after each shift."
+    )
     finish(fig, ctx, cap)
     return fig, nums, cap

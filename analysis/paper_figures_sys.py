@@ -36,8 +36,14 @@ def cost_model(cfg):
         from aurora_sim.models.registry import load_target
 
         spec = load_target(cfg.model).spec
-    return make_cost_model(cfg.hardware, cfg.deployment, proxy_target=spec, proxy_draft_kind=cfg.draft,
-                           train_unroll=cfg.learner.unroll, profile_path=cfg.profile)
+    return make_cost_model(
+        cfg.hardware,
+        cfg.deployment,
+        proxy_target=spec,
+        proxy_draft_kind=cfg.draft,
+        train_unroll=cfg.learner.unroll,
+        profile_path=cfg.profile,
+    )
 
 
 def breakeven_al(cost, batch: int, gamma: int, context: int) -> float | None:
@@ -77,8 +83,14 @@ def fig4_batch(ctx: Ctx):
     st_id = ctx.id(batch_trace(p, p.batches[0]), "static")
     cfg = p.base
     gamma = cfg.gamma
-    context = int(ctx.one("SELECT avg(prompt_tokens + output_tokens / 2.0) AS c FROM requests WHERE run_id = ? "
-                          "AND status = 'completed'", [st_id])["c"] or 1)
+    context = int(
+        ctx.one(
+            "SELECT avg(prompt_tokens + output_tokens / 2.0) AS c FROM requests WHERE run_id = ? "
+            "AND status = 'completed'",
+            [st_id],
+        )["c"]
+        or 1
+    )
     cost = cost_model(cfg)
     static_al = rows[0]["static"]["al"]
     online = [r for r in rows if "online-scratch" in r]
@@ -94,14 +106,31 @@ def fig4_batch(ctx: Ctx):
     fine = [b for b in GRID if b <= max(xs) * 2]
     for lab, al, col in curves:
         a.plot(fine, [implied_speedup(cost, b, gamma, al, context) for b in fine], color=col, ls=":", lw=1.1, label=lab)
-    a.plot(xs, [r["static"]["speedup_vs_no_spec"] for r in rows], "o-", color=arm_color("static"),
-           label="static draft (measured)")
+    a.plot(
+        xs,
+        [r["static"]["speedup_vs_no_spec"] for r in rows],
+        "o-",
+        color=arm_color("static"),
+        label="static draft (measured)",
+    )
     if online:
-        a.plot([r["batch"] for r in online], [r["online-scratch"]["speedup_vs_no_spec"] for r in online], "s",
-               color=arm_color("online-scratch"), ms=7, label="online from scratch (measured)")
+        a.plot(
+            [r["batch"] for r in online],
+            [r["online-scratch"]["speedup_vs_no_spec"] for r in online],
+            "s",
+            color=arm_color("online-scratch"),
+            ms=7,
+            label="online from scratch (measured)",
+        )
     a.axhline(1.0, color="#d62728", lw=0.9)
-    a.annotate("speculation pays above this line", (xs[0], 1.0), xytext=(2, 3), textcoords="offset points",
-               fontsize=7, color="#d62728")
+    a.annotate(
+        "speculation pays above this line",
+        (xs[0], 1.0),
+        xytext=(2, 3),
+        textcoords="offset points",
+        fontsize=7,
+        color="#d62728",
+    )
     a.set_xscale("log", base=2)
     a.set_xticks(xs, [str(x) for x in xs])
     a.set_xlabel("batch (max concurrent requests; closed loop of the same size)")
@@ -113,8 +142,14 @@ def fig4_batch(ctx: Ctx):
     b = ax["al"]
     b.plot(xs, [r["static"]["al"] for r in rows], "o-", color=arm_color("static"), label="static (measured)")
     if online:
-        b.plot([r["batch"] for r in online], [r["online-scratch"]["al"] for r in online], "s",
-               color=arm_color("online-scratch"), ms=7, label="online from scratch (measured)")
+        b.plot(
+            [r["batch"] for r in online],
+            [r["online-scratch"]["al"] for r in online],
+            "s",
+            color=arm_color("online-scratch"),
+            ms=7,
+            label="online from scratch (measured)",
+        )
     b.set_xscale("log", base=2)
     b.set_xticks(xs, [str(x) for x in xs])
     b.set_xlabel("batch")
@@ -126,17 +161,24 @@ def fig4_batch(ctx: Ctx):
 
     c = ax["curve"]
     need = [(bb, breakeven_al(cost, bb, gamma, context)) for bb in fine]
-    c.plot([x for x, y in need if y], [y for x, y in need if y], color="#d62728", lw=1.4,
-           label=f"AL needed to break even (γ = {gamma}, {context} tokens of context)")
+    c.plot(
+        [x for x, y in need if y],
+        [y for x, y in need if y],
+        color="#d62728",
+        lw=1.4,
+        label=f"AL needed to break even (γ = {gamma}, {context} tokens of context)",
+    )
     c.axhline(static_al, color=arm_color("static"), ls="--", lw=1.0, label=f"static AL {static_al:.2f}")
     if online_al:
-        c.axhline(online_al, color=arm_color("online-scratch"), ls="--", lw=1.0, label=f"online-scratch AL {online_al:.2f}")
+        c.axhline(
+            online_al, color=arm_color("online-scratch"), ls="--", lw=1.0, label=f"online-scratch AL {online_al:.2f}"
+        )
     c.axhline(PAPER_AL, color="#555555", ls="--", lw=1.0, label=f"AL {PAPER_AL:g} (paper)")
     if not any(y for _, y in need):
         c.text(0.5, 0.5, f"no batch breaks even at AL ≤ γ+1 = {gamma + 1}", transform=c.transAxes, ha="center")
     c.set_xscale("log", base=2)
     c.set_xlim(1, max(fine))
-    ticks = [2 ** k for k in range(max(fine).bit_length())]
+    ticks = [2**k for k in range(max(fine).bit_length())]
     c.set_xticks(ticks, [str(t) for t in ticks])
     c.set_xlabel("batch")
     c.set_ylabel("acceptance length")
@@ -148,22 +190,48 @@ def fig4_batch(ctx: Ctx):
     d = ax["lag"]
     if online:
         groups = [f"batch {r['batch']}" for r in online]
-        _bars(d, groups, [("requests served meanwhile (mean)", arm_color("online-scratch"),
-                           [r["online-scratch"]["lag"]["req_mean"] for r in online])], "requests", fmt="{:.0f}")
+        _bars(
+            d,
+            groups,
+            [
+                (
+                    "requests served meanwhile (mean)",
+                    arm_color("online-scratch"),
+                    [r["online-scratch"]["lag"]["req_mean"] for r in online],
+                )
+            ],
+            "requests",
+            fmt="{:.0f}",
+        )
         for k, r in enumerate(online):
-            d.annotate(f"{r['online-scratch']['lag']['ms_mean'] or 0:.0f} ms", (k, 0), xytext=(0, 3),
-                       textcoords="offset points", ha="center", fontsize=7, color="white")
+            d.annotate(
+                f"{r['online-scratch']['lag']['ms_mean'] or 0:.0f} ms",
+                (k, 0),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+                color="white",
+            )
         d.legend(fontsize=7, loc="upper left")
     d.set_title("Trainer lag (online from scratch)", loc="left")
 
-    nums = {"context_tokens_per_row": context, "gamma": gamma, "cost_model": cost.name, "rows": rows,
-            "static_al": static_al, "online_scratch_al_mean": num.r4(online_al) if online_al else None,
-            "breakeven_batch": {f"al_{al:.2f}": breakeven_batch(cost, gamma, al, context) for _, al, _ in curves},
-            "breakeven_al": [[bb, num.r4(breakeven_al(cost, bb, gamma, context))] for bb in xs]}
-    cap = (f"Figure 4, batch size: no-spec and the static draft at batches {', '.join(map(str, xs))} (the paper's "
-           f"4 and 8 also online from scratch) on {p.mixed.key} traffic as a closed loop of B; dotted: the cost "
-           f"model's steady-state speedup at a fixed AL ({cost.name}, γ = {gamma}). Greedy AL is batch-independent; "
-           "virtual time and trainer lag in requests are not.")
+    nums = {
+        "context_tokens_per_row": context,
+        "gamma": gamma,
+        "cost_model": cost.name,
+        "rows": rows,
+        "static_al": static_al,
+        "online_scratch_al_mean": num.r4(online_al) if online_al else None,
+        "breakeven_batch": {f"al_{al:.2f}": breakeven_batch(cost, gamma, al, context) for _, al, _ in curves},
+        "breakeven_al": [[bb, num.r4(breakeven_al(cost, bb, gamma, context))] for bb in xs],
+    }
+    cap = (
+        f"Figure 4, batch size: no-spec and the static draft at batches {', '.join(map(str, xs))} (the paper's "
+        f"4 and 8 also online from scratch) on {p.mixed.key} traffic as a closed loop of B; dotted: the cost "
+        f"model's steady-state speedup at a fixed AL ({cost.name}, γ = {gamma}). Greedy AL is batch-independent; "
+        "virtual time and trainer lag in requests are not."
+    )
     finish(fig, ctx, cap)
     return fig, nums, cap
 
@@ -178,8 +246,11 @@ def fig7_policies(ctx: Ctx):
     t = p.shifts
     variants = []
     for policy, rollback in p.policies:
-        v = "online-static" if (policy, rollback) == ("cadence", False) else \
-            f"online-static-{policy}" + ("-rollback" if rollback else "")
+        v = (
+            "online-static"
+            if (policy, rollback) == ("cadence", False)
+            else f"online-static-{policy}" + ("-rollback" if rollback else "")
+        )
         variants.append(v)
     runs = [(_policy_label(v), PALETTE[k + 2], ctx.id(t, v)) for k, v in enumerate(variants)]
     st = ctx.id(t, "static")
@@ -194,26 +265,44 @@ def fig7_policies(ctx: Ctx):
     a.legend(loc="lower right", ncols=3, fontsize=7.5)
     _segment_panel(ax["seg"], ctx, [("static", arm_color("static"), st)] + runs)
     sums = {lab: num.summary(ctx, rid) for lab, _, rid in runs}
-    _bars(ax["swaps"], [lab for lab, _, _ in runs],
-          [(k, c, [sums[lab][k] for lab, _, _ in runs]) for k, c in
-           (("swaps", "#2ca02c"), ("holds", "#7f7f7f"), ("rollbacks", "#d62728"))], "decisions", fmt="{:.0f}")
+    _bars(
+        ax["swaps"],
+        [lab for lab, _, _ in runs],
+        [
+            (k, c, [sums[lab][k] for lab, _, _ in runs])
+            for k, c in (("swaps", "#2ca02c"), ("holds", "#7f7f7f"), ("rollbacks", "#d62728"))
+        ],
+        "decisions",
+        fmt="{:.0f}",
+    )
     ax["swaps"].set_title("Controller decisions", loc="left")
     ax["swaps"].legend(fontsize=7)
     lags = {lab: num.lag(ctx, rid) for lab, _, rid in runs}
-    _bars(ax["lag"], [lab for lab, _, _ in runs],
-          [("mean", "#1f77b4", [lags[lab]["req_mean"] for lab, _, _ in runs]),
-           ("p90", "#aec7e8", [lags[lab]["req_p90"] for lab, _, _ in runs])], "requests served meanwhile", fmt="{:.0f}")
+    _bars(
+        ax["lag"],
+        [lab for lab, _, _ in runs],
+        [
+            ("mean", "#1f77b4", [lags[lab]["req_mean"] for lab, _, _ in runs]),
+            ("p90", "#aec7e8", [lags[lab]["req_p90"] for lab, _, _ in runs]),
+        ],
+        "requests served meanwhile",
+        fmt="{:.0f}",
+    )
     ax["lag"].set_title("Trainer lag (capture → live), in requests", loc="left")
     ax["lag"].legend(fontsize=7)
     for k in ("seg", "swaps", "lag"):
         for lbl in ax[k].get_xticklabels():
             lbl.set_rotation(15)
-    nums = {lab: {**sums[lab], "segments": num.segments(ctx, rid), "shifts": num.recovery(ctx, rid), "lag": lags[lab]}
-            for lab, _, rid in runs}
+    nums = {
+        lab: {**sums[lab], "segments": num.segments(ctx, rid), "shifts": num.recovery(ctx, rid), "lag": lags[lab]}
+        for lab, _, rid in runs
+    }
     nums["static"] = {**num.summary(ctx, st), "segments": num.segments(ctx, st)}
-    cap = (f"Figure 7, swap policies for a draft learning from the static one on {t.describe()}: cadence (every "
-           f"{p.base.controller.every} trainer steps, as Aurora), lazy (held-out gain ≥ δ), shadow (no worse on recent "
-           "traffic), shadow + rollback (revert a swap whose live AL drops). Trainer lag = requests completed between "
-           "the newest request a draft learned from and the draft going live.")
+    cap = (
+        f"Figure 7, swap policies for a draft learning from the static one on {t.describe()}: cadence (every "
+        f"{p.base.controller.every} trainer steps, as Aurora), lazy (held-out gain ≥ δ), shadow (no worse on recent "
+        "traffic), shadow + rollback (revert a swap whose live AL drops). Trainer lag = requests completed between "
+        "the newest request a draft learned from and the draft going live."
+    )
     finish(fig, ctx, cap)
     return fig, nums, cap

@@ -14,42 +14,80 @@ def r4(x):
 
 def summary(ctx: Ctx, run_id: str) -> dict:
     s = ctx.one("SELECT * FROM run_summary WHERE run_id = ?", [run_id])
-    keep = ("spec_decode_acceptance_length", "spec_decode_acceptance_rate", "throughput_tok_s",
-            "speedup_vs_no_spec", "speedup_vs_static", "train_steps", "swaps", "rollbacks", "holds",
-            "trainer_lag_ms_mean", "requests_meanwhile_mean", "day0_ramp_requests", "completed", "output_tokens")
+    keep = (
+        "spec_decode_acceptance_length",
+        "spec_decode_acceptance_rate",
+        "throughput_tok_s",
+        "speedup_vs_no_spec",
+        "speedup_vs_static",
+        "train_steps",
+        "swaps",
+        "rollbacks",
+        "holds",
+        "trainer_lag_ms_mean",
+        "requests_meanwhile_mean",
+        "day0_ramp_requests",
+        "completed",
+        "output_tokens",
+    )
     out = {k: (r4(s.get(k)) if isinstance(s.get(k), float) else s.get(k)) for k in keep}
     out["al"] = out.pop("spec_decode_acceptance_length")
     return out
 
 
 def segments(ctx: Ctx, run_id: str) -> list[dict]:
-    return [{"segment": r["segment"], "domain": r["domain"], "first_request": r["first_request"],
-             "requests": r["requests"], "al": r4(r["al"])}
-            for r in ctx.rows("SELECT segment, domain, first_request, requests, spec_decode_acceptance_length AS al "
-                              "FROM al_by_segment WHERE run_id = ? ORDER BY segment", [run_id])]
+    return [
+        {
+            "segment": r["segment"],
+            "domain": r["domain"],
+            "first_request": r["first_request"],
+            "requests": r["requests"],
+            "al": r4(r["al"]),
+        }
+        for r in ctx.rows(
+            "SELECT segment, domain, first_request, requests, spec_decode_acceptance_length AS al "
+            "FROM al_by_segment WHERE run_id = ? ORDER BY segment",
+            [run_id],
+        )
+    ]
 
 
 def by_domain(ctx: Ctx, run_id: str) -> dict[str, float]:
     """AL per request domain. Not the al_by_domain view: its domain is the trace segment's (the
     first request's domain names a mixed trace's only segment), not each request's own."""
-    return {r["domain"]: r4(r["al"]) for r in ctx.rows(
-        "SELECT q.domain, sum(p.generated) / nullif(sum(p.verify_rounds), 0) AS al FROM per_request p "
-        "JOIN requests q ON q.run_id = p.run_id AND q.request_index = p.request_index WHERE p.run_id = ? "
-        "GROUP BY q.domain ORDER BY q.domain", [run_id])}
+    return {
+        r["domain"]: r4(r["al"])
+        for r in ctx.rows(
+            "SELECT q.domain, sum(p.generated) / nullif(sum(p.verify_rounds), 0) AS al FROM per_request p "
+            "JOIN requests q ON q.run_id = p.run_id AND q.request_index = p.request_index WHERE p.run_id = ? "
+            "GROUP BY q.domain ORDER BY q.domain",
+            [run_id],
+        )
+    }
 
 
 def recovery(ctx: Ctx, run_id: str) -> list[dict]:
     """Per shift: recovery requests (None = not within the segment), AL before and just after."""
-    return [{"shift_at": r["shift_at"], "to": r["to_domain"], "segment_requests": r["after_requests"],
-             "recovery_requests": r["recovery_requests"], "level_before": r4(r["level_before"]),
-             "al_after_head": r4(r["al_after_head"])}
-            for r in ctx.rows("SELECT * FROM recovery WHERE run_id = ? ORDER BY segment", [run_id])]
+    return [
+        {
+            "shift_at": r["shift_at"],
+            "to": r["to_domain"],
+            "segment_requests": r["after_requests"],
+            "recovery_requests": r["recovery_requests"],
+            "level_before": r4(r["level_before"]),
+            "al_after_head": r4(r["al_after_head"]),
+        }
+        for r in ctx.rows("SELECT * FROM recovery WHERE run_id = ? ORDER BY segment", [run_id])
+    ]
 
 
 def lag(ctx: Ctx, run_id: str) -> dict:
-    r = ctx.one("SELECT count(*) AS swaps, avg(trainer_lag_ms) AS ms_mean, median(trainer_lag_ms) AS ms_median, "
-                "avg(requests_meanwhile) AS req_mean, max(requests_meanwhile) AS req_max, "
-                "quantile_cont(requests_meanwhile, 0.9) AS req_p90 FROM trainer_lag WHERE run_id = ?", [run_id])
+    r = ctx.one(
+        "SELECT count(*) AS swaps, avg(trainer_lag_ms) AS ms_mean, median(trainer_lag_ms) AS ms_median, "
+        "avg(requests_meanwhile) AS req_mean, max(requests_meanwhile) AS req_max, "
+        "quantile_cont(requests_meanwhile, 0.9) AS req_p90 FROM trainer_lag WHERE run_id = ?",
+        [run_id],
+    )
     return {k: r4(v) if isinstance(v, float) else v for k, v in r.items()}
 
 
@@ -57,8 +95,11 @@ def al_at(ctx: Ctx, run_id: str, counts: list[int]) -> dict[int, float]:
     """AL over the first n completed requests (trace order), for each n."""
     out = {}
     for n in counts:
-        r = ctx.one("SELECT sum(generated) / nullif(sum(verify_rounds), 0) AS al, count(*) AS k FROM per_request "
-                    "WHERE run_id = ? AND n <= ?", [run_id, n])
+        r = ctx.one(
+            "SELECT sum(generated) / nullif(sum(verify_rounds), 0) AS al, count(*) AS k FROM per_request "
+            "WHERE run_id = ? AND n <= ?",
+            [run_id, n],
+        )
         if r.get("k", 0) >= n:
             out[n] = r4(r["al"])
     return out
@@ -67,17 +108,25 @@ def al_at(ctx: Ctx, run_id: str, counts: list[int]) -> dict[int, float]:
 def swap_requests(ctx: Ctx, run_id: str) -> list[int]:
     """For every applied swap: completed requests when it took effect (where it lands on a
     request axis)."""
-    return [r["n"] for r in ctx.rows(
-        "SELECT s.effective_ns, (SELECT count(*) FROM requests q WHERE q.run_id = s.run_id AND q.status = 'completed' "
-        "AND q.finish_ns <= s.effective_ns) AS n FROM swap_timeline s WHERE s.run_id = ? AND s.applied "
-        "ORDER BY s.effective_ns", [run_id])]
+    return [
+        r["n"]
+        for r in ctx.rows(
+            "SELECT s.effective_ns, (SELECT count(*) FROM requests q WHERE q.run_id = s.run_id AND q.status = 'completed' "
+            "AND q.finish_ns <= s.effective_ns) AS n FROM swap_timeline s WHERE s.run_id = ? AND s.applied "
+            "ORDER BY s.effective_ns",
+            [run_id],
+        )
+    ]
 
 
 def windowed_throughput(ctx: Ctx, run_id: str, window: int) -> tuple[list[int], list[float]]:
     """Output tokens of the last `window` completed requests / the virtual time they took to
     finish (completion order): throughput as it evolves over the run."""
-    rows = ctx.rows("SELECT output_tokens, finish_ns FROM requests WHERE run_id = ? AND status = 'completed' "
-                    "ORDER BY finish_ns, request_index", [run_id])
+    rows = ctx.rows(
+        "SELECT output_tokens, finish_ns FROM requests WHERE run_id = ? AND status = 'completed' "
+        "ORDER BY finish_ns, request_index",
+        [run_id],
+    )
     xs, ys, tok = [], [], 0
     for i, r in enumerate(rows):
         tok += r["output_tokens"]

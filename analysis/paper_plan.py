@@ -17,7 +17,13 @@ from aurora_sim.errors import AuroraError
 from aurora_sim.replay.config import ReplayConfig
 
 FIGURES = {
-    1: "ordered", 2: "shifts", 3: "mixed", 4: "batch", 5: "day0", 6: "discard", 7: "policies",
+    1: "ordered",
+    2: "shifts",
+    3: "mixed",
+    4: "batch",
+    5: "day0",
+    6: "discard",
+    7: "policies",
 }
 ARMS = ("no-spec", "static", "online-static", "online-scratch")
 PAPER_BATCHES = (4, 8)  # the paper's batch sizes (at most 12 concurrent requests)
@@ -34,7 +40,9 @@ class Trace:
     note: str | None = None  # how to name it in captions (default: the scenario or the config file)
 
     def describe(self) -> str:
-        what = self.note or (f"scenario `{self.scenario}`" if self.scenario else f"trace config `traces/{self.key}.json`")
+        what = self.note or (
+            f"scenario `{self.scenario}`" if self.scenario else f"trace config `traces/{self.key}.json`"
+        )
         return what + (f", first {self.limit} requests" if self.limit else "")
 
 
@@ -50,8 +58,7 @@ class Plan:
     batch_arms_online: tuple[int, ...] = PAPER_BATCHES  # batches that also get an online-scratch run
     lambda_discard: float = 0.5
     discard_arms: tuple[str, ...] = ("online-static", "online-scratch")
-    policies: tuple[tuple[str, bool], ...] = (("cadence", False), ("lazy", False), ("shadow", False),
-                                              ("shadow", True))
+    policies: tuple[tuple[str, bool], ...] = (("cadence", False), ("lazy", False), ("shadow", False), ("shadow", True))
     static: str = "static"  # the static arms' draft: the offline recipe's, or a draft directory
     window: int = 50  # W, the rolling window of the figures (requests)
 
@@ -89,11 +96,18 @@ def _closed(trace_config: dict, concurrency: int) -> dict:
 
 def _short(name: str, schedule: dict, seed: int) -> dict:
     """A generator config shaped like shift-ci's: short prompts, 32 new tokens, closed loop of 8."""
-    return {"name": name, "seed": seed, "schedule": schedule, "arrivals": {"kind": "closed", "concurrency": 8},
-            "prompts": {"max_chars": 160, "min_chars": 16,
-                        "kinds": {"code": {"function": 0.5, "continue": 0.5},
-                                  "finance": {"article": 0.5, "question": 0.5}}},
-            "sampling": {"max_new_tokens": 32}}
+    return {
+        "name": name,
+        "seed": seed,
+        "schedule": schedule,
+        "arrivals": {"kind": "closed", "concurrency": 8},
+        "prompts": {
+            "max_chars": 160,
+            "min_chars": 16,
+            "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
+        },
+        "sampling": {"max_new_tokens": 32},
+    }
 
 
 def scenario_config(name: str, seed: int) -> dict:
@@ -106,20 +120,33 @@ def plan(mode: str, seed: int = 0) -> Plan:
     base = ReplayConfig(seed=seed)  # h100 + llama3-8b cost model, tiny proxy, γ 4, batch 8
     if mode == "quick":
         per = 200
-        shifts = {"kind": "ordered", "segments": [{"domain": d, "requests": per}
-                                                  for d in ("code", "finance", "chat", "code")]}
+        shifts = {
+            "kind": "ordered",
+            "segments": [{"domain": d, "requests": per} for d in ("code", "finance", "chat", "code")],
+        }
         mixed = {"kind": "mixed", "requests": 3 * per, "mix": {"code": 0.4, "finance": 0.3, "chat": 0.3}}
-        return Plan("quick", ordered=Trace("shift-mini", scenario="shift-mini"),
-                    shifts=Trace("shift3-quick", config=_short("shift3-quick", shifts, seed)),
-                    mixed=Trace("mixed-quick", config=_short("mixed-quick", mixed, seed)),
-                    base=base, batches=(1, 2, 4, 8, 16, 32, 64), batch_limit=256)
+        return Plan(
+            "quick",
+            ordered=Trace("shift-mini", scenario="shift-mini"),
+            shifts=Trace("shift3-quick", config=_short("shift3-quick", shifts, seed)),
+            mixed=Trace("mixed-quick", config=_short("mixed-quick", mixed, seed)),
+            base=base,
+            batches=(1, 2, 4, 8, 16, 32, 64),
+            batch_limit=256,
+        )
     if mode == "full":
         # the paper's traces take the paper's learner settings (replay/recipes.py); the quick set
         # keeps the fast recipe, whose swaps every ≈64 requests show adaptation in 800 requests
         # and the static arms serve the long static flavour (static-full): the paper's "well-trained
         # static speculator", worth its ≈20-minute build beside a set of hours
-        return Plan("full", ordered=_closed_scenario("ordered", seed), shifts=_closed_scenario("shift-paper", seed),
-                    mixed=_closed_scenario("mixed", seed), base=base.with_recipe("paper"), static="static-full")
+        return Plan(
+            "full",
+            ordered=_closed_scenario("ordered", seed),
+            shifts=_closed_scenario("shift-paper", seed),
+            mixed=_closed_scenario("mixed", seed),
+            base=base.with_recipe("paper"),
+            static="static-full",
+        )
     raise AuroraError(f"unknown figure-set mode {mode!r} (quick or full)")
 
 
@@ -131,8 +158,11 @@ def _closed_scenario(name: str, seed: int, concurrency: int = 8) -> Trace:
     say nothing. A closed loop of 8 keeps the batch full, as the quick traces and the paper's
     client (at most 12 concurrent requests) do."""
     key = f"{name}-c{concurrency}"
-    return Trace(key, config=_closed({**scenario_config(name, seed), "name": key}, concurrency),
-                 note=f"scenario `{name}` (seed {seed}) as a closed loop of {concurrency}")
+    return Trace(
+        key,
+        config=_closed({**scenario_config(name, seed), "name": key}, concurrency),
+        note=f"scenario `{name}` (seed {seed}) as a closed loop of {concurrency}",
+    )
 
 
 def batch_trace(p: Plan, batch: int) -> Trace:
@@ -140,8 +170,11 @@ def batch_trace(p: Plan, batch: int) -> Trace:
     cfg = p.mixed.config if p.mixed.config is not None else scenario_config(p.mixed.scenario, p.base.seed)
     stem = p.mixed.key.removesuffix("-c8")  # full: mixed-c8 is figure 3's trace, shared at batch 8
     key = f"{stem}-c{batch}" + (f"-n{p.batch_limit}" if p.batch_limit else "")
-    note = (p.mixed.note.replace("closed loop of 8", f"closed loop of {batch}") if p.mixed.note
-            else f"{p.mixed.key} as a closed loop of {batch}")
+    note = (
+        p.mixed.note.replace("closed loop of 8", f"closed loop of {batch}")
+        if p.mixed.note
+        else f"{p.mixed.key} as a closed loop of {batch}"
+    )
     return Trace(key, config=_closed({**cfg, "name": key}, batch), limit=p.batch_limit, note=note)
 
 
@@ -162,13 +195,19 @@ def runs_for(p: Plan, figure: int) -> list[RunSpec]:
     if figure == 5:
         return [RunSpec(p.ordered, a, figures=f) for a in ("no-spec", "static", "online-scratch")]
     if figure == 6:
-        return [RunSpec(p.shifts, a, (("learner_lambda_discard", lam),) if lam else (), figures=f)
-                for a in p.discard_arms for lam in (0.0, p.lambda_discard)]
+        return [
+            RunSpec(p.shifts, a, (("learner_lambda_discard", lam),) if lam else (), figures=f)
+            for a in p.discard_arms
+            for lam in (0.0, p.lambda_discard)
+        ]
     if figure == 7:
         out = [RunSpec(p.shifts, "static", figures=f)]  # the reference the policies should beat
         for policy, rollback in p.policies:
-            ch = () if (policy, rollback) == ("cadence", False) else \
-                (("controller_policy", policy),) + ((("controller_rollback", True),) if rollback else ())
+            ch = (
+                ()
+                if (policy, rollback) == ("cadence", False)
+                else (("controller_policy", policy),) + ((("controller_rollback", True),) if rollback else ())
+            )
             out.append(RunSpec(p.shifts, "online-static", ch, figures=f))
         return out
     raise AuroraError(f"no figure {figure} (figures: 1-{len(FIGURES)})")
@@ -191,7 +230,9 @@ def parse_only(only: str | None) -> list[int]:
     for part in only.split(","):
         part = part.strip()
         if not part.isdigit() or int(part) not in FIGURES:
-            raise AuroraError(f"--only: {part!r} is not a figure number (choose from 1-{len(FIGURES)}, comma-separated)")
+            raise AuroraError(
+                f"--only: {part!r} is not a figure number (choose from 1-{len(FIGURES)}, comma-separated)"
+            )
         if int(part) not in out:
             out.append(int(part))
     return sorted(out)

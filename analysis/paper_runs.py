@@ -78,14 +78,23 @@ def wall_of(run_dir: Path) -> dict | None:
 # ---- the commands that reproduce a run -----------------------------------------------------------
 
 _FLAGS = [  # (config path, CLI flag, kind): the replay options `aurora replay` exposes
-    ("limit", "--limit", "value"), ("model", "--model", "value"), ("draft", "--draft", "value"),
-    ("init", "--init", "value"), ("learner.enabled", "--no-learn", "false_flag"),
-    ("controller.policy", "--policy", "value"), ("controller.every", "--every", "value"),
+    ("limit", "--limit", "value"),
+    ("model", "--model", "value"),
+    ("draft", "--draft", "value"),
+    ("init", "--init", "value"),
+    ("learner.enabled", "--no-learn", "false_flag"),
+    ("controller.policy", "--policy", "value"),
+    ("controller.every", "--every", "value"),
     ("controller.rollback", "--rollback", "true_flag"),
-    ("learner.lambda_discard", "--lambda-discard", "value"), ("learner.lr", "--lr", "value"),
-    ("learner.unroll", "--unroll", "value"), ("batch", "--batch", "value"), ("gamma", "--gamma", "value"),
-    ("hardware", "--hardware", "value"), ("deployment", "--deployment", "value"),
-    ("profile", "--profile", "value"), ("seed", "--seed", "value"),
+    ("learner.lambda_discard", "--lambda-discard", "value"),
+    ("learner.lr", "--lr", "value"),
+    ("learner.unroll", "--unroll", "value"),
+    ("batch", "--batch", "value"),
+    ("gamma", "--gamma", "value"),
+    ("hardware", "--hardware", "value"),
+    ("deployment", "--deployment", "value"),
+    ("profile", "--profile", "value"),
+    ("seed", "--seed", "value"),
 ]
 
 
@@ -107,9 +116,9 @@ def replay_command(cfg: ReplayConfig, run_dir: Path) -> tuple[str, list[str]]:
     args = ["aurora", "replay", cfg.trace] + (["--recipe", cfg.recipe] if cfg.recipe != "fast" else [])
     used = {"trace", "trace_sha256", "recipe"}
     if now["learner.lr_finetune"] is None or now["learner.lr_finetune"] == default["learner.lr_finetune"]:
-        used.add("learner.lr_finetune")   # the recipe's, or none: --lr gives one rate for every start
+        used.add("learner.lr_finetune")  # the recipe's, or none: --lr gives one rate for every start
         if now["learner.lr_finetune"] != default["learner.lr_finetune"]:
-            default["learner.lr"] = None   # so --lr is written
+            default["learner.lr"] = None  # so --lr is written
     for path, flag, kind in _FLAGS:
         used.add(path)
         v = now[path]

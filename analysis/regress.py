@@ -94,7 +94,7 @@ def baseline_path(directory: Path, scenario: str) -> Path:
 def load_baseline(path: Path) -> tuple[dict, dict]:
     """(metrics, the whole baseline file)."""
     if not path.is_file():
-        raise AuroraError(f"{path}: no baseline (run `aurora regress --update --reason \"first baseline\"`)")
+        raise AuroraError(f'{path}: no baseline (run `aurora regress --update --reason "first baseline"`)')
     try:
         data = json.loads(path.read_text())
         return data["metrics"], data
@@ -107,8 +107,14 @@ def write_baseline(path: Path, metrics: dict, config: dict, reason: str, previou
 
     history = list((previous or {}).get("history", []))
     history.append({"date": datetime.date.today().isoformat(), "reason": reason})
-    data = {"scenario": config["trace"], "config": config, "tolerances": TOLERANCES, "metrics": metrics,
-            "history": history, "note": "written by `aurora regress --update`; the reason is required"}
+    data = {
+        "scenario": config["trace"],
+        "config": config,
+        "tolerances": TOLERANCES,
+        "metrics": metrics,
+        "history": history,
+        "note": "written by `aurora regress --update`; the reason is required",
+    }
     publish(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 

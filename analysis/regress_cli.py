@@ -28,20 +28,31 @@ def regress_command(
     reason: str = typer.Option(None, help="Why the baseline changes (recorded in its history)."),
     limit: int = typer.Option(None, help="Replay only the first N requests (quick checks; baselines record it)."),
     static_draft: Path = typer.Option(None, help="The static arms' draft (default: the offline recipe's)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a replay setting, KEY=VALUE (e.g. learner_lr=0): "
-                                   "how a deliberate regression is staged."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a replay setting, KEY=VALUE (e.g. learner_lr=0): how a deliberate regression is staged.",
+    ),
     out: Path = typer.Option(Path("runs/regress"), "--out", "-o", help="Where the arms' run directories go."),
 ):
     """Replay the CI scenario (no-spec, static, online-static, online-scratch), compare acceptance
     length per segment, speedup vs no-spec and vs static, recovery requests per shift and the
     learner's final loss with the committed baseline; print metric / baseline / now / verdict and
     exit 1 on a regression beyond tolerance."""
-    from analysis.regress import baseline_path, collect_metrics, judge, load_baseline, parse_overrides, run_arms, write_baseline
+    from analysis.regress import (
+        baseline_path,
+        collect_metrics,
+        judge,
+        load_baseline,
+        parse_overrides,
+        run_arms,
+        write_baseline,
+    )
     from aurora_sim.replay.cli import run_with_progress
     from aurora_sim.replay.config import ReplayConfig
 
     if update and not reason:
-        raise AuroraError("--update needs --reason \"why the baseline changes\"")
+        raise AuroraError('--update needs --reason "why the baseline changes"')
     path = baseline_path(baselines, scenario)
     previous = None
     if not update:
@@ -53,8 +64,12 @@ def regress_command(
             cfg = cfg.with_(**overrides)
         except TypeError as exc:
             raise AuroraError(f"--set: {exc}") from None
-    summaries = run_arms(cfg, out, lambda c, d, arm: run_with_progress(c, d, f"regress {arm}", force=True),
-                         static=str(static_draft) if static_draft else "static")
+    summaries = run_arms(
+        cfg,
+        out,
+        lambda c, d, arm: run_with_progress(c, d, f"regress {arm}", force=True),
+        static=str(static_draft) if static_draft else "static",
+    )
     now = collect_metrics(summaries)
     if update:
         old = load_baseline(path)[1] if path.is_file() else None
@@ -62,15 +77,25 @@ def regress_command(
         err_console.print(f"baseline written: {path} ({len(now)} metrics)")
         return
     if previous.get("config", {}).get("limit") != limit:
-        raise AuroraError(f"{path}: baseline was recorded with --limit {previous['config'].get('limit')}, this run uses {limit}")
+        raise AuroraError(
+            f"{path}: baseline was recorded with --limit {previous['config'].get('limit')}, this run uses {limit}"
+        )
     verdicts = judge(base_metrics, now)
-    t = Table(title=f"aurora regress: {scenario} vs {path}", caption="tolerances: AL and speedup -3 % rel, "
-              "recovery +25 requests, final loss +15 % rel; only changes for the worse fail")
+    t = Table(
+        title=f"aurora regress: {scenario} vs {path}",
+        caption="tolerances: AL and speedup -3 % rel, "
+        "recovery +25 requests, final loss +15 % rel; only changes for the worse fail",
+    )
     for col in ("metric", "baseline", "now", "verdict"):
         t.add_column(col, justify="right" if col in ("baseline", "now") else "left")
     style = {"REGRESSION": "bold red", "improved": "green", "ok": "", "new": "yellow", "missing": "yellow"}
     for v in verdicts:
-        t.add_row(v.metric, _fmt(v.baseline), _fmt(v.now), f"[{style[v.verdict]}]{v.verdict}" if style[v.verdict] else v.verdict)
+        t.add_row(
+            v.metric,
+            _fmt(v.baseline),
+            _fmt(v.now),
+            f"[{style[v.verdict]}]{v.verdict}" if style[v.verdict] else v.verdict,
+        )
     Console().print(t)
     bad = [v for v in verdicts if v.verdict in ("REGRESSION", "missing")]
     if bad:

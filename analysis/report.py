@@ -58,25 +58,60 @@ def fmt(x, digits: int = 3, suffix: str = "") -> str:
 
 # ---- tables --------------------------------------------------------------------------------------
 
+
 def summary_table(con) -> Table:
     rows = _rows(con, "SELECT s.* FROM run_summary s JOIN run_dirs d USING (label) ORDER BY d.ord")
-    headers = ["run", "arm", "status", "completed / refused", "AL", "acceptance rate", "throughput (tok/s)",
-               "speedup vs no-spec", "speedup vs static", "train steps (dropped)", "final loss",
-               "swaps / rollbacks / holds", "trainer lag (ms, mean)", "day-0 ramp (requests)"]
-    body = [[r["label"], r["arm"], r["status"], f"{r['completed']} / {r['refused']}",
-             fmt(r["spec_decode_acceptance_length"]), fmt(r["spec_decode_acceptance_rate"]),
-             fmt(r["throughput_tok_s"], 1), fmt(r["speedup_vs_no_spec"], 3, "×"), fmt(r["speedup_vs_static"], 3, "×"),
-             f"{r['train_steps']} ({r['train_steps_dropped']})", fmt(r["final_loss"], 4),
-             f"{r['swaps']} / {r['rollbacks']} / {r['holds']}", fmt(r["trainer_lag_ms_mean"], 1),
-             fmt(r["day0_ramp_requests"])] for r in rows]
-    return Table("summary", "Headline numbers per run", headers, body,
-                 "AL = spec_decode_acceptance_length over completed requests; acceptance rate = accepted / "
-                 "proposed; throughput and speedups in virtual time under each run's cost model.")
+    headers = [
+        "run",
+        "arm",
+        "status",
+        "completed / refused",
+        "AL",
+        "acceptance rate",
+        "throughput (tok/s)",
+        "speedup vs no-spec",
+        "speedup vs static",
+        "train steps (dropped)",
+        "final loss",
+        "swaps / rollbacks / holds",
+        "trainer lag (ms, mean)",
+        "day-0 ramp (requests)",
+    ]
+    body = [
+        [
+            r["label"],
+            r["arm"],
+            r["status"],
+            f"{r['completed']} / {r['refused']}",
+            fmt(r["spec_decode_acceptance_length"]),
+            fmt(r["spec_decode_acceptance_rate"]),
+            fmt(r["throughput_tok_s"], 1),
+            fmt(r["speedup_vs_no_spec"], 3, "×"),
+            fmt(r["speedup_vs_static"], 3, "×"),
+            f"{r['train_steps']} ({r['train_steps_dropped']})",
+            fmt(r["final_loss"], 4),
+            f"{r['swaps']} / {r['rollbacks']} / {r['holds']}",
+            fmt(r["trainer_lag_ms_mean"], 1),
+            fmt(r["day0_ramp_requests"]),
+        ]
+        for r in rows
+    ]
+    return Table(
+        "summary",
+        "Headline numbers per run",
+        headers,
+        body,
+        "AL = spec_decode_acceptance_length over completed requests; acceptance rate = accepted / "
+        "proposed; throughput and speedups in virtual time under each run's cost model.",
+    )
 
 
 def segment_table(con, runs: list[dict]) -> Table:
-    rows = _rows(con, "SELECT run_id, segment, domain, first_request, end_request, requests, "
-                      "spec_decode_acceptance_length AS al, spec_decode_acceptance_rate AS rate FROM al_by_segment")
+    rows = _rows(
+        con,
+        "SELECT run_id, segment, domain, first_request, end_request, requests, "
+        "spec_decode_acceptance_length AS al, spec_decode_acceptance_rate AS rate FROM al_by_segment",
+    )
     keys = sorted({(r["segment"], r["domain"], r["first_request"], r["end_request"]) for r in rows})
     by = {(r["run_id"], r["segment"], r["domain"]): r for r in rows}
     body = []
@@ -84,11 +119,21 @@ def segment_table(con, runs: list[dict]) -> Table:
         cells = []
         for run in runs:
             r = by.get((run["run_id"], seg, dom))
-            cells.append("–" if r is None or r["al"] is None else f"{r['al']:.3f} ({r['rate']:.2f})"
-                         if r["rate"] is not None else f"{r['al']:.3f}")
+            cells.append(
+                "–"
+                if r is None or r["al"] is None
+                else f"{r['al']:.3f} ({r['rate']:.2f})"
+                if r["rate"] is not None
+                else f"{r['al']:.3f}"
+            )
         body.append([str(seg), dom, f"{first}–{end - 1}", *cells])
-    return Table("segments", "Acceptance length per segment", ["segment", "domain", "requests", *[r["label"] for r in runs]],
-                 body, "Each cell: AL (acceptance rate). Segments from the trace schedule (runs.segments_json).")
+    return Table(
+        "segments",
+        "Acceptance length per segment",
+        ["segment", "domain", "requests", *[r["label"] for r in runs]],
+        body,
+        "Each cell: AL (acceptance rate). Segments from the trace schedule (runs.segments_json).",
+    )
 
 
 def recovery_table(con, runs: list[dict]) -> Table:
@@ -109,85 +154,167 @@ def recovery_table(con, runs: list[dict]) -> Table:
                 rec = "not recovered" if r["recovery_requests"] is None else f"{r['recovery_requests']} requests"
                 cells.append(f"{rec} (AL {fmt(r['level_before'])} before, {fmt(r['al_after_head'])} after)")
         body.append([f"@{at}", f"{a} → {b}", *cells])
-    return Table("recovery", "Recovery after each shift", ["shift", "domains", *[r["label"] for r in runs]], body,
-                 f"Recovery requests (W = {w}): requests after the shift until the AL over the last {w}, all after "
-                 f"the shift, is back to ≥ 90 % of the AL over the {w} before it. 'before' = that pre-shift AL; "
-                 "'after' = AL over the first 200 requests after the shift.")
+    return Table(
+        "recovery",
+        "Recovery after each shift",
+        ["shift", "domains", *[r["label"] for r in runs]],
+        body,
+        f"Recovery requests (W = {w}): requests after the shift until the AL over the last {w}, all after "
+        f"the shift, is back to ≥ 90 % of the AL over the {w} before it. 'before' = that pre-shift AL; "
+        "'after' = AL over the first 200 requests after the shift.",
+    )
 
 
 def ramp_table(con) -> Table | None:
     rows = _rows(con, "SELECT d.*, s.label AS static_label FROM day0_ramp d JOIN runs s ON s.run_id = d.static_run_id")
     if not rows:
         return None
-    body = [[r["label"], r["static_label"], fmt(r["static_acceptance_length"]),
-             fmt(r["ramp_requests"]) if r["ramp_requests"] is not None else "not reached",
-             fmt(r["target_acceptance_length"]), fmt(r["ramp_requests_overall"])] for r in rows]
-    return Table("ramp", "Day-0 ramp (from-scratch runs)",
-                 ["run", "static run", "static AL (all)", "ramp (requests)", "target AL (static, same segment)",
-                  "ramp vs static AL (all)"], body,
-                 "Completed requests until the from-scratch run's rolling AL (last W) reaches the static run's AL "
-                 "over the same segment (or its overall AL, last column).")
+    body = [
+        [
+            r["label"],
+            r["static_label"],
+            fmt(r["static_acceptance_length"]),
+            fmt(r["ramp_requests"]) if r["ramp_requests"] is not None else "not reached",
+            fmt(r["target_acceptance_length"]),
+            fmt(r["ramp_requests_overall"]),
+        ]
+        for r in rows
+    ]
+    return Table(
+        "ramp",
+        "Day-0 ramp (from-scratch runs)",
+        [
+            "run",
+            "static run",
+            "static AL (all)",
+            "ramp (requests)",
+            "target AL (static, same segment)",
+            "ramp vs static AL (all)",
+        ],
+        body,
+        "Completed requests until the from-scratch run's rolling AL (last W) reaches the static run's AL "
+        "over the same segment (or its overall AL, last column).",
+    )
 
 
 def lag_table(con) -> Table | None:
-    rows = _rows(con, "SELECT label, count(*) AS swaps, avg(trainer_lag_ms) AS mean, median(trainer_lag_ms) AS med, "
-                      "quantile_cont(trainer_lag_ms, 0.9) AS p90, max(trainer_lag_ms) AS mx, "
-                      "avg(requests_meanwhile) AS req_mean, max(requests_meanwhile) AS req_max "
-                      "FROM trainer_lag JOIN run_dirs d USING (label) GROUP BY label, d.ord ORDER BY d.ord")
+    rows = _rows(
+        con,
+        "SELECT label, count(*) AS swaps, avg(trainer_lag_ms) AS mean, median(trainer_lag_ms) AS med, "
+        "quantile_cont(trainer_lag_ms, 0.9) AS p90, max(trainer_lag_ms) AS mx, "
+        "avg(requests_meanwhile) AS req_mean, max(requests_meanwhile) AS req_max "
+        "FROM trainer_lag JOIN run_dirs d USING (label) GROUP BY label, d.ord ORDER BY d.ord",
+    )
     if not rows:
         return None
-    body = [[r["label"], str(r["swaps"]), fmt(r["mean"], 1), fmt(r["med"], 1), fmt(r["p90"], 1), fmt(r["mx"], 1),
-             fmt(r["req_mean"], 1), str(r["req_max"])] for r in rows]
-    return Table("lag", "Trainer lag", ["run", "applied swaps", "mean (ms)", "median (ms)", "p90 (ms)", "max (ms)",
-                                        "requests meanwhile (mean)", "(max)"], body,
-                 "Virtual time from the newest served request a swapped-in draft learned from to the swap taking "
-                 "effect; requests meanwhile = requests completed in between (served without that lesson).")
+    body = [
+        [
+            r["label"],
+            str(r["swaps"]),
+            fmt(r["mean"], 1),
+            fmt(r["med"], 1),
+            fmt(r["p90"], 1),
+            fmt(r["mx"], 1),
+            fmt(r["req_mean"], 1),
+            str(r["req_max"]),
+        ]
+        for r in rows
+    ]
+    return Table(
+        "lag",
+        "Trainer lag",
+        [
+            "run",
+            "applied swaps",
+            "mean (ms)",
+            "median (ms)",
+            "p90 (ms)",
+            "max (ms)",
+            "requests meanwhile (mean)",
+            "(max)",
+        ],
+        body,
+        "Virtual time from the newest served request a swapped-in draft learned from to the swap taking "
+        "effect; requests meanwhile = requests completed in between (served without that lesson).",
+    )
 
 
 def position_table(con, runs: list[dict]) -> Table | None:
-    rows = _rows(con, "SELECT run_id, position, spec_decode_per_position_acceptance_rate AS rate, draft_rounds "
-                      "FROM per_position_acceptance")
+    rows = _rows(
+        con,
+        "SELECT run_id, position, spec_decode_per_position_acceptance_rate AS rate, draft_rounds "
+        "FROM per_position_acceptance",
+    )
     if not rows:
         return None
     spec = [r for r in runs if any(x["run_id"] == r["run_id"] for x in rows)]
     by = {(x["run_id"], x["position"]): x["rate"] for x in rows}
     positions = sorted({x["position"] for x in rows})
     body = [[str(p), *[fmt(by.get((r["run_id"], p))) for r in spec]] for p in positions]
-    al = {x["run_id"]: x["al"] for x in _rows(con, "SELECT p.run_id, 1 + sum(p.spec_decode_per_position_acceptance_rate)"
-                                                   " AS al FROM per_position_acceptance p GROUP BY p.run_id")}
+    al = {
+        x["run_id"]: x["al"]
+        for x in _rows(
+            con,
+            "SELECT p.run_id, 1 + sum(p.spec_decode_per_position_acceptance_rate)"
+            " AS al FROM per_position_acceptance p GROUP BY p.run_id",
+        )
+    }
     body.append(["1 + Σ", *[fmt(al.get(r["run_id"])) for r in spec]])
-    return Table("positions", "Per-position acceptance rates", ["position i", *[r["label"] for r in spec]], body,
-                 "spec_decode_per_position_acceptance_rates: share of draft rounds with ≥ i proposals accepted. "
-                 "1 + Σ = AL over draft rounds.")
+    return Table(
+        "positions",
+        "Per-position acceptance rates",
+        ["position i", *[r["label"] for r in spec]],
+        body,
+        "spec_decode_per_position_acceptance_rates: share of draft rounds with ≥ i proposals accepted. "
+        "1 + Σ = AL over draft rounds.",
+    )
 
 
 def config_table(con) -> Table:
     """One column per run (a transposed table: the fields are many, the runs few)."""
     rows = _rows(con, "SELECT i.* FROM run_info i JOIN run_dirs d USING (label) ORDER BY d.ord")
-    fields = [("run_id", lambda r: r["run_id"]), ("arm", lambda r: r["arm"]), ("status", lambda r: r["status"]),
-              ("trace", lambda r: r["trace"] if len(r["trace"]) < 32 else "…" + r["trace"][-30:]),
-              ("requests", lambda r: str(r["requests"])), ("proxy model (target)", lambda r: r["model"]),
-              ("draft kind", lambda r: r["draft"]),
-              ("init (starting draft)", lambda r: r["init"] if len(r["init"]) < 32 else "…" + r["init"][-30:]),
-              ("policy", lambda r: r["policy"]),
-              ("learner recipe", lambda r: r["recipe"] or "–"),
-              ("candidate every (steps)", lambda r: fmt(r["controller_every"]) if r["policy"] != "none" else "–"),
-              ("rollback guard", lambda r: fmt(r["controller_rollback"]) if r["policy"] != "none" else "–"),
-              ("λ_discard", lambda r: fmt(r["lambda_discard"], 2)),
-              ("learner lr", lambda r: fmt(r["learner_lr"], 4) if r["policy"] != "none" else "–"),
-              ("γ (draft tokens per round)", lambda r: str(r["gamma"])), ("batch", lambda r: str(r["batch"])),
-              ("hardware", lambda r: r["hardware"]), ("deployment", lambda r: r["deployment"]),
-              ("cost model", lambda r: r["cost_model"] or "–"), ("seed", lambda r: str(r["seed"])),
-              ("directory", lambda r: r["run_dir"])]
+    fields = [
+        ("run_id", lambda r: r["run_id"]),
+        ("arm", lambda r: r["arm"]),
+        ("status", lambda r: r["status"]),
+        ("trace", lambda r: r["trace"] if len(r["trace"]) < 32 else "…" + r["trace"][-30:]),
+        ("requests", lambda r: str(r["requests"])),
+        ("proxy model (target)", lambda r: r["model"]),
+        ("draft kind", lambda r: r["draft"]),
+        ("init (starting draft)", lambda r: r["init"] if len(r["init"]) < 32 else "…" + r["init"][-30:]),
+        ("policy", lambda r: r["policy"]),
+        ("learner recipe", lambda r: r["recipe"] or "–"),
+        ("candidate every (steps)", lambda r: fmt(r["controller_every"]) if r["policy"] != "none" else "–"),
+        ("rollback guard", lambda r: fmt(r["controller_rollback"]) if r["policy"] != "none" else "–"),
+        ("λ_discard", lambda r: fmt(r["lambda_discard"], 2)),
+        ("learner lr", lambda r: fmt(r["learner_lr"], 4) if r["policy"] != "none" else "–"),
+        ("γ (draft tokens per round)", lambda r: str(r["gamma"])),
+        ("batch", lambda r: str(r["batch"])),
+        ("hardware", lambda r: r["hardware"]),
+        ("deployment", lambda r: r["deployment"]),
+        ("cost model", lambda r: r["cost_model"] or "–"),
+        ("seed", lambda r: str(r["seed"])),
+        ("directory", lambda r: r["run_dir"]),
+    ]
     body = [[name, *[get(r) for r in rows]] for name, get in fields]
-    return Table("configs", "Run configurations", ["", *[r["label"] for r in rows]], body,
-                 "Hardware + deployment = the cost model whose virtual time the run reports; the proxy model's "
-                 "tokens and acceptances are real. The full config of each run is below.")
+    return Table(
+        "configs",
+        "Run configurations",
+        ["", *[r["label"] for r in rows]],
+        body,
+        "Hardware + deployment = the cost model whose virtual time the run reports; the proxy model's "
+        "tokens and acceptances are real. The full config of each run is below.",
+    )
 
 
 def definitions_table() -> Table:
-    return Table("definitions", "Definitions", ["metric", "definition"], [[k, v] for k, v in DEFINITIONS.items()],
-                 f"AL convention: {AL_CONVENTION}.")
+    return Table(
+        "definitions",
+        "Definitions",
+        ["metric", "definition"],
+        [[k, v] for k, v in DEFINITIONS.items()],
+        f"AL convention: {AL_CONVENTION}.",
+    )
 
 
 # ---- rendering -----------------------------------------------------------------------------------
@@ -222,8 +349,10 @@ def _html_table(t: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
     body = "\n".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in t.rows)
     note = f'<p class="note">{html.escape(t.note)}</p>' if t.note else ""
-    return (f'<h3 id="tab-{t.id}">{html.escape(t.title)}</h3>\n<div class="tablewrap"><table data-table="{t.id}">'
-            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>{note}")
+    return (
+        f'<h3 id="tab-{t.id}">{html.escape(t.title)}</h3>\n<div class="tablewrap"><table data-table="{t.id}">'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>{note}"
+    )
 
 
 def _md_cell(c: str) -> str:
@@ -231,8 +360,12 @@ def _md_cell(c: str) -> str:
 
 
 def _md_table(t: Table) -> str:
-    lines = [f"### {t.title}", "", "| " + " | ".join(_md_cell(h) for h in t.headers) + " |",
-             "|" + "|".join("---" for _ in t.headers) + "|"]
+    lines = [
+        f"### {t.title}",
+        "",
+        "| " + " | ".join(_md_cell(h) for h in t.headers) + " |",
+        "|" + "|".join("---" for _ in t.headers) + "|",
+    ]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
     if t.note:
         lines += ["", f"_{t.note}_"]
@@ -242,8 +375,10 @@ def _md_table(t: Table) -> str:
 def _html_figure(name: str, info: dict) -> str:
     data = base64.b64encode(Path(info["png"]).read_bytes()).decode()
     cap = html.escape(info["caption"])
-    return (f'<figure id="fig-{name}"><img src="data:image/png;base64,{data}" alt="{cap}" data-figure="{name}">'
-            f'<figcaption>{cap} <a href="figures/{name}.svg">SVG</a></figcaption></figure>')
+    return (
+        f'<figure id="fig-{name}"><img src="data:image/png;base64,{data}" alt="{cap}" data-figure="{name}">'
+        f'<figcaption>{cap} <a href="figures/{name}.svg">SVG</a></figcaption></figure>'
+    )
 
 
 def build(con, fig_dir: Path) -> tuple[str, str, dict]:
@@ -252,9 +387,20 @@ def build(con, fig_dir: Path) -> tuple[str, str, dict]:
     figs = write_figures(con, fig_dir)
     w = int(con.execute("SELECT aurora_window()").fetchone()[0])
     traces = sorted({f"{r['trace']} ({r['requests']} requests)" for r in runs})
-    tables = {t.id: t for t in [summary_table(con), segment_table(con, runs), recovery_table(con, runs),
-                                ramp_table(con), lag_table(con), position_table(con, runs), config_table(con),
-                                definitions_table()] if t is not None}
+    tables = {
+        t.id: t
+        for t in [
+            summary_table(con),
+            segment_table(con, runs),
+            recovery_table(con, runs),
+            ramp_table(con),
+            lag_table(con),
+            position_table(con, runs),
+            config_table(con),
+            definitions_table(),
+        ]
+        if t is not None
+    }
     if not _rows(con, "SELECT 1 FROM shifts LIMIT 1"):
         tables.pop("recovery")
     sections = [  # (title, [figure names], [table ids])
@@ -267,17 +413,25 @@ def build(con, fig_dir: Path) -> tuple[str, str, dict]:
         ("Definitions", [], ["definitions"]),
     ]
     title = "aurora-sim report: " + ", ".join(r["label"] for r in runs)
-    meta = (f"{len(runs)} run{'s' if len(runs) != 1 else ''} on {', '.join(traces)}; rolling window W = {w} requests; "
-            "virtual time under each run's cost model.")
-    configs = "".join(f"<details><summary>{html.escape(r['label'])}: full config</summary><pre>"
-                      f"{html.escape(json.dumps(json.loads(r['config_json']), indent=1, sort_keys=True))}</pre></details>"
-                      for r in _rows(con, "SELECT r.label, r.config_json FROM runs r JOIN run_dirs d USING (label) "
-                                          "ORDER BY d.ord"))
+    meta = (
+        f"{len(runs)} run{'s' if len(runs) != 1 else ''} on {', '.join(traces)}; rolling window W = {w} requests; "
+        "virtual time under each run's cost model."
+    )
+    configs = "".join(
+        f"<details><summary>{html.escape(r['label'])}: full config</summary><pre>"
+        f"{html.escape(json.dumps(json.loads(r['config_json']), indent=1, sort_keys=True))}</pre></details>"
+        for r in _rows(con, "SELECT r.label, r.config_json FROM runs r JOIN run_dirs d USING (label) ORDER BY d.ord")
+    )
     convention = f"{AL_CONVENTION} (as vLLM and SGLang report spec_decode_acceptance_length)."
-    h = [(f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-          f"<style>{CSS}</style></head><body>"),
-         f"<h1>{html.escape(title)}</h1>", f'<p class="meta">{html.escape(meta)}</p>',
-         f'<div class="convention"><b>Acceptance length convention.</b> {html.escape(convention)}</div>']
+    h = [
+        (
+            f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{CSS}</style></head><body>"
+        ),
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">{html.escape(meta)}</p>',
+        f'<div class="convention"><b>Acceptance length convention.</b> {html.escape(convention)}</div>',
+    ]
     nav = []
     md = [f"# {title}", "", meta, "", f"**Acceptance length convention.** {convention}", ""]
     body = []
@@ -295,13 +449,21 @@ def build(con, fig_dir: Path) -> tuple[str, str, dict]:
             md.append(_md_table(tables[t]))
         for f in fs:
             body.append(_html_figure(f, figs[f]))
-            md += [f"![{figs[f]['caption']}](figures/{f}.png)", "", f"_{figs[f]['caption']}_ ([SVG](figures/{f}.svg))", ""]
+            md += [
+                f"![{figs[f]['caption']}](figures/{f}.png)",
+                "",
+                f"_{figs[f]['caption']}_ ([SVG](figures/{f}.svg))",
+                "",
+            ]
         if sec_title == "Runs":
             body.append(configs)
     missing = [n for n in FIGURES if n not in figs]
     if missing:
-        note = ("Not drawn (no data in these runs): " + ", ".join(missing) +
-                " (e.g. throughput needs a no-spec or static run on the same requests).")
+        note = (
+            "Not drawn (no data in these runs): "
+            + ", ".join(missing)
+            + " (e.g. throughput needs a no-spec or static run on the same requests)."
+        )
         body.append(f'<p class="note">{html.escape(note)}</p>')
         md += [f"_{note}_", ""]
     h.append("<nav>" + " ".join(nav) + "</nav>")

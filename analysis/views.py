@@ -54,8 +54,15 @@ DEFINITIONS: dict[str, str] = {
     "completed in between",
 }
 
-_DUCK_TYPES = {pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT", pl.Float64: "DOUBLE",
-               pl.Utf8: "VARCHAR", pl.String: "VARCHAR", pl.Boolean: "BOOLEAN"}
+_DUCK_TYPES = {
+    pl.Int16: "SMALLINT",
+    pl.Int32: "INTEGER",
+    pl.Int64: "BIGINT",
+    pl.Float64: "DOUBLE",
+    pl.Utf8: "VARCHAR",
+    pl.String: "VARCHAR",
+    pl.Boolean: "BOOLEAN",
+}
 
 
 def _duck_type(dtype: pl.DataType) -> str:
@@ -87,9 +94,15 @@ def sql_files() -> list[tuple[str, str]]:
 
 def view_docs() -> list[ViewDoc]:
     """Every view with its one-paragraph description (base tables first)."""
-    out = [ViewDoc(t, f"base: every run's {'runs.parquet' if t == 'runs' else t + '/part-*.parquet'}"
-                      + (" plus run_dir and label (the run directory's name)" if t == "runs" else ""), "base")
-           for t in BASE_TABLES]
+    out = [
+        ViewDoc(
+            t,
+            f"base: every run's {'runs.parquet' if t == 'runs' else t + '/part-*.parquet'}"
+            + (" plus run_dir and label (the run directory's name)" if t == "runs" else ""),
+            "base",
+        )
+        for t in BASE_TABLES
+    ]
     for fname, text in sql_files():
         doc, name = [], None
         for line in text.splitlines():
@@ -137,20 +150,27 @@ def _base_view(con: duckdb.DuckDBPyConnection, table: str, files: list[str]) -> 
         cols = ", ".join(f"NULL::{_duck_type(t)} AS {c}" for c, t in schema.items())
         con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} WHERE false")
         return
-    src = f"read_parquet([{', '.join(_quote(f) for f in files)}], union_by_name=true" + \
-          (", filename=true)" if table == "runs" else ")")
+    src = f"read_parquet([{', '.join(_quote(f) for f in files)}], union_by_name=true" + (
+        ", filename=true)" if table == "runs" else ")"
+    )
     have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
     missing = "".join(f", NULL::{_duck_type(t)} AS {c}" for c, t in schema.items() if c not in have)
     if table == "runs":
-        con.execute(f"CREATE OR REPLACE VIEW runs AS SELECT r.* EXCLUDE (filename){missing}, d.run_dir, d.label "
-                    f"FROM {src} r JOIN run_dirs d ON r.filename = d.runs_file")
+        con.execute(
+            f"CREATE OR REPLACE VIEW runs AS SELECT r.* EXCLUDE (filename){missing}, d.run_dir, d.label "
+            f"FROM {src} r JOIN run_dirs d ON r.filename = d.runs_file"
+        )
     else:
         con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT *{missing} FROM {src}")
 
 
-def connect(run_dirs: list[Path | str], window: int = RECOVERY_WINDOW, database: str = ":memory:",
-            recovery_level: float = RECOVERY_LEVEL, after_shift_head: int = AFTER_SHIFT_HEAD
-            ) -> duckdb.DuckDBPyConnection:
+def connect(
+    run_dirs: list[Path | str],
+    window: int = RECOVERY_WINDOW,
+    database: str = ":memory:",
+    recovery_level: float = RECOVERY_LEVEL,
+    after_shift_head: int = AFTER_SHIFT_HEAD,
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the base and derived views over these run directories.
     Raises AuroraError for a missing or unreadable run, or one run given twice."""
     dirs = check_run_dirs(run_dirs)
@@ -162,8 +182,10 @@ def connect(run_dirs: list[Path | str], window: int = RECOVERY_WINDOW, database:
     con.execute(f"SET VARIABLE aurora_after_shift_head = {int(after_shift_head)}")
     con.execute(f"SET VARIABLE aurora_al_convention = {_quote(AL_CONVENTION)}")
     con.execute("CREATE OR REPLACE TABLE run_dirs (ord INTEGER, run_dir VARCHAR, label VARCHAR, runs_file VARCHAR)")
-    con.executemany("INSERT INTO run_dirs VALUES (?, ?, ?, ?)",
-                    [(k, str(d), lab, str(d / "runs.parquet")) for k, (d, lab) in enumerate(zip(dirs, _labels(dirs)))])
+    con.executemany(
+        "INSERT INTO run_dirs VALUES (?, ?, ?, ?)",
+        [(k, str(d), lab, str(d / "runs.parquet")) for k, (d, lab) in enumerate(zip(dirs, _labels(dirs)))],
+    )
     con.execute("CREATE OR REPLACE TABLE definitions (metric VARCHAR, definition VARCHAR)")
     con.executemany("INSERT INTO definitions VALUES (?, ?)", list(DEFINITIONS.items()))
     try:
@@ -173,8 +195,9 @@ def connect(run_dirs: list[Path | str], window: int = RECOVERY_WINDOW, database:
             else:
                 files = [str(p) for d in dirs for p in sorted((d / table).glob("part-*.parquet"))]
             _base_view(con, table, files)
-        ids = con.execute("SELECT run_id, list(run_dir ORDER BY run_dir) FROM runs GROUP BY run_id "
-                          "HAVING count(*) > 1").fetchall()
+        ids = con.execute(
+            "SELECT run_id, list(run_dir ORDER BY run_dir) FROM runs GROUP BY run_id HAVING count(*) > 1"
+        ).fetchall()
     except duckdb.Error as exc:
         raise AuroraError(f"cannot read the event log: {_one_line(exc)}") from None
     if ids:

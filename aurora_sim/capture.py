@@ -27,23 +27,46 @@ def records_to_frame(items: list[dict]):
     rows = []
     for r in sorted(items, key=lambda r: (r["arrival_ns"], r["seq"])):
         rounds = r.get("rounds") or []
-        rows.append({
-            "request_id": r.get("rid") or r["request_id"], "arrival_ns": r["arrival_ns"] - t0,
-            "domain": r.get("domain") if r.get("domain") in DOMAINS else "chat", "segment": 0,
-            "prompt": None, "messages": None, "prompt_token_ids": r["prompt_ids"],
-            "max_new_tokens": r["max_new_tokens"], "temperature": r["temperature"], "top_p": r["top_p"],
-            "seed": r["seed"], "ignore_eos": r["ignore_eos"],
-            "metadata": json.dumps({"source": "aurora capture", "output_ids": r["output_ids"],
-                                    "finish_reason": r["finish_reason"], "verify_rounds": len(rounds),
-                                    "accepted": sum(x[2] for x in rounds),
-                                    "draft_versions": sorted({x[3] for x in rounds}),
-                                    "latency_ns": r["finish_ns"] - r["arrival_ns"]}, sort_keys=True),
-        })
+        rows.append(
+            {
+                "request_id": r.get("rid") or r["request_id"],
+                "arrival_ns": r["arrival_ns"] - t0,
+                "domain": r.get("domain") if r.get("domain") in DOMAINS else "chat",
+                "segment": 0,
+                "prompt": None,
+                "messages": None,
+                "prompt_token_ids": r["prompt_ids"],
+                "max_new_tokens": r["max_new_tokens"],
+                "temperature": r["temperature"],
+                "top_p": r["top_p"],
+                "seed": r["seed"],
+                "ignore_eos": r["ignore_eos"],
+                "metadata": json.dumps(
+                    {
+                        "source": "aurora capture",
+                        "output_ids": r["output_ids"],
+                        "finish_reason": r["finish_reason"],
+                        "verify_rounds": len(rounds),
+                        "accepted": sum(x[2] for x in rounds),
+                        "draft_versions": sorted({x[3] for x in rounds}),
+                        "latency_ns": r["finish_ns"] - r["arrival_ns"],
+                    },
+                    sort_keys=True,
+                ),
+            }
+        )
     return pl.DataFrame(rows, schema=COLUMNS)
 
 
-def capture(server: str, out: Path | str, duration_s: float = 60.0, limit: int | None = None,
-            since_start: bool = False, api_key: str | None = None, poll_s: float = 0.5) -> int:
+def capture(
+    server: str,
+    out: Path | str,
+    duration_s: float = 60.0,
+    limit: int | None = None,
+    since_start: bool = False,
+    api_key: str | None = None,
+    poll_s: float = 0.5,
+) -> int:
     from controller.live_client import ServerClient
     from traces import write_trace
 
@@ -69,8 +92,13 @@ def capture(server: str, out: Path | str, duration_s: float = 60.0, limit: int |
         items = items[:limit]
     if not items:
         raise AuroraError(f"{server}: no requests were served during the capture")
-    config = {"source": "aurora capture", "server": server, "model": info.get("model_path"),
-              "tokenizer": info.get("tokenizer_path"), "arrivals": {"kind": "captured"},
-              "captured_at_unix": int(time.time())}
+    config = {
+        "source": "aurora capture",
+        "server": server,
+        "model": info.get("model_path"),
+        "tokenizer": info.get("tokenizer_path"),
+        "arrivals": {"kind": "captured"},
+        "captured_at_unix": int(time.time()),
+    }
     write_trace(records_to_frame(items), Path(out), config)
     return len(items)

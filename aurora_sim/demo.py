@@ -49,7 +49,9 @@ def run_demo(model: str, per_domain: int, max_new_tokens: int, gamma: int, batch
         ("day-0 EAGLE-3 (random)", drafts.new_eagle3(target, seed=0), gamma),
         ("static EAGLE-3 (distilled)", drafts.load_draft(static_dir, target), gamma),
     ]
-    table = Table(title=f"{model}: {len(reqs)} held-out prompts ({', '.join(DOMAINS)}), batch {batch}, γ={gamma}, greedy")
+    table = Table(
+        title=f"{model}: {len(reqs)} held-out prompts ({', '.join(DOMAINS)}), batch {batch}, γ={gamma}, greedy"
+    )
     for col in ("arm", "acceptance length", "tokens/s", "speedup (wall)", "output = target's"):
         table.add_column(col)
     reference = None

@@ -18,8 +18,8 @@ from aurora_sim.engine.protocol import GenRequest, RequestResult
 from aurora_sim.engine.torch_engine import TorchSpecEngine
 from aurora_sim.errors import AuroraError
 from aurora_sim.models.linear import set_weight_format
-from aurora_sim.models.registry import load_tokenizer, make_draft, resolve_model
 from aurora_sim.models.llama import Llama
+from aurora_sim.models.registry import load_tokenizer, make_draft, resolve_model
 
 AL_CONVENTION = "acceptance length = tokens per verify round, bonus token included (1.0 = nothing accepted)"
 
@@ -107,11 +107,15 @@ def summarize(results: list[RequestResult], wall_s: float) -> dict:
     }
 
 
-def run_generate(cfg: GenerateConfig, prompts: list, target: Llama | None = None, tokenizer=None, on_round=None) -> dict:
+def run_generate(
+    cfg: GenerateConfig, prompts: list, target: Llama | None = None, tokenizer=None, on_round=None
+) -> dict:
     torch.set_num_threads(cfg.threads)
     model_dir = resolve_model(cfg.model)
     dtype = getattr(torch, cfg.dtype)
-    target = set_weight_format(target or Llama.from_pretrained(model_dir, dtype=dtype, device=cfg.device), cfg.weight_format)
+    target = set_weight_format(
+        target or Llama.from_pretrained(model_dir, dtype=dtype, device=cfg.device), cfg.weight_format
+    )
     tokenizer = tokenizer or load_tokenizer(model_dir)
     draft = make_draft(cfg.draft, target, seed=cfg.seed)  # the engine serves it in the target's format
     stops = stop_ids(tokenizer, model_dir)

@@ -26,9 +26,17 @@ class TrainingProgress:
         self.label, self.total, self.done = label, total, 0
         self.plain = enabled and not (console.is_terminal and not console.is_dumb_terminal)
         self.every = max(1, total // 20)
-        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TextColumn("left"),
-                            TimeRemainingColumn(), console=console, disable=self.plain or not enabled)
+        self.bar = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=self.plain or not enabled,
+        )
         self.task = self.bar.add_task("train", total=total, loss=float("nan"))
         self.t0 = time.monotonic()
 
@@ -45,8 +53,11 @@ class TrainingProgress:
         if self.plain and (self.done % self.every == 0 or self.done == self.total):
             took = time.monotonic() - self.t0
             left = took / self.done * (self.total - self.done)
-            print(f"{self.label} step {self.done}/{self.total}  loss {loss:.3f}  {_mmss(took)} elapsed, "
-                  f"~{_mmss(left)} left", flush=True)
+            print(
+                f"{self.label} step {self.done}/{self.total}  loss {loss:.3f}  {_mmss(took)} elapsed, "
+                f"~{_mmss(left)} left",
+                flush=True,
+            )
 
 
 def _mmss(seconds: float) -> str:

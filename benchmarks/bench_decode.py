@@ -46,8 +46,14 @@ def timed(fn):
 def hf_generate(hf, prompts, batch, new_tokens):
     for i in range(0, len(prompts), batch):
         x = torch.tensor([list(p) for p in prompts[i : i + batch]])
-        hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                    do_sample=False, pad_token_id=0)
+        hf.generate(
+            x,
+            attention_mask=torch.ones_like(x),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=0,
+        )
 
 
 def ours(target, draft, prompts, batch, new_tokens, gamma):
@@ -76,17 +82,21 @@ def bench_tier(tier: str, batches: list[int], gammas: list[int]) -> dict:
     with torch.inference_mode():
         hf_generate(hf, prompts[:2], 2, 4)  # warm-up
         for b in batches:
-            _, t_hf = timed(lambda: hf_generate(hf, prompts, b, new))
+            _, t_hf = timed(lambda b=b: hf_generate(hf, prompts, b, new))
             row = {"batch": b, "hf_generate_tok_s": total / t_hf}
             for fmt in FORMATS:
                 set_weight_format(target, fmt)
                 set_weight_format(draft, fmt)
                 ours(target, draft, prompts[:2], 2, 4, 2)  # warm-up: packs this format's weights
-                _, t_plain = timed(lambda: ours(target, None, prompts, b, new, 0))
+                _, t_plain = timed(lambda b=b: ours(target, None, prompts, b, new, 0))
                 spec = {}
                 for g in gammas:
-                    al, t_spec = timed(lambda: ours(target, draft, prompts, b, new, g))
-                    spec[str(g)] = {"tok_s": total / t_spec, "acceptance_length": al, "ratio_vs_target_only": t_plain / t_spec}
+                    al, t_spec = timed(lambda b=b, g=g: ours(target, draft, prompts, b, new, g))
+                    spec[str(g)] = {
+                        "tok_s": total / t_spec,
+                        "acceptance_length": al,
+                        "ratio_vs_target_only": t_plain / t_spec,
+                    }
                 best = max(spec, key=lambda g: spec[g]["tok_s"])
                 row[fmt] = {
                     "target_only_tok_s": total / t_plain,
@@ -95,11 +105,32 @@ def bench_tier(tier: str, batches: list[int], gammas: list[int]) -> dict:
                     "best_gamma": int(best),
                     "ratio_best_spec_vs_target_only": spec[best]["ratio_vs_target_only"],
                 }
-                print(tier, f"b{b}", fmt, json.dumps({"hf": round(row["hf_generate_tok_s"], 2), "target_only": round(total / t_plain, 2),
-                      **{f"g{g}": (round(v["tok_s"], 2), round(v["acceptance_length"], 3)) for g, v in spec.items()}}), flush=True)
+                print(
+                    tier,
+                    f"b{b}",
+                    fmt,
+                    json.dumps(
+                        {
+                            "hf": round(row["hf_generate_tok_s"], 2),
+                            "target_only": round(total / t_plain, 2),
+                            **{
+                                f"g{g}": (round(v["tok_s"], 2), round(v["acceptance_length"], 3))
+                                for g, v in spec.items()
+                            },
+                        }
+                    ),
+                    flush=True,
+                )
             rows.append(row)
-    return {"tier": tier, "prompts": len(prompts), "prompt_tokens": PROMPT_TOKENS, "new_tokens": new,
-            "gammas": gammas, "draft": str(draft_dir), "rows": rows}
+    return {
+        "tier": tier,
+        "prompts": len(prompts),
+        "prompt_tokens": PROMPT_TOKENS,
+        "new_tokens": new,
+        "gammas": gammas,
+        "draft": str(draft_dir),
+        "rows": rows,
+    }
 
 
 def main():

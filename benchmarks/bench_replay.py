@@ -40,8 +40,12 @@ RESULTS = Path(__file__).parent / "results"
 def _machine() -> dict:
     from aurora_sim.models.tiny import native_bf16
 
-    return {"platform": platform.platform(), "torch": torch.__version__, "threads_per_role": 1,
-            "native_bf16": native_bf16()}
+    return {
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "threads_per_role": 1,
+        "native_bf16": native_bf16(),
+    }
 
 
 def _run(cfg: ReplayConfig, out: Path) -> tuple[dict, dict]:
@@ -60,13 +64,24 @@ def bench_ci(args) -> dict:
         row = {}
         for engine in ("exact", "fast"):
             wall, s = _run(arm_config(base, arm).with_(engine=engine), args.out / "ci" / arm / engine)
-            row[engine] = {"replay_s": wall["replay_s"], "setup_s": wall["setup_s"],
-                           "trajectory_cache_s": wall["trajectory_cache_s"], "trainer_thread_s": wall["trainer_thread_s"],
-                           "waited_for_trainer_s": wall["waited_for_trainer_s"], "forward_s": wall["forward_s"],
-                           "engine_timings": wall["engine_timings"], "acceptance_length": s["acceptance_length"],
-                           "segments_al": _segments(s), "swaps": s["swaps"], "summary": s}
-            print(f"ci {arm:15s} {engine:5s} replay {wall['replay_s']:7.1f}s  AL {s['acceptance_length']:.4f} "
-                  f"swaps {s['swaps']}", flush=True)
+            row[engine] = {
+                "replay_s": wall["replay_s"],
+                "setup_s": wall["setup_s"],
+                "trajectory_cache_s": wall["trajectory_cache_s"],
+                "trainer_thread_s": wall["trainer_thread_s"],
+                "waited_for_trainer_s": wall["waited_for_trainer_s"],
+                "forward_s": wall["forward_s"],
+                "engine_timings": wall["engine_timings"],
+                "acceptance_length": s["acceptance_length"],
+                "segments_al": _segments(s),
+                "swaps": s["swaps"],
+                "summary": s,
+            }
+            print(
+                f"ci {arm:15s} {engine:5s} replay {wall['replay_s']:7.1f}s  AL {s['acceptance_length']:.4f} "
+                f"swaps {s['swaps']}",
+                flush=True,
+            )
         ex, fa = row["exact"], row["fast"]
         row["speedup_fast_vs_exact"] = round(ex["replay_s"] / fa["replay_s"], 2)
         row["max_segment_al_diff"] = round(max(abs(a - b) for a, b in zip(ex["segments_al"], fa["segments_al"])), 4)
@@ -79,18 +94,28 @@ def bench_ci(args) -> dict:
             s = arms[a][engine].pop("summary")
             arms[a][engine]["speedup_vs_no-spec"] = s.get("speedup_vs_no-spec")
     goals = {"static": 5.0, "online-static": 3.0, "online-scratch": 3.0}
-    return {"benchmark": "replay-ci", "trace": "shift-ci", "limit": args.limit, "machine": _machine(),
-            "arms": arms,
-            "goals": {a: {"goal": f">= {g}x", "measured": arms[a]["speedup_fast_vs_exact"],
-                          "met": arms[a]["speedup_fast_vs_exact"] >= g} for a, g in goals.items()}}
+    return {
+        "benchmark": "replay-ci",
+        "trace": "shift-ci",
+        "limit": args.limit,
+        "machine": _machine(),
+        "arms": arms,
+        "goals": {
+            a: {
+                "goal": f">= {g}x",
+                "measured": arms[a]["speedup_fast_vs_exact"],
+                "met": arms[a]["speedup_fast_vs_exact"] >= g,
+            }
+            for a, g in goals.items()
+        },
+    }
 
 
 def _paper_trace(out: Path) -> Path:
     """shift-paper's requests (seed 0) as a closed loop of 8, as the full figure set replays them."""
     import traces
-    from traces.io import write_trace
-
     from analysis.paper_plan import _closed_scenario
+    from traces.io import write_trace
 
     t = _closed_scenario("shift-paper", 0)
     path = out / f"{t.key}.parquet"
@@ -108,34 +133,60 @@ def bench_paper(args) -> dict:
     rows, cache = {}, None
     # arms measured by an earlier invocation on the same slice and recipe are kept (one arm of
     # 33k requests is an hour or more: the four are run one at a time)
-    earlier = json.loads((RESULTS / "replay_paper.json").read_text()) if (RESULTS / "replay_paper.json").is_file() else {}
+    earlier = (
+        json.loads((RESULTS / "replay_paper.json").read_text()) if (RESULTS / "replay_paper.json").is_file() else {}
+    )
     if (earlier.get("limit"), earlier.get("recipe")) == (args.limit, args.recipe):
-        rows, cache = {a: r for a, r in earlier.get("arms", {}).items() if a not in arms}, earlier.get("trajectory_cache")
+        rows, cache = (
+            {a: r for a, r in earlier.get("arms", {}).items() if a not in arms},
+            earlier.get("trajectory_cache"),
+        )
     for arm in arms:
         wall, s = _run(arm_config(base, arm).with_(engine="fast"), args.out / "paper" / arm)
         n = s["requests"]
         t = wall["engine_timings"]
         model_s = t.get("target_s", 0.0) + t.get("draft_s", 0.0)
-        row = {"requests": n, "replay_s": wall["replay_s"], "setup_s": wall["setup_s"],
-               "trajectory_cache_s": wall["trajectory_cache_s"], "trajectory_cache": wall["trajectory_cache"],
-               "where": {"target_passes_s": t.get("target_s"), "draft_chains_s": t.get("draft_s"),
-                         "serving_bookkeeping_s": round(wall["forward_s"] - model_s, 3),
-                         "event_loop_and_log_s": round(wall["replay_s"] - wall["forward_s"] - wall["waited_for_trainer_s"], 3),
-                         "trainer_thread_s": wall["trainer_thread_s"], "waited_for_trainer_s": wall["waited_for_trainer_s"]},
-               "per_request_ms": round(1e3 * wall["replay_s"] / n, 2),
-               "projected_full_min": round(wall["replay_s"] * 33_000 / n / 60, 1),
-               "acceptance_length": s["acceptance_length"], "segments_al": _segments(s), "swaps": s["swaps"],
-               "train_steps": s["train_steps"]}
+        row = {
+            "requests": n,
+            "replay_s": wall["replay_s"],
+            "setup_s": wall["setup_s"],
+            "trajectory_cache_s": wall["trajectory_cache_s"],
+            "trajectory_cache": wall["trajectory_cache"],
+            "where": {
+                "target_passes_s": t.get("target_s"),
+                "draft_chains_s": t.get("draft_s"),
+                "serving_bookkeeping_s": round(wall["forward_s"] - model_s, 3),
+                "event_loop_and_log_s": round(wall["replay_s"] - wall["forward_s"] - wall["waited_for_trainer_s"], 3),
+                "trainer_thread_s": wall["trainer_thread_s"],
+                "waited_for_trainer_s": wall["waited_for_trainer_s"],
+            },
+            "per_request_ms": round(1e3 * wall["replay_s"] / n, 2),
+            "projected_full_min": round(wall["replay_s"] * 33_000 / n / 60, 1),
+            "acceptance_length": s["acceptance_length"],
+            "segments_al": _segments(s),
+            "swaps": s["swaps"],
+            "train_steps": s["train_steps"],
+        }
         if cache is None or not wall["trajectory_cache"].get("hit", True):
             cache = {"first_arm": arm, "build_s": wall["trajectory_cache_s"], **wall["trajectory_cache"]}
         rows[arm] = row
-        print(f"paper {arm:15s} {n} requests replay {wall['replay_s']:.0f}s (projected full {row['projected_full_min']} min) "
-              f"AL {s['acceptance_length']:.3f} cache {wall['trajectory_cache_s']:.0f}s", flush=True)
-    return {"benchmark": "replay-paper", "trace": "shift-paper-c8", "limit": args.limit, "recipe": args.recipe,
-            "machine": _machine(),
-            "trajectory_cache": cache, "arms": rows, "figures_paper_projection": project_figures(rows),
-            "goal": "<= 45 min per arm (stretch 15)",
-            "met": {a: r["projected_full_min"] <= 45 for a, r in rows.items()}}
+        print(
+            f"paper {arm:15s} {n} requests replay {wall['replay_s']:.0f}s (projected full {row['projected_full_min']} min) "
+            f"AL {s['acceptance_length']:.3f} cache {wall['trajectory_cache_s']:.0f}s",
+            flush=True,
+        )
+    return {
+        "benchmark": "replay-paper",
+        "trace": "shift-paper-c8",
+        "limit": args.limit,
+        "recipe": args.recipe,
+        "machine": _machine(),
+        "trajectory_cache": cache,
+        "arms": rows,
+        "figures_paper_projection": project_figures(rows),
+        "goal": "<= 45 min per arm (stretch 15)",
+        "met": {a: r["projected_full_min"] <= 45 for a, r in rows.items()},
+    }
 
 
 def project_figures(rows: dict) -> dict | None:
@@ -147,15 +198,24 @@ def project_figures(rows: dict) -> dict | None:
 
     if not {"no-spec", "static", "online-static"} <= set(rows):
         return None
-    per = {"no-spec": rows["no-spec"]["per_request_ms"], "static": rows["static"]["per_request_ms"],
-           "online": max(rows["online-static"]["per_request_ms"], rows.get("online-scratch", rows["online-static"])["per_request_ms"])}
+    per = {
+        "no-spec": rows["no-spec"]["per_request_ms"],
+        "static": rows["static"]["per_request_ms"],
+        "online": max(
+            rows["online-static"]["per_request_ms"], rows.get("online-scratch", rows["online-static"])["per_request_ms"]
+        ),
+    }
     total_s, runs = 0.0, []
     for r in all_runs(plan("full", 0), parse_only(None)):
-        kind = ("no-spec" if r.variant.startswith("no-spec") else "static" if r.variant.startswith("static") else "online")
+        kind = (
+            "no-spec" if r.variant.startswith("no-spec") else "static" if r.variant.startswith("static") else "online"
+        )
         n = _requests(r.trace)
         sec = n * per[kind] / 1e3
         total_s += sec
-        runs.append({"run": f"{r.trace.key}/{r.variant}", "kind": kind, "requests": n, "projected_min": round(sec / 60, 1)})
+        runs.append(
+            {"run": f"{r.trace.key}/{r.variant}", "kind": kind, "requests": n, "projected_min": round(sec / 60, 1)}
+        )
     return {"runs": runs, "total_h_sequential": round(total_s / 3600, 2), "per_request_ms": per}
 
 

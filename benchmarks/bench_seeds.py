@@ -40,8 +40,12 @@ def interval(xs: list[float]) -> dict:
         return {"n": 1, "mean": round(mean, 4)}
     sd = statistics.stdev(xs)
     half = T95.get(len(xs) - 1, 1.96) * sd / math.sqrt(len(xs))
-    return {"n": len(xs), "mean": round(mean, 4), "sd": round(sd, 4),
-            "ci95": [round(mean - half, 4), round(mean + half, 4)]}
+    return {
+        "n": len(xs),
+        "mean": round(mean, 4),
+        "sd": round(sd, 4),
+        "ci95": [round(mean - half, 4), round(mean + half, 4)],
+    }
 
 
 def one_seed(base: ReplayConfig, seed: int, out: Path) -> dict:
@@ -51,8 +55,10 @@ def one_seed(base: ReplayConfig, seed: int, out: Path) -> dict:
         t0 = time.perf_counter()
         Replay(arm_config(cfg, arm).with_(engine="fast"), out / f"s{seed}" / arm, overwrite=True).run()
         summaries[arm] = summarize(out / f"s{seed}" / arm)
-        print(f"seed {seed} {arm:15s} AL {summaries[arm]['acceptance_length']:.3f} "
-              f"({time.perf_counter() - t0:.0f}s)", flush=True)
+        print(
+            f"seed {seed} {arm:15s} AL {summaries[arm]['acceptance_length']:.3f} ({time.perf_counter() - t0:.0f}s)",
+            flush=True,
+        )
     add_speedups(summaries)
     return summaries
 
@@ -71,30 +77,54 @@ def main() -> None:
     arms = {}
     for arm in ARMS:
         per = [runs[s][arm] for s in runs]
-        row = {"acceptance_length": interval([p["acceptance_length"] for p in per]),
-               "speedup_vs_no-spec": interval([p.get("speedup_vs_no-spec") for p in per]),
-               "segments_al": [interval([p["segments"][k]["acceptance_length"] for p in per])
-                               for k in range(len(per[0]["segments"]))],
-               "recovery_w50": [interval([p["shifts"][k]["recovery_requests"] for p in per])
-                                for k in range(len(per[0]["shifts"]))],
-               # seeds whose AL never came back to the level before the shift (left out above)
-               "recovery_not_reached": [sum(p["shifts"][k]["recovery_requests"] is None for p in per)
-                                        for k in range(len(per[0]["shifts"]))],
-               "swaps": interval([p["swaps"] for p in per])}
+        row = {
+            "acceptance_length": interval([p["acceptance_length"] for p in per]),
+            "speedup_vs_no-spec": interval([p.get("speedup_vs_no-spec") for p in per]),
+            "segments_al": [
+                interval([p["segments"][k]["acceptance_length"] for p in per]) for k in range(len(per[0]["segments"]))
+            ],
+            "recovery_w50": [
+                interval([p["shifts"][k]["recovery_requests"] for p in per]) for k in range(len(per[0]["shifts"]))
+            ],
+            # seeds whose AL never came back to the level before the shift (left out above)
+            "recovery_not_reached": [
+                sum(p["shifts"][k]["recovery_requests"] is None for p in per) for k in range(len(per[0]["shifts"]))
+            ],
+            "swaps": interval([p["swaps"] for p in per]),
+        }
         if arm != "static":
             row["speedup_vs_static"] = interval([p.get("speedup_vs_static") for p in per])
         arms[arm] = row
-    gain = {"al_online_static_minus_static": interval(
-                [runs[s]["online-static"]["acceptance_length"] - runs[s]["static"]["acceptance_length"] for s in runs]),
-            "speedup_online_static_vs_static": interval([runs[s]["online-static"].get("speedup_vs_static") for s in runs]),
-            "al_online_scratch_minus_static": interval(
-                [runs[s]["online-scratch"]["acceptance_length"] - runs[s]["static"]["acceptance_length"] for s in runs])}
-    result = {"benchmark": "seeds", "trace": args.trace, "recipe": args.recipe, "limit": args.limit,
-              "seeds": sorted(runs), "arms": arms, "online_vs_static": gain,
-              "per_seed": {s: {a: {"acceptance_length": runs[s][a]["acceptance_length"],
-                                   "speedup_vs_no-spec": runs[s][a].get("speedup_vs_no-spec"),
-                                   "swaps": runs[s][a]["swaps"]} for a in ARMS} for s in runs},
-              "bench_wall_s": round(time.perf_counter() - t0, 1)}
+    gain = {
+        "al_online_static_minus_static": interval(
+            [runs[s]["online-static"]["acceptance_length"] - runs[s]["static"]["acceptance_length"] for s in runs]
+        ),
+        "speedup_online_static_vs_static": interval([runs[s]["online-static"].get("speedup_vs_static") for s in runs]),
+        "al_online_scratch_minus_static": interval(
+            [runs[s]["online-scratch"]["acceptance_length"] - runs[s]["static"]["acceptance_length"] for s in runs]
+        ),
+    }
+    result = {
+        "benchmark": "seeds",
+        "trace": args.trace,
+        "recipe": args.recipe,
+        "limit": args.limit,
+        "seeds": sorted(runs),
+        "arms": arms,
+        "online_vs_static": gain,
+        "per_seed": {
+            s: {
+                a: {
+                    "acceptance_length": runs[s][a]["acceptance_length"],
+                    "speedup_vs_no-spec": runs[s][a].get("speedup_vs_no-spec"),
+                    "swaps": runs[s][a]["swaps"],
+                }
+                for a in ARMS
+            }
+            for s in runs
+        },
+        "bench_wall_s": round(time.perf_counter() - t0, 1),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"seeds-{Path(args.trace).stem}-{args.recipe}" + (f"-n{args.limit}" if args.limit else "") + ".json"
     (RESULTS / name).write_text(json.dumps(result, indent=1, sort_keys=True))

@@ -56,7 +56,7 @@ def served_al(draft, target, seqs: list[tuple[tuple[int, ...], int]], gamma: int
         tokens = torch.tensor([list(t) + [0] * (width - len(t)) for t, _ in part], dtype=torch.long)
         truth = tokens.clone()
         for b, (t, _) in enumerate(part):
-            truth[b, len(t):] = -2  # never accepted past the request's end
+            truth[b, len(t) :] = -2  # never accepted past the request's end
         b = len(part)
         _, feats = target(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), target.new_cache(b, width), layers)
         start = torch.tensor([p for _, p in part], dtype=torch.long)
@@ -80,8 +80,13 @@ def main() -> None:
     ap.add_argument("--per-domain", type=int, default=200)
     ap.add_argument("--gamma", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0, help="scenario seed (when TRACE is a scenario name)")
-    ap.add_argument("--draft", action="append", default=[], metavar="NAME=DIR",
-                    help="a draft directory to measure (repeatable); default: the static recipe's default draft")
+    ap.add_argument(
+        "--draft",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a draft directory to measure (repeatable); default: the static recipe's default draft",
+    )
     ap.add_argument("-o", "--out", type=Path, default=RESULTS / "static_draft.json")
     args = ap.parse_args()
 
@@ -111,17 +116,28 @@ def main() -> None:
 
         named = [["static", str(train_static_draft(args.model, "eagle3"))]]
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    if results.get("slice", {}).get("trace") != str(args.trace) or results.get("slice", {}).get("per_domain") != args.per_domain:
+    if (
+        results.get("slice", {}).get("trace") != str(args.trace)
+        or results.get("slice", {}).get("per_domain") != args.per_domain
+    ):
         results = {}  # another slice: numbers are not comparable
-    results.update({
-        "benchmark": "static-draft", "gamma": args.gamma, "model": args.model,
-        "slice": {"trace": str(args.trace), "workload_sha256": workload.sha256, "per_domain": args.per_domain,
-                  "requests": {d: len(r) for d, r in slices.items()},
-                  "output_tokens": {d: sum(len(t) - p for t, p in s) for d, s in seqs.items()}},
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": 1},
-        "trajectory_s": round(traj_s, 1),
-        "al_convention": "served tokens per verify round of a frozen draft, bonus included (greedy, exact serving chain)",
-    })
+    results.update(
+        {
+            "benchmark": "static-draft",
+            "gamma": args.gamma,
+            "model": args.model,
+            "slice": {
+                "trace": str(args.trace),
+                "workload_sha256": workload.sha256,
+                "per_domain": args.per_domain,
+                "requests": {d: len(r) for d, r in slices.items()},
+                "output_tokens": {d: sum(len(t) - p for t, p in s) for d, s in seqs.items()},
+            },
+            "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": 1},
+            "trajectory_s": round(traj_s, 1),
+            "al_convention": "served tokens per verify round of a frozen draft, bonus included (greedy, exact serving chain)",
+        }
+    )
     drafts_out = results.setdefault("drafts", {})
     for name, path in named:
         draft = drafts.load_draft(Path(path), target).eval()
@@ -130,10 +146,14 @@ def main() -> None:
         prov_file = Path(path) / "provenance.json"
         prov = json.loads(prov_file.read_text()) if prov_file.is_file() else {}
         drafts_out[name] = {
-            "path": str(path), "al": {d: r["al"] for d, r in row.items()}, "rounds": {d: r["rounds"] for d, r in row.items()},
+            "path": str(path),
+            "al": {d: r["al"] for d, r in row.items()},
+            "rounds": {d: r["rounds"] for d, r in row.items()},
             "measure_s": round(time.perf_counter() - t1, 1),
-            "recipe_version": prov.get("recipe", {}).get("version"), "flavour": prov.get("flavour"),
-            "steps": prov.get("steps"), "build_wall_s": prov.get("build_wall_s", prov.get("wall_s")),
+            "recipe_version": prov.get("recipe", {}).get("version"),
+            "flavour": prov.get("flavour"),
+            "steps": prov.get("steps"),
+            "build_wall_s": prov.get("build_wall_s", prov.get("wall_s")),
             "data": prov.get("data"),
         }
         print(name, json.dumps(drafts_out[name]["al"]), f"({drafts_out[name]['measure_s']} s)", flush=True)

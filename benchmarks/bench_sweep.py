@@ -42,13 +42,21 @@ def timed_sweep(out: Path, limit: int | None, backend: str, workers: int | None)
     bad = [o for o in outcomes if o.status != "done"]
     if bad:
         raise SystemExit(f"{bad[0].job.name}: {bad[0].status} {bad[0].error}")
-    return {"wall_s": round(wall, 1), "runs": {o.job.name: {"replay_wall_s": o.wall.get("wall_s"), "task_wall_s": o.wall_s,
-                                                           "worker": o.worker} for o in outcomes}}
+    return {
+        "wall_s": round(wall, 1),
+        "runs": {
+            o.job.name: {"replay_wall_s": o.wall.get("wall_s"), "task_wall_s": o.wall_s, "worker": o.worker}
+            for o in outcomes
+        },
+    }
 
 
 def same_bytes(a: Path, b: Path) -> bool:
     def files(d):
-        return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != "wall.json"}
+        return {
+            str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != "wall.json"
+        }
+
     return all(files(a / x) == files(b / x) for x in ARMS)
 
 
@@ -64,12 +72,18 @@ def projection(quick_dir: Path, factor: float, speedup: float) -> dict:
 
     p = project(quick_dir, factor=factor)
     hours = [r["projected_h"] for r in p["runs"]]
-    return {"quick_dir": str(quick_dir), "factor": factor, "runs": len(hours), "sequential_h": round(sum(hours), 1),
-            "longest_run_h": max(hours), "longest_run": max(p["runs"], key=lambda r: r["projected_h"])["full_run"],
-            "this_machine_ray_h": round(sum(hours) / speedup, 1),
-            "makespan_h": {str(w): round(makespan(hours, w), 1) for w in (2, 4, 8, 16, len(hours))},
-            "note": "makespan assumes one core per run with no contention, i.e. a cluster of W such cores; "
-                    "this_machine_ray_h = sequential / the 2-core speedup measured above"}
+    return {
+        "quick_dir": str(quick_dir),
+        "factor": factor,
+        "runs": len(hours),
+        "sequential_h": round(sum(hours), 1),
+        "longest_run_h": max(hours),
+        "longest_run": max(p["runs"], key=lambda r: r["projected_h"])["full_run"],
+        "this_machine_ray_h": round(sum(hours) / speedup, 1),
+        "makespan_h": {str(w): round(makespan(hours, w), 1) for w in (2, 4, 8, 16, len(hours))},
+        "note": "makespan assumes one core per run with no contention, i.e. a cluster of W such cores; "
+        "this_machine_ray_h = sequential / the 2-core speedup measured above",
+    }
 
 
 def main() -> None:
@@ -92,7 +106,9 @@ def main() -> None:
     result = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "sweep": {"trace": "shift-mini", "limit": args.limit, "arms": list(ARMS)},
-        "sequential": seq, "ray_local": par, "speedup_ray_vs_sequential": round(speedup, 2),
+        "sequential": seq,
+        "ray_local": par,
+        "speedup_ray_vs_sequential": round(speedup, 2),
         "byte_identical": same_bytes(tmp / "seq", tmp / "ray"),
     }
     if args.quick_dir:

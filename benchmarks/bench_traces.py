@@ -35,13 +35,22 @@ RESULTS = Path(__file__).parent / "results" / "traces.json"
 
 def config(n: int) -> TraceConfig:
     q = n // 4
-    return TraceConfig.from_dict({
-        "name": "bench", "seed": 0,
-        "schedule": {"kind": "ordered", "segments": [
-            {"domain": "code", "requests": q}, {"domain": "finance", "requests": q},
-            {"domain": "chat", "requests": q}, {"mix": {"code": 1, "finance": 1, "chat": 1}, "requests": n - 3 * q}]},
-        "arrivals": {"kind": "poisson", "rate_per_s": 10.0},
-    })
+    return TraceConfig.from_dict(
+        {
+            "name": "bench",
+            "seed": 0,
+            "schedule": {
+                "kind": "ordered",
+                "segments": [
+                    {"domain": "code", "requests": q},
+                    {"domain": "finance", "requests": q},
+                    {"domain": "chat", "requests": q},
+                    {"mix": {"code": 1, "finance": 1, "chat": 1}, "requests": n - 3 * q},
+                ],
+            },
+            "arrivals": {"kind": "poisson", "rate_per_s": 10.0},
+        }
+    )
 
 
 def timed(fn, repeats: int):
@@ -70,21 +79,32 @@ def main() -> None:
         summary, t_show = timed(lambda: summarize(path), args.repeats)
         size = path.stat().st_size
     result = {
-        "benchmark": "traces", "requests": frame.height, "file_mb": round(size / 1e6, 2),
+        "benchmark": "traces",
+        "requests": frame.height,
+        "file_mb": round(size / 1e6, 2),
         "prompt_chars_total": int(frame["prompt"].str.len_chars().sum() or 0)
         + int(sum(len(m["content"]) for ms in frame["messages"].drop_nulls() for m in ms)),
         "distinct_prompts": summary["prompts"]["distinct"],
-        "generate": t_gen, "write": t_write, "validate_file": t_validate, "read_validated": t_read,
+        "generate": t_gen,
+        "write": t_write,
+        "validate_file": t_validate,
+        "read_validated": t_read,
         "show_summary_duckdb": t_show,
         "generate_and_validate_best_s": round(t_gen["best_s"] + t_validate["best_s"], 3),
-        "machine": {"python": platform.python_version(), "polars": pl.__version__, "cpus": os.cpu_count(),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "polars": pl.__version__,
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "note": "wall-clock, best of the runs, one process; other jobs on the machine add noise",
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(RESULTS, "w") as fh:
         fh.write(json.dumps(result, indent=1) + "\n")
-    print(f"{result['requests']:,} requests, {result['file_mb']} MB Parquet, {result['distinct_prompts']:,} distinct prompts")
+    print(
+        f"{result['requests']:,} requests, {result['file_mb']} MB Parquet, {result['distinct_prompts']:,} distinct prompts"
+    )
     for k in ("generate", "write", "validate_file", "read_validated", "show_summary_duckdb"):
         print(f"  {k:<20} best {result[k]['best_s']:7.3f} s   median {result[k]['median_s']:7.3f} s")
     print(f"  generate + validate  {result['generate_and_validate_best_s']:.3f} s  -> {RESULTS}")

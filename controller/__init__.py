@@ -11,5 +11,14 @@ from controller.decisions import Decision, Hold, Rollback, Swap
 from controller.observation import CandidateInfo, Observation, ObservationBuilder
 from controller.policies import Controller, make_controller
 
-__all__ = ["CandidateInfo", "Controller", "Decision", "Hold", "Observation", "ObservationBuilder", "Rollback",
-           "Swap", "make_controller"]
+__all__ = [
+    "CandidateInfo",
+    "Controller",
+    "Decision",
+    "Hold",
+    "Observation",
+    "ObservationBuilder",
+    "Rollback",
+    "Swap",
+    "make_controller",
+]

@@ -31,8 +31,21 @@ from controller.policies import make_controller
 
 
 class LiveLoop:
-    def __init__(self, client, target, draft0, learner_cfg, controller_cfg, registry, log, clock, gamma: int,
-                 seed: int = 0, learning: bool = True, fault=None):
+    def __init__(
+        self,
+        client,
+        target,
+        draft0,
+        learner_cfg,
+        controller_cfg,
+        registry,
+        log,
+        clock,
+        gamma: int,
+        seed: int = 0,
+        learning: bool = True,
+        fault=None,
+    ):
         self.client, self.target, self.registry, self.log, self.clock = client, target, registry, log, clock
         self.lcfg, self.gamma, self.seed, self.learning = learner_cfg, gamma, seed, learning
         self.controller = make_controller(controller_cfg)
@@ -67,7 +80,7 @@ class LiveLoop:
         """One finished request. rounds: [(position, proposals, accepted, version)] or None."""
         if rounds:
             per: dict[int, list[int]] = {}
-            for _, props, k, v in rounds:
+            for _, _props, k, v in rounds:
                 g = per.setdefault(v, [0, 0])
                 g[0] += k + 1
                 g[1] += 1
@@ -83,9 +96,18 @@ class LiveLoop:
         from aurora_sim.learner.samples import served_sample
 
         versions = [v for *_, v in rounds] if rounds else [version if version is not None else self.serving_version]
-        self.learner.capture(served_sample(
-            self.learner.captured, prompt_ids, output_ids, [(p, tuple(d), k) for p, d, k, _ in rounds],
-            self.lcfg.discard_per_request, self.rng, min(versions), self.clock()))
+        self.learner.capture(
+            served_sample(
+                self.learner.captured,
+                prompt_ids,
+                output_ids,
+                [(p, tuple(d), k) for p, d, k, _ in rounds],
+                self.lcfg.discard_per_request,
+                self.rng,
+                min(versions),
+                self.clock(),
+            )
+        )
 
     # ---- called often from the runner's main loop ------------------------------------------------------
     def pump(self) -> None:
@@ -108,9 +130,15 @@ class LiveLoop:
         if lr is None or not lr.ready(self.serving_version):
             return
         samples, new = lr.buffer.take(self.lcfg.batch_requests)
-        meta = {"samples": len(samples), "new": new, "tokens": sum(len(s.tokens) for s in samples),
-                "newest": max(s.capture_ns for s in samples), "oldest": min(s.capture_ns for s in samples),
-                "base_version": min(s.draft_version for s in samples), "t_start_ns": self.clock()}
+        meta = {
+            "samples": len(samples),
+            "new": new,
+            "tokens": sum(len(s.tokens) for s in samples),
+            "newest": max(s.capture_ns for s in samples),
+            "oldest": min(s.capture_ns for s in samples),
+            "base_version": min(s.draft_version for s in samples),
+            "t_start_ns": self.clock(),
+        }
         self.job = ("step", self.executor.submit(self._step_job, lr, samples), meta)
 
     def _step_job(self, lr, samples):
@@ -142,11 +170,24 @@ class LiveLoop:
         result, disc = fut.result()
         step = self.steps_done
         self.steps_done += 1
-        self.log.add("train_steps", step=step, status=result.status, t_start_ns=meta["t_start_ns"], t_end_ns=now,
-                     requests=meta["samples"], new_requests=meta["new"], tokens=meta["tokens"], discard_tokens=disc,
-                     loss=_f(result.loss), loss_accepted=_f(result.loss_accepted), loss_discard=_f(result.loss_discard),
-                     grad_norm=_f(result.grad_norm), newest_capture_ns=meta["newest"],
-                     oldest_capture_ns=meta["oldest"], base_version=meta["base_version"])
+        self.log.add(
+            "train_steps",
+            step=step,
+            status=result.status,
+            t_start_ns=meta["t_start_ns"],
+            t_end_ns=now,
+            requests=meta["samples"],
+            new_requests=meta["new"],
+            tokens=meta["tokens"],
+            discard_tokens=disc,
+            loss=_f(result.loss),
+            loss_accepted=_f(result.loss_accepted),
+            loss_discard=_f(result.loss_discard),
+            grad_norm=_f(result.grad_norm),
+            newest_capture_ns=meta["newest"],
+            oldest_capture_ns=meta["oldest"],
+            base_version=meta["base_version"],
+        )
         self.observer.on_train_step(result.status == "ok", result.loss)
         if not final and self.controller.candidate_due(self.steps_done):
             self._make_candidate(meta["newest"])
@@ -154,11 +195,24 @@ class LiveLoop:
     def _trainer_died(self, meta: dict, now: int, exc: BaseException) -> None:
         """Serving is unaffected; the learner restarts from the newest published weights and
         keeps the data it had captured."""
-        self.log.add("train_steps", step=self.steps_done, status=f"failed: {exc.__class__.__name__}",
-                     t_start_ns=meta["t_start_ns"], t_end_ns=now, requests=meta["samples"], new_requests=meta["new"],
-                     tokens=meta["tokens"], discard_tokens=0, loss=None, loss_accepted=None, loss_discard=None,
-                     grad_norm=None, newest_capture_ns=meta["newest"], oldest_capture_ns=meta["oldest"],
-                     base_version=meta["base_version"])
+        self.log.add(
+            "train_steps",
+            step=self.steps_done,
+            status=f"failed: {exc.__class__.__name__}",
+            t_start_ns=meta["t_start_ns"],
+            t_end_ns=now,
+            requests=meta["samples"],
+            new_requests=meta["new"],
+            tokens=meta["tokens"],
+            discard_tokens=0,
+            loss=None,
+            loss_accepted=None,
+            loss_discard=None,
+            grad_norm=None,
+            newest_capture_ns=meta["newest"],
+            oldest_capture_ns=meta["oldest"],
+            base_version=meta["base_version"],
+        )
         self.steps_done += 1
         self.trainer_restarts += 1
         old = self.learner
@@ -175,8 +229,13 @@ class LiveLoop:
         cand = lr.snapshot()
         metrics = {"train_step": lr.steps, "loss": self.observer.last_loss}
         self._publish(cand, version, self.serving_version, lr.steps, metrics)
-        meta = {"version": version, "parent": self.serving_version, "step": lr.steps, "newest": newest,
-                "metrics": metrics}
+        meta = {
+            "version": version,
+            "parent": self.serving_version,
+            "step": lr.steps,
+            "newest": newest,
+            "metrics": metrics,
+        }
         eval_set = self.controller.eval_set
         if eval_set is None:
             self._decide(meta)
@@ -215,7 +274,9 @@ class LiveLoop:
         now = self.clock()
         if not ok:
             self.rejected += 1
-            self._row("rejected", version, f"{reason}; server: {message}"[:500], step, newest, metrics, decided, now, None)
+            self._row(
+                "rejected", version, f"{reason}; server: {message}"[:500], step, newest, metrics, decided, now, None
+            )
             return False
         old = self.serving_version
         self._row(kind, version, reason, step, newest, metrics, decided, now, now)
@@ -239,21 +300,41 @@ class LiveLoop:
         self.failures_seen = failures
         served = (info.get("aurora") or {}).get("draft_version")
         if served != self.serving_version:
-            self._flip(self.serving_version, "resync", f"server reports draft {served} after reconnecting",
-                       self.steps_done, {})
+            self._flip(
+                self.serving_version, "resync", f"server reports draft {served} after reconnecting", self.steps_done, {}
+            )
 
     # ---- log rows --------------------------------------------------------------------------------------
     def _publish(self, draft, version, parent, step, metrics) -> None:
         now = self.clock()
         v = self.registry.publish(draft, version, parent, step, now, metrics)
-        self.log.add("versions", version=version, parent=parent, train_step=step, created_ns=now, sha256=v.sha256,
-                     path=v.path.name, metrics_json=json.dumps(metrics, sort_keys=True))
+        self.log.add(
+            "versions",
+            version=version,
+            parent=parent,
+            train_step=step,
+            created_ns=now,
+            sha256=v.sha256,
+            path=v.path.name,
+            metrics_json=json.dumps(metrics, sort_keys=True),
+        )
 
     def _row(self, kind, to_version, reason, step, newest, metrics, decided, ready, effective) -> None:
-        self.log.add("swaps", decision=self.decisions, kind=kind, policy=self.controller.name, reason=reason,
-                     decided_ns=decided, ready_ns=ready, effective_ns=effective, from_version=self.serving_version,
-                     to_version=to_version, train_step=step, newest_capture_ns=newest,
-                     metrics_json=json.dumps(metrics or {}, sort_keys=True))
+        self.log.add(
+            "swaps",
+            decision=self.decisions,
+            kind=kind,
+            policy=self.controller.name,
+            reason=reason,
+            decided_ns=decided,
+            ready_ns=ready,
+            effective_ns=effective,
+            from_version=self.serving_version,
+            to_version=to_version,
+            train_step=step,
+            newest_capture_ns=newest,
+            metrics_json=json.dumps(metrics or {}, sort_keys=True),
+        )
         self.decisions += 1
 
 

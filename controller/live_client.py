@@ -23,16 +23,27 @@ class ServerError(AuroraError):
 
 
 class ServerClient:
-    def __init__(self, url: str, api_key: str | None = None, timeout_s: float = 30.0, retries: int = 4,
-                 backoff_s: float = 0.2, backoff_max_s: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        timeout_s: float = 30.0,
+        retries: int = 4,
+        backoff_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+    ):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s,
-                                 limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+        self.http = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+        )
         self.lock = threading.Lock()
         self.transport_failures = 0  # ever: the runner compares it to notice a reconnect
         self.retried = 0
@@ -41,7 +52,7 @@ class ServerClient:
         self.http.close()
 
     def delay(self, attempt: int) -> float:
-        return min(self.backoff_max_s, self.backoff_s * 2 ** attempt)
+        return min(self.backoff_max_s, self.backoff_s * 2**attempt)
 
     def call(self, method: str, path: str, json=None, params=None, retries: int | None = None, timeout=None):
         retries = self.retries if retries is None else retries
@@ -97,8 +108,9 @@ class ServerClient:
 
     def update_weights(self, model_path: str, version: int, sha256: str) -> tuple[bool, str]:
         """(success, message). A refusal by the server is an answer, not an error."""
-        r = self.call("POST", "/update_weights_from_disk",
-                      json={"model_path": model_path, "version": version, "sha256": sha256})
+        r = self.call(
+            "POST", "/update_weights_from_disk", json={"model_path": model_path, "version": version, "sha256": sha256}
+        )
         try:
             body = r.json()
         except ValueError:

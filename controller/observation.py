@@ -72,10 +72,16 @@ class ObservationBuilder:
 
     def observe(self, now_ns: int, candidate: CandidateInfo | None = None) -> Observation:
         return Observation(
-            now_ns=now_ns, serving_version=self.serving, previous_version=self.previous,
-            train_steps=self.train_steps, last_loss=self.last_loss, candidate=candidate,
-            rounds_since_swap=len(self.since_swap), live_al_since_swap=_al(self.since_swap),
-            pre_swap_al=self.pre_swap_al, rolled_back=frozenset(self.rolled_back),
+            now_ns=now_ns,
+            serving_version=self.serving,
+            previous_version=self.previous,
+            train_steps=self.train_steps,
+            last_loss=self.last_loss,
+            candidate=candidate,
+            rounds_since_swap=len(self.since_swap),
+            live_al_since_swap=_al(self.since_swap),
+            pre_swap_al=self.pre_swap_al,
+            rolled_back=frozenset(self.rolled_back),
         )
 
 

@@ -45,8 +45,11 @@ class Controller:
         self._checked_since_swap = True
         floor = (1.0 - self.cfg.rollback_margin) * obs.pre_swap_al
         if obs.live_al_since_swap is not None and obs.live_al_since_swap < floor:
-            return Rollback(obs.previous_version, f"live AL {obs.live_al_since_swap:.3f} < {floor:.3f} "
-                                                  f"= (1-{self.cfg.rollback_margin}) x pre-swap {obs.pre_swap_al:.3f}")
+            return Rollback(
+                obs.previous_version,
+                f"live AL {obs.live_al_since_swap:.3f} < {floor:.3f} "
+                f"= (1-{self.cfg.rollback_margin}) x pre-swap {obs.pre_swap_al:.3f}",
+            )
         return None
 
 

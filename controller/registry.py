@@ -35,12 +35,14 @@ class VersionRegistry:
         self.keep = keep
         self.versions: dict[int, Version] = {}
 
-    def publish(self, draft, version: int, parent: int | None, train_step: int, created_ns: int,
-                metrics: dict | None = None) -> Version:
+    def publish(
+        self, draft, version: int, parent: int | None, train_step: int, created_ns: int, metrics: dict | None = None
+    ) -> Version:
         path = self.root / f"v{version:05d}"
         save_draft(draft, path)
-        v = Version(version, parent, train_step, created_ns, sha256_file(path / "model.safetensors"), path,
-                    dict(metrics or {}))
+        v = Version(
+            version, parent, train_step, created_ns, sha256_file(path / "model.safetensors"), path, dict(metrics or {})
+        )
         self.versions[version] = v
         return v
 
@@ -56,7 +58,7 @@ class VersionRegistry:
         return load_draft(v.path, target)
 
     def prune(self, protect: set[int]) -> None:
-        newest = sorted(self.versions)[-self.keep:] if self.keep > 0 else []
+        newest = sorted(self.versions)[-self.keep :] if self.keep > 0 else []
         for n, v in self.versions.items():
             if n not in protect and n not in newest and v.path.exists():
                 shutil.rmtree(v.path, ignore_errors=True)

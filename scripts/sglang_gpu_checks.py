@@ -60,8 +60,12 @@ def al(results) -> dict:
     rounds = sum(r.rounds for r in results.values())
     toks = sum(r.round_tokens for r in results.values())
     comp = sum(len(r.output_ids) for r in results.values())
-    return {"acceptance_length": toks / rounds if rounds else None, "sglang_accept_length": comp / rounds if rounds else None,
-            "verify_rounds": rounds, "requests": len(results)}
+    return {
+        "acceptance_length": toks / rounds if rounds else None,
+        "sglang_accept_length": comp / rounds if rounds else None,
+        "verify_rounds": rounds,
+        "requests": len(results),
+    }
 
 
 def export(tmp: Path, name: str, draft, fmt: str) -> Path:
@@ -78,8 +82,17 @@ def sglang_engine(draft_dir, algorithm, args, **kw):
     from aurora_sim.sglang.engine import SGLangEngine
 
     target = kw.pop("target")
-    return SGLangEngine(resolve_model("tiny"), draft_dir, algorithm=algorithm, gamma=args.gamma, max_batch=args.batch,
-                        dtype=args.dtype, attention_backend=args.attention_backend, target_spec=target.spec, **kw)
+    return SGLangEngine(
+        resolve_model("tiny"),
+        draft_dir,
+        algorithm=algorithm,
+        gamma=args.gamma,
+        max_batch=args.batch,
+        dtype=args.dtype,
+        attention_backend=args.attention_backend,
+        target_spec=target.spec,
+        **kw,
+    )
 
 
 def check_parity(args, ctx):
@@ -93,8 +106,11 @@ def check_parity(args, ctx):
     finally:
         eng.shutdown()
     same = [rid for rid in ours if ours[rid].output_ids == theirs[rid].output_ids]
-    first_diff = {rid: next((i for i, (a, b) in enumerate(zip(ours[rid].output_ids, theirs[rid].output_ids)) if a != b), None)
-                  for rid in ours if rid not in same}
+    first_diff = {
+        rid: next((i for i, (a, b) in enumerate(zip(ours[rid].output_ids, theirs[rid].output_ids)) if a != b), None)
+        for rid in ours
+        if rid not in same
+    }
     return {"identical": len(same), "requests": len(ours), "first_divergence": first_diff, "dtype": args.dtype}
 
 
@@ -139,8 +155,12 @@ def check_calibrate(args, ctx):
     from aurora_sim.learner.offline import train_static_draft
     from aurora_sim.models.drafts import load_draft
 
-    d = export(ctx["tmp"], "calib", load_draft(train_static_draft("tiny", "eagle3", progress=False), ctx["target"].cpu()),
-               "sglang-eagle3")
+    d = export(
+        ctx["tmp"],
+        "calib",
+        load_draft(train_static_draft("tiny", "eagle3", progress=False), ctx["target"].cpu()),
+        "sglang-eagle3",
+    )
     rows = []
     for acc in args.acc_lens:
         os.environ["SGLANG_SIMULATE_ACC_LEN"] = str(acc)
@@ -155,7 +175,10 @@ def check_calibrate(args, ctx):
         finally:
             eng.shutdown()
             os.environ.pop("SGLANG_SIMULATE_ACC_LEN", None)
-    return {"rows": rows, "note": "round time = wall_s / verify_rounds x batch-concurrency; feed into the profiled table"}
+    return {
+        "rows": rows,
+        "note": "round time = wall_s / verify_rounds x batch-concurrency; feed into the profiled table",
+    }
 
 
 def main() -> None:
@@ -167,7 +190,9 @@ def main() -> None:
     ap.add_argument("--max-new", type=int, default=64)
     ap.add_argument("--gamma", type=int, default=4)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--dtype", default="float32", help="float32 for exact parity with our fp32 engine; bfloat16 also works")
+    ap.add_argument(
+        "--dtype", default="float32", help="float32 for exact parity with our fp32 engine; bfloat16 also works"
+    )
     ap.add_argument("--attention-backend", default="triton")
     ap.add_argument("--acc-lens", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
@@ -176,10 +201,16 @@ def main() -> None:
     from aurora_sim.models.registry import load_target
     from aurora_sim.sglang.runtime import require_sglang
 
-    result = {"sglang": require_sglang("sglang_gpu_checks"), "torch": torch.__version__,
-              "device": torch.cuda.get_device_name(0), "args": {k: str(v) for k, v in vars(args).items()}}
-    ctx = {"target": load_target("tiny", dtype=getattr(torch, args.dtype), device="cuda"),
-           "prompts": prompts(args.prompts, args.prompt_tokens)}
+    result = {
+        "sglang": require_sglang("sglang_gpu_checks"),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    ctx = {
+        "target": load_target("tiny", dtype=getattr(torch, args.dtype), device="cuda"),
+        "prompts": prompts(args.prompts, args.prompt_tokens),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         ctx["tmp"] = Path(tmp)
         for name in args.only.split(","):

@@ -26,25 +26,32 @@ def make_runs(root: Path, static_head: Path) -> dict[str, Path]:
     from traces.io import write_trace
 
     root.mkdir(parents=True, exist_ok=True)
-    cfg = TraceConfig.from_dict({
-        "name": "two-domains", "seed": 0,
-        "schedule": {"kind": "ordered", "segments": [{"domain": "code", "requests": PER_SEGMENT},
-                                                     {"domain": "chat", "requests": PER_SEGMENT}]},
-        "arrivals": {"kind": "closed", "concurrency": 8},
-        "prompts": {"max_chars": 160, "min_chars": 16, "kinds": {"code": {"function": 0.5, "continue": 0.5}}},
-        "sampling": {"max_new_tokens": 24},
-    })
+    cfg = TraceConfig.from_dict(
+        {
+            "name": "two-domains",
+            "seed": 0,
+            "schedule": {
+                "kind": "ordered",
+                "segments": [{"domain": "code", "requests": PER_SEGMENT}, {"domain": "chat", "requests": PER_SEGMENT}],
+            },
+            "arrivals": {"kind": "closed", "concurrency": 8},
+            "prompts": {"max_chars": 160, "min_chars": 16, "kinds": {"code": {"function": 0.5, "continue": 0.5}}},
+            "sampling": {"max_new_tokens": 24},
+        }
+    )
     frame, config = traces.generate_trace(cfg)
     trace = write_trace(frame, root / "two-domains.parquet", config)
     base = ReplayConfig(trace=str(trace), deployment="proxy", flush_every=16).with_(
-        learner_batch_requests=4, learner_min_new=4, controller_every=2)
+        learner_batch_requests=4, learner_min_new=4, controller_every=2
+    )
     out = {}
     for arm in ARMS:
         Replay(arm_config(base, arm, static=str(static_head)), root / arm).run()
         out[arm] = root / arm
     # not an arm: a from-scratch run whose rollback guard is rigged to fire (as test_replay_invariants)
-    rigged = arm_config(base, "online-scratch").with_(controller_rollback=True, controller_rollback_window=4,
-                                                      controller_rollback_margin=-1.0)
+    rigged = arm_config(base, "online-scratch").with_(
+        controller_rollback=True, controller_rollback_window=4, controller_rollback_margin=-1.0
+    )
     Replay(rigged, root / "rollback").run()
     out["rollback"] = root / "rollback"
     return out

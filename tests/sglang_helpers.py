@@ -9,9 +9,19 @@ from aurora_sim.models.llama import Llama, LlamaSpec
 
 
 def small_target(layers: int = 6, hidden: int = 32, vocab: int = 96, tie: bool = True, seed: int = 0) -> Llama:
-    spec = LlamaSpec(vocab_size=vocab, hidden_size=hidden, intermediate_size=48, num_layers=layers, num_heads=4,
-                     num_kv_heads=2, head_dim=8, rope_theta=10000.0, rms_eps=1e-5, max_position=64,
-                     tie_embeddings=tie)
+    spec = LlamaSpec(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=48,
+        num_layers=layers,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=8,
+        rope_theta=10000.0,
+        rms_eps=1e-5,
+        max_position=64,
+        tie_embeddings=tie,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Llama(spec)

@@ -50,19 +50,45 @@ def test_sql_table_csv_and_variables(runs):
     for r in rows:
         assert float(r["al"]) == pytest.approx(summarize(runs[r["label"]])["acceptance_length"], abs=5e-5)
     # several statements: the last one's result; the window is a variable the views read
-    res = runner.invoke(app, ["sql", str(runs["online-scratch"]),
-                              "SET VARIABLE aurora_window = 7; SELECT DISTINCT \"window\" FROM rolling_al", "--csv"])
+    res = runner.invoke(
+        app,
+        [
+            "sql",
+            str(runs["online-scratch"]),
+            'SET VARIABLE aurora_window = 7; SELECT DISTINCT "window" FROM rolling_al',
+            "--csv",
+        ],
+    )
     assert res.exit_code == 0 and res.stdout.split() == ["window", "7"], res.output
-    res = runner.invoke(app, ["sql", str(runs["online-scratch"]), "--window", "9", "--csv",
-                              "SELECT max(window_requests) AS m FROM rolling_al"])
+    res = runner.invoke(
+        app,
+        [
+            "sql",
+            str(runs["online-scratch"]),
+            "--window",
+            "9",
+            "--csv",
+            "SELECT max(window_requests) AS m FROM rolling_al",
+        ],
+    )
     assert res.exit_code == 0 and res.stdout.split() == ["m", "9"], res.output
 
 
 def test_sql_views_lists_every_view_with_columns(runs):
     res = runner.invoke(app, ["sql", str(runs["static"]), "--views"], env={"COLUMNS": "300"})
     assert res.exit_code == 0, res.output
-    for name in ("run_info", "acceptance", "rolling_al", "per_position_acceptance", "speedup", "recovery",
-                 "day0_ramp", "trainer_lag", "swap_timeline", "run_summary"):
+    for name in (
+        "run_info",
+        "acceptance",
+        "rolling_al",
+        "per_position_acceptance",
+        "speedup",
+        "recovery",
+        "day0_ramp",
+        "trainer_lag",
+        "swap_timeline",
+        "run_summary",
+    ):
         assert name in res.output
     assert "spec_decode_per_position_acceptance_rate" in res.output and "aurora_window" in res.output
 

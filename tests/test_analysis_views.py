@@ -44,10 +44,30 @@ def one(con, sql, *params):
 def test_every_documented_view_exists_with_columns(con):
     views = list_views(con)
     names = {v["name"] for v in views}
-    assert {"runs", "requests", "rounds", "train_steps", "swaps", "versions", "run_info", "per_request",
-            "rolling_al", "acceptance", "al_by_segment", "al_by_domain", "per_position_acceptance", "throughput",
-            "speedup", "recovery", "day0_ramp", "swap_timeline", "trainer_lag", "trainer_loss",
-            "run_summary", "definitions"} <= names
+    assert {
+        "runs",
+        "requests",
+        "rounds",
+        "train_steps",
+        "swaps",
+        "versions",
+        "run_info",
+        "per_request",
+        "rolling_al",
+        "acceptance",
+        "al_by_segment",
+        "al_by_domain",
+        "per_position_acceptance",
+        "throughput",
+        "speedup",
+        "recovery",
+        "day0_ramp",
+        "swap_timeline",
+        "trainer_lag",
+        "trainer_loss",
+        "run_summary",
+        "definitions",
+    } <= names
     for v in views:
         assert v["doc"] and v["columns"], v["name"]
     assert len(names) == len(view_docs())  # no view documented twice
@@ -66,8 +86,9 @@ def test_views_agree_with_summarize(con, runs):
         assert al["spec_decode_acceptance_length"] == pytest.approx(s["acceptance_length"], abs=5e-5)
         assert al["requests"] == s["completed"] == 2 * PER_SEGMENT
         segs = q(con, "SELECT * FROM al_by_segment WHERE run_id = ? ORDER BY segment", rid)
-        assert [(x["segment"], x["domain"], x["first_request"], x["requests"]) for x in segs] == \
-            [(x["segment"], x["domain"], x["first_request"], x["requests"]) for x in s["segments"]]
+        assert [(x["segment"], x["domain"], x["first_request"], x["requests"]) for x in segs] == [
+            (x["segment"], x["domain"], x["first_request"], x["requests"]) for x in s["segments"]
+        ]
         for mine, theirs in zip(segs, s["segments"]):
             assert mine["spec_decode_acceptance_length"] == pytest.approx(theirs["acceptance_length"], abs=5e-5)
         summ = one(con, "SELECT * FROM run_summary WHERE run_id = ?", rid)
@@ -123,7 +144,7 @@ def test_rolling_al_and_window_parameter(con, runs):
         for i, r in enumerate(rows):
             lo = max(0, i - w + 1)
             assert r["window_requests"] == i - lo + 1 and r["window"] == w
-            assert r["spec_decode_acceptance_length"] == pytest.approx(sum(gen[lo:i + 1]) / sum(rnd[lo:i + 1]))
+            assert r["spec_decode_acceptance_length"] == pytest.approx(sum(gen[lo : i + 1]) / sum(rnd[lo : i + 1]))
     con.execute("RESET VARIABLE aurora_window")
 
 
@@ -169,7 +190,7 @@ def test_day0_ramp_by_hand(con, runs):
         gen, rnd, segs = frame["generated"].to_list(), frame["spec_rounds"].to_list(), frame["segment"].to_list()
         expect = expect_all = None
         for n in range(W, len(gen) + 1):
-            al = sum(gen[n - W:n]) / sum(rnd[n - W:n])
+            al = sum(gen[n - W : n]) / sum(rnd[n - W : n])
             if expect is None and al >= seg_al[segs[n - 1]]:
                 expect = n
             if expect_all is None and al >= static["acceptance_length"]:
@@ -204,8 +225,9 @@ def test_trainer_lag_and_swap_timeline(con, runs):
         for s in applied.iter_rows(named=True):
             r = rows[s["decision"]]
             assert r["trainer_lag_ns"] == s["effective_ns"] - s["newest_capture_ns"] > 0
-            meanwhile = req.filter((pl.col("finish_ns") > s["newest_capture_ns"])
-                                   & (pl.col("finish_ns") <= s["effective_ns"])).height
+            meanwhile = req.filter(
+                (pl.col("finish_ns") > s["newest_capture_ns"]) & (pl.col("finish_ns") <= s["effective_ns"])
+            ).height
             assert r["requests_meanwhile"] == meanwhile
         tl = q(c, "SELECT * FROM swap_timeline WHERE run_id = ? ORDER BY decision", rid)
         assert len(tl) == swaps.height
@@ -226,8 +248,9 @@ def test_runs_with_empty_tables_and_an_unfinished_run(tmp_path, runs):
     for t in ("swaps", "train_steps", "versions"):
         shutil.rmtree(a / t)
     # an unfinished run: status running, end_ns 0 -> the makespan is the last round's end
-    rows = read_table(runs["static"], "runs").with_columns(pl.lit("running").alias("status"),
-                                                           pl.lit(0, pl.Int64).alias("end_ns"))
+    rows = read_table(runs["static"], "runs").with_columns(
+        pl.lit("running").alias("status"), pl.lit(0, pl.Int64).alias("end_ns")
+    )
     rows.write_parquet(a / "runs.parquet")
     c = connect([a])
     try:
@@ -238,8 +261,9 @@ def test_runs_with_empty_tables_and_an_unfinished_run(tmp_path, runs):
         last = read_table(a, "rounds")["t_end_ns"].max()
         s = one(c, "SELECT * FROM run_summary")
         assert s["status"] == "running" and s["virtual_s"] == pytest.approx(last / 1e9) and s["swaps"] == 0
-        assert s["spec_decode_acceptance_length"] == pytest.approx(summarize(runs["static"])["acceptance_length"],
-                                                                   abs=5e-5)
+        assert s["spec_decode_acceptance_length"] == pytest.approx(
+            summarize(runs["static"])["acceptance_length"], abs=5e-5
+        )
     finally:
         c.close()
 

@@ -9,8 +9,8 @@ fast path's proposals are both built on this unroll.
 import pytest
 import torch
 
-from aurora_sim.engine.protocol import GenRequest
 from aurora_sim.engine.proposals import greedy_chains
+from aurora_sim.engine.protocol import GenRequest
 from aurora_sim.engine.torch_engine import TorchSpecEngine
 from aurora_sim.models.chain import chain_step, gather_chains, true_pass
 from aurora_sim.models.drafts import load_draft, new_eagle3
@@ -35,7 +35,9 @@ def _record_engine(target, head, reqs):
 
     engine._draw = spy
     props: dict = {}
-    results = engine.run(reqs, on_round=lambda outs: props.update({(o.request_id, o.position): o.proposals for o in outs}))
+    results = engine.run(
+        reqs, on_round=lambda outs: props.update({(o.request_id, o.position): o.proposals for o in outs})
+    )
     return results, seen, props
 
 
@@ -49,8 +51,13 @@ def test_unroll_equals_engine_draft_steps(which, tiny_target, heldout_prompts, t
     with torch.no_grad():
         for req, res in zip(reqs, results):
             seq = torch.tensor([list(req.prompt_ids) + res.output_ids])
-            _, feats = tiny_target(seq, torch.arange(1), torch.zeros(1, dtype=torch.long),
-                                   tiny_target.new_cache(1, seq.shape[1]), head.target_layers)
+            _, feats = tiny_target(
+                seq,
+                torch.arange(1),
+                torch.zeros(1, dtype=torch.long),
+                tiny_target.new_cache(1, seq.shape[1]),
+                head.target_layers,
+            )
             starts_list = sorted(n for (rid, n) in seen if rid == req.request_id)
             starts = torch.tensor([starts_list])
             tp = true_pass(head, seq, feats)
@@ -82,13 +89,19 @@ def test_greedy_chains_accept_what_the_engine_accepts(tiny_target, heldout_promp
     for req, res in zip(reqs, results):
         # truth past the end: the target's greedy continuation (decode a few more tokens)
         longer = TorchSpecEngine(tiny_target, None, gamma=0, max_batch=1).run(
-            [GenRequest("x", req.prompt_ids, req.max_new_tokens + GAMMA)])[0]
+            [GenRequest("x", req.prompt_ids, req.max_new_tokens + GAMMA)]
+        )[0]
         ext = list(req.prompt_ids) + longer.output_ids
         assert longer.output_ids[: len(res.output_ids)] == res.output_ids
         seq_len = len(req.prompt_ids) + len(res.output_ids)
         seq = torch.tensor([ext[: seq_len - 1]])
-        _, feats = tiny_target(seq, torch.arange(1), torch.zeros(1, dtype=torch.long),
-                               tiny_target.new_cache(1, seq.shape[1]), head.target_layers)
+        _, feats = tiny_target(
+            seq,
+            torch.arange(1),
+            torch.zeros(1, dtype=torch.long),
+            tiny_target.new_cache(1, seq.shape[1]),
+            head.target_layers,
+        )
         p = len(req.prompt_ids)
         count = seq_len - 1 - p
         args = (head, seq, feats, torch.tensor([ext]), torch.tensor([p]), torch.tensor([count]), GAMMA)

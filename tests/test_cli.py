@@ -20,8 +20,22 @@ def test_generate_writes_json(tmp_path, tiny_dir):
     prompts = tmp_path / "p.txt"
     prompts.write_text("def fibonacci(n):\nShares of the bank rose\n")
     out = tmp_path / "o.json"
-    res = runner.invoke(app, ["generate", "--prompts", str(prompts), "--draft", "same", "--gamma", "3",
-                              "--max-new-tokens", "10", "--json", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            "--prompts",
+            str(prompts),
+            "--draft",
+            "same",
+            "--gamma",
+            "3",
+            "--max-new-tokens",
+            "10",
+            "--json",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(out.read_text())
     assert len(report["results"]) == 2

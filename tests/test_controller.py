@@ -85,7 +85,8 @@ def test_rollback_disabled_by_default():
 def test_unknown_policy_is_a_clear_error():
     with pytest.raises(AuroraError, match="unknown policy"):
         make_controller(ControllerConfig.__new__(ControllerConfig)) if False else make_controller(
-            dataclasses.replace(ControllerConfig(), policy="greedy"))
+            dataclasses.replace(ControllerConfig(), policy="greedy")
+        )
 
 
 FORBIDDEN = ("prompt", "messages", "output", "domain", "segment", "trace", "request_id", "tokens")
@@ -107,7 +108,9 @@ def test_controller_code_cannot_import_the_trace_or_the_engine():
             elif isinstance(node, ast.ImportFrom):
                 mods = [node.module or ""]
             for m in mods:
-                assert not m.startswith(("traces", "aurora_sim.replay", "aurora_sim.engine")), f"{path.name} imports {m}"
+                assert not m.startswith(("traces", "aurora_sim.replay", "aurora_sim.engine")), (
+                    f"{path.name} imports {m}"
+                )
 
 
 def test_registry_publishes_and_verifies_checksums(tmp_path, tiny_target):

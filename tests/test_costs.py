@@ -42,7 +42,9 @@ def test_more_work_is_never_cheaper(hw, dep):
         by_gamma = [steady(cost, b, g) for g in range(9)]
         assert by_gamma == sorted(by_gamma), (b, by_gamma)
     # one field at a time, the others fixed
-    base = RoundShape(batch=8, gamma=4, draft_tokens=60, verify_tokens=40, prefill_tokens=100, context_tokens=4000, prefill_requests=2)
+    base = RoundShape(
+        batch=8, gamma=4, draft_tokens=60, verify_tokens=40, prefill_tokens=100, context_tokens=4000, prefill_requests=2
+    )
     for field in ("draft_tokens", "verify_tokens", "prefill_tokens", "context_tokens"):
         values = [cost.round_ns(dataclasses.replace(base, **{field: getattr(base, field) * k})) for k in (1, 2, 4, 16)]
         assert values == sorted(values), (field, values)
@@ -64,9 +66,17 @@ def test_speedup_erodes_with_batch(capsys):
     """EAGLE-3 on SGLang/H100: 1.81x at batch 2 → 1.38x at batch 64 (ratio 0.76). Ours, AL 3.5 γ=5:
     bounded above at batch 1 by the fit (3.5 / 2.35 = 1.49x) and falling once b·(γ+1) passes the ridge."""
     cost = make_cost_model("h100", "llama3-8b")
-    lines = ["batch " + " ".join(f"{'γ=' + str(g) + ' AL=' + str(al):>12}" for g, al in ((4, 3.5), (5, 3.5), (6, 3.5), (5, 4.0)))]
+    lines = [
+        "batch "
+        + " ".join(f"{'γ=' + str(g) + ' AL=' + str(al):>12}" for g, al in ((4, 3.5), (5, 3.5), (6, 3.5), (5, 4.0)))
+    ]
     for b in BATCHES:
-        lines.append(f"{b:5d} " + " ".join(f"{implied_speedup(cost, b, g, al):11.2f}x" for g, al in ((4, 3.5), (5, 3.5), (6, 3.5), (5, 4.0))))
+        lines.append(
+            f"{b:5d} "
+            + " ".join(
+                f"{implied_speedup(cost, b, g, al):11.2f}x" for g, al in ((4, 3.5), (5, 3.5), (6, 3.5), (5, 4.0))
+            )
+        )
     with capsys.disabled():
         print("\nllama3-8b on h100, 512 cached tokens/row: implied speedup\n" + "\n".join(lines))
     s = {b: implied_speedup(cost, b, 5, 3.5) for b in BATCHES}
@@ -129,7 +139,13 @@ def test_describe_is_json_and_complete():
         assert d["kind"] == "analytic"
         assert set(d["hardware"]) == {f.name for f in dataclasses.fields(HARDWARE[hw])}
         assert d["deployment"]["name"] == "qwen3-8b" and d["deployment"]["target"]["params"] > 8e9
-        for key in ("round_overhead_ns", "draft_step_overhead_ns", "decode_overhead_ns", "spec_row_overhead_ns", "source"):
+        for key in (
+            "round_overhead_ns",
+            "draft_step_overhead_ns",
+            "decode_overhead_ns",
+            "spec_row_overhead_ns",
+            "source",
+        ):
             assert key in d["overheads"]
         assert d["train"]["unroll"] == 5 and d["swap"]["draft_bytes"] > 0
         assert {"optimizer_bytes_per_param", "loss_bytes_per_logit"} <= set(d["constants"])
@@ -180,14 +196,23 @@ def test_bad_profile_files_name_the_file(tmp_path):
 
 
 def test_deployment_json_file(tmp_path):
-    cfg = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-           "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256, "tie_word_embeddings": False}
+    cfg = {
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "vocab_size": 128256,
+        "tie_word_embeddings": False,
+    }
     path = tmp_path / "dep.json"
     path.write_text(json.dumps({"name": "mine", "target": cfg, "draft": {"kind": "eagle3"}}))
     dep = load_deployment(path)
     assert dep.target == DEPLOYMENTS["llama3-8b"].target and dep.draft == DEPLOYMENTS["llama3-8b"].draft
-    assert make_cost_model("h100", str(path)).round_ns(RoundShape.steady(4, 3, 100, 2)) == \
-        make_cost_model("h100", "llama3-8b").round_ns(RoundShape.steady(4, 3, 100, 2))
+    assert make_cost_model("h100", str(path)).round_ns(RoundShape.steady(4, 3, 100, 2)) == make_cost_model(
+        "h100", "llama3-8b"
+    ).round_ns(RoundShape.steady(4, 3, 100, 2))
     # a trimmed draft vocabulary (the released EAGLE-3 heads use 32k) makes a cheaper head
     path.write_text(json.dumps({"target": cfg, "draft": {"kind": "eagle3", "draft_vocab_size": 32000}}))
     assert load_deployment(path).draft.params < DEPLOYMENTS["llama3-8b"].draft.params - 3e8
@@ -233,19 +258,34 @@ def test_proxy_draft_from_a_saved_directory(tiny_target, tmp_path):
     saved = save_draft(new_lm_draft(tiny_target), tmp_path / "lm")
     cost = make_cost_model("cpu", "proxy", proxy_target=tiny_target.spec, proxy_draft_kind=str(saved))
     assert cost.dep.draft_kind.startswith("lm (")
-    assert cost.dep.draft == make_cost_model("cpu", "proxy", proxy_target=tiny_target.spec, proxy_draft_kind="lm").dep.draft
+    assert (
+        cost.dep.draft
+        == make_cost_model("cpu", "proxy", proxy_target=tiny_target.spec, proxy_draft_kind="lm").dep.draft
+    )
 
 
 # ---- profiled ----------------------------------------------------------------------------------
 def _table():
     return {
-        "kind": "profiled", "device": "cpu", "model": "test", "draft": "eagle3",
-        "gamma_grid": [0, 2, 4], "batch_grid": [1, 2, 4, 8],
-        "round_ns": {"0": {"1": 1000, "2": 1200, "4": 1600, "8": 2400},
-                     "2": {"1": 2000, "2": 2400, "4": 3200, "8": 4800},
-                     "4": {"1": 3000, "2": 3600, "4": 4800, "8": 7200}},
-        "prefill_ns_per_token": 10, "train_step_ns_per_token": 100, "train_step_fixed_ns": 5000, "train_unroll": 5,
-        "swap_publish_ns": 7000, "swap_pause_ns": 0, "measured_at": "2026-01-01T00:00:00+00:00", "torch": "x",
+        "kind": "profiled",
+        "device": "cpu",
+        "model": "test",
+        "draft": "eagle3",
+        "gamma_grid": [0, 2, 4],
+        "batch_grid": [1, 2, 4, 8],
+        "round_ns": {
+            "0": {"1": 1000, "2": 1200, "4": 1600, "8": 2400},
+            "2": {"1": 2000, "2": 2400, "4": 3200, "8": 4800},
+            "4": {"1": 3000, "2": 3600, "4": 4800, "8": 7200},
+        },
+        "prefill_ns_per_token": 10,
+        "train_step_ns_per_token": 100,
+        "train_step_fixed_ns": 5000,
+        "train_unroll": 5,
+        "swap_publish_ns": 7000,
+        "swap_pause_ns": 0,
+        "measured_at": "2026-01-01T00:00:00+00:00",
+        "torch": "x",
     }
 
 
@@ -276,8 +316,16 @@ def test_profiled_lookup_interpolates(tmp_path):
 def test_calibrate_tiny_writes_a_loadable_profile(tiny_dir, tmp_path):
     from aurora_sim.costs.calibrate import calibrate
 
-    out = calibrate(model="tiny", draft="eagle3", batches=(1, 2), gammas=(0, 2), rounds=3, warmup=1,
-                    out=tmp_path / "cal" / "tiny-cpu.json", progress=False)
+    out = calibrate(
+        model="tiny",
+        draft="eagle3",
+        batches=(1, 2),
+        gammas=(0, 2),
+        rounds=3,
+        warmup=1,
+        out=tmp_path / "cal" / "tiny-cpu.json",
+        progress=False,
+    )
     table = json.loads(out.read_text())
     assert table["gamma_grid"] == [0, 2] and table["batch_grid"] == [1, 2]
     assert table["torch"] and table["measured_at"] and table["context_per_row"] >= 64
@@ -308,7 +356,10 @@ def test_costs_command_prints_table_and_json():
     res = runner.invoke(_app(), ["costs", "--batches", "1,64", "--gammas", "0,5"])
     assert res.exit_code == 0, res.output
     assert "analytic:h100:llama3-8b" in res.output and "x)" in res.output
-    res = runner.invoke(_app(), ["costs", "--hardware", "h200", "--deployment", "qwen3-8b", "--json", "--batches", "1", "--gammas", "0,3"])
+    res = runner.invoke(
+        _app(),
+        ["costs", "--hardware", "h200", "--deployment", "qwen3-8b", "--json", "--batches", "1", "--gammas", "0,3"],
+    )
     doc = json.loads(res.output)
     assert doc["model"]["hardware"]["name"] == "h200" and len(doc["table"]) == 2
     res = runner.invoke(_app(), ["costs", "--hardware", "tpu"])
@@ -327,7 +378,9 @@ def test_calibrate_command_and_default_path(tiny_dir, tmp_path, monkeypatch):
     from aurora_sim.costs.calibrate import default_out
 
     out = tmp_path / "p.json"
-    res = CliRunner().invoke(_app(), ["calibrate", "--batches", "1", "--gammas", "0", "--rounds", "1", "--out", str(out)])
+    res = CliRunner().invoke(
+        _app(), ["calibrate", "--batches", "1", "--gammas", "0", "--rounds", "1", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     assert "round time" in res.output and ProfiledCost.from_file(out).round_ns(RoundShape.steady(1, 0, 64)) > 0
     res = CliRunner().invoke(_app(), ["calibrate", "--draft", "none", "--gammas", "0,2", "--out", str(out)])

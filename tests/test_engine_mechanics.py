@@ -7,7 +7,7 @@ import torch
 
 from aurora_sim.engine.protocol import GenRequest
 from aurora_sim.engine.torch_engine import TorchSpecEngine
-from aurora_sim.models.drafts import load_draft, lm_draft_from_target, new_eagle3, new_lm_draft, save_draft
+from aurora_sim.models.drafts import lm_draft_from_target, load_draft, new_eagle3, new_lm_draft, save_draft
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +68,18 @@ def test_draft_save_load_round_trip(tiny_target, reqs, tmp_path, make):
     draft = make(tiny_target, seed=5)
     save_draft(draft, tmp_path / "a", seed=5)
     save_draft(make(tiny_target, seed=5), tmp_path / "b", seed=5)
-    digest = lambda p: hashlib.sha256((p / "model.safetensors").read_bytes()).hexdigest()
+
+    def digest(p):
+        return hashlib.sha256((p / "model.safetensors").read_bytes()).hexdigest()
+
     assert digest(tmp_path / "a") == digest(tmp_path / "b")  # same seed, same bytes
     loaded = load_draft(tmp_path / "a", tiny_target)
     for k, v in draft.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
-    run = lambda d: [r.output_ids for r in TorchSpecEngine(tiny_target, d, gamma=3, max_batch=4).run(reqs[:4])]
+
+    def run(d):
+        return [r.output_ids for r in TorchSpecEngine(tiny_target, d, gamma=3, max_batch=4).run(reqs[:4])]
+
     assert run(draft) == run(loaded)
 
 

@@ -78,16 +78,29 @@ def test_stop_tokens_and_max_new_tokens_end_requests_at_the_same_token(tiny_targ
 
     def drive(engine):
         shapes = []
-        results = engine.run(reqs, on_round=lambda outs: shapes.append(
-            (engine.last_round.batch, engine.last_round.draft_tokens, engine.last_round.context_tokens,
-             tuple((o.request_id, o.accepted, o.emitted) for o in outs))))
+        results = engine.run(
+            reqs,
+            on_round=lambda outs: shapes.append(
+                (
+                    engine.last_round.batch,
+                    engine.last_round.draft_tokens,
+                    engine.last_round.context_tokens,
+                    tuple((o.request_id, o.accepted, o.emitted) for o in outs),
+                )
+            ),
+        )
         return results, shapes
 
     exact, exact_shapes = drive(TorchSpecEngine(tiny_target, head, gamma=4, max_batch=3))
     fast, fast_shapes = drive(FastEngine(tiny_target, head, gamma=4, max_batch=3, trajectories=trajs))
     assert {r.finish_reason for r in exact} == {"stop", "length"}
     for a, b in zip(fast, exact):
-        assert (a.output_ids, a.finish_reason, a.rounds, a.accepted_tokens) == (b.output_ids, b.finish_reason, b.rounds, b.accepted_tokens)
+        assert (a.output_ids, a.finish_reason, a.rounds, a.accepted_tokens) == (
+            b.output_ids,
+            b.finish_reason,
+            b.rounds,
+            b.accepted_tokens,
+        )
     assert fast_shapes == exact_shapes
 
 
@@ -125,19 +138,25 @@ def test_online_arms_agree_within_tolerance(pairs, arm):
         assert abs(a["acceptance_length"] - b["acceptance_length"]) <= 0.02, (a, b)
     rf, re_ = _by_request(fast), _by_request(exact)
     differ = rf.filter(pl.Series((rf["accepted"] != re_["accepted"]).to_list()))
-    print(f"\n{arm}: AL fast {sf['acceptance_length']:.4f} exact {se['acceptance_length']:.4f}; "
-          f"{len(differ)}/{len(rf)} requests with a different accepted count; swaps {sf['swaps']}")
+    print(
+        f"\n{arm}: AL fast {sf['acceptance_length']:.4f} exact {se['acceptance_length']:.4f}; "
+        f"{len(differ)}/{len(rf)} requests with a different accepted count; swaps {sf['swaps']}"
+    )
 
 
 def test_fast_path_is_what_auto_picks_for_greedy_and_refused_for_sampled(tmp_path, tiny_dir):
     runner = CliRunner()
     trace = tmp_path / "sampled.parquet"
-    res = runner.invoke(app, ["trace", "import", "openai-jsonl", "tests/fixtures/traces/openai_chat.jsonl", "-o", str(trace)])
+    res = runner.invoke(
+        app, ["trace", "import", "openai-jsonl", "tests/fixtures/traces/openai_chat.jsonl", "-o", str(trace)]
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["replay", str(trace), "--engine", "fast", "--init", "scratch", "-o", str(tmp_path / "f")])
     assert res.exit_code != 0 and "temperature" in res.output and "--engine exact" in res.output
     assert not (tmp_path / "f").exists()  # nothing half-written
-    res = runner.invoke(app, ["replay", str(trace), "--init", "scratch", "--deployment", "proxy", "-o", str(tmp_path / "a")])
+    res = runner.invoke(
+        app, ["replay", str(trace), "--init", "scratch", "--deployment", "proxy", "-o", str(tmp_path / "a")]
+    )
     assert res.exit_code == 0, res.output
     assert "exact engine" in res.output
     cfg = read_table(tmp_path / "a", "runs")["config_json"][0]

@@ -71,8 +71,9 @@ def test_loss_is_kl_to_the_target_conditioned_on_the_hot_vocabulary(tiny):
     target, _, d2t, head = tiny
     tokens = torch.randint(3, target.spec.vocab_size, (2, 12), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        logits, feats = target(tokens, torch.arange(2), torch.zeros(2, dtype=torch.long), target.new_cache(2, 16),
-                               head.target_layers)
+        logits, feats = target(
+            tokens, torch.arange(2), torch.zeros(2, dtype=torch.long), target.new_cache(2, 16), head.target_layers
+        )
     loss, steps = eagle3_ttt_loss(head, tokens, feats, logits, unroll=1)
     from aurora_sim.models.chain import true_pass
 
@@ -81,7 +82,9 @@ def test_loss_is_kl_to_the_target_conditioned_on_the_hot_vocabulary(tiny):
     assert torch.isfinite(loss) and abs(float(loss.detach()) - float(manual.detach())) < 1e-5
     # serving logits put the same distribution on the hot ids and nothing elsewhere
     full = head.logits(hidden)
-    assert full.shape[-1] == target.spec.vocab_size and torch.isneginf(full).sum(-1).eq(target.spec.vocab_size - HOT).all()
+    assert (
+        full.shape[-1] == target.spec.vocab_size and torch.isneginf(full).sum(-1).eq(target.spec.vocab_size - HOT).all()
+    )
     assert torch.allclose(full.softmax(-1)[..., d2t], head.draft_logits(hidden).softmax(-1), atol=1e-6)
 
 
@@ -92,8 +95,9 @@ def test_training_a_hot_head_lowers_its_loss(tiny):
     opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=3e-3)
     tokens = torch.randint(3, target.spec.vocab_size, (2, 16), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        logits, feats = target(tokens, torch.arange(2), torch.zeros(2, dtype=torch.long), target.new_cache(2, 16),
-                               head.target_layers)
+        logits, feats = target(
+            tokens, torch.arange(2), torch.zeros(2, dtype=torch.long), target.new_cache(2, 16), head.target_layers
+        )
     losses = []
     for _ in range(15):
         loss, _ = eagle3_ttt_loss(head, tokens, feats, logits, unroll=2)

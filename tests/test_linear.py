@@ -80,8 +80,10 @@ def test_bad_format_is_refused(layer):
         set_weight_format(layer, "int3")
 
 
-@pytest.mark.skipif(platform.machine() != "x86_64" or os.environ.get("AURORA_ONEDNN_LINEAR") == "0",
-                    reason="the oneDNN and FBGEMM kernels are expected on x86-64 torch wheels")
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or os.environ.get("AURORA_ONEDNN_LINEAR") == "0",
+    reason="the oneDNN and FBGEMM kernels are expected on x86-64 torch wheels",
+)
 def test_kernels_in_use_here():
     """On the machines this project targets (x86 torch wheels) both fast paths exist; a build
     without them silently falls back to nn.Linear, which this makes visible."""

@@ -39,10 +39,20 @@ def test_live_waits_for_a_late_server_and_survives_a_restart(tmp_path, tiny_dir)
     port, weights = free_port(), tmp_path / "weights"
     weights.mkdir()
     args = ["--port", str(port), "--weights-dir", str(weights), "--max-tokens-limit", "64"]
-    cfg = LiveConfig(server=f"http://127.0.0.1:{port}", trace="shift-ci", limit=64, concurrency=4,
-                     weights_dir=str(weights), retries=30, backoff_s=0.1, backoff_max_s=0.5, timeout_s=30,
-                     ready_timeout_s=60, learner=LearnerConfig(min_new=4, batch_requests=4, unroll=2, heldout_every=0),
-                     controller=ControllerConfig(every=1))
+    cfg = LiveConfig(
+        server=f"http://127.0.0.1:{port}",
+        trace="shift-ci",
+        limit=64,
+        concurrency=4,
+        weights_dir=str(weights),
+        retries=30,
+        backoff_s=0.1,
+        backoff_max_s=0.5,
+        timeout_s=30,
+        ready_timeout_s=60,
+        learner=LearnerConfig(min_new=4, batch_requests=4, unroll=2, heldout_every=0),
+        controller=ControllerConfig(every=1),
+    )
     runner = LiveRunner(cfg, tmp_path / "run")
     out = {}
     t = threading.Thread(target=lambda: out.update(summary=runner.run()))
@@ -87,11 +97,18 @@ def flaky():
     async def bad(request):
         return JSONResponse({"error": {"message": "bad body"}}, status_code=400)
 
-    app = Starlette(routes=[Route("/generate", generate, methods=["POST"]), Route("/slow", slow),
-                            Route("/bad", bad, methods=["POST"]), Route("/health", lambda r: PlainTextResponse(""))])
+    app = Starlette(
+        routes=[
+            Route("/generate", generate, methods=["POST"]),
+            Route("/slow", slow),
+            Route("/bad", bad, methods=["POST"]),
+            Route("/health", lambda r: PlainTextResponse("")),
+        ]
+    )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off",
-                                           timeout_graceful_shutdown=0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off", timeout_graceful_shutdown=0)
+    )
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
     while not server.started:
@@ -119,7 +136,9 @@ def test_slow_responses_time_out_and_give_up_within_a_bound(flaky):
     t0 = time.monotonic()
     with pytest.raises(ServerError, match="no answer after 3 attempts"):
         c.call("GET", "/slow")
-    assert time.monotonic() - t0 < 2.9  # three 0.3 s timeouts + backoff (~1.05 s), never the 3 s reply; slack for a busy CI
+    assert (
+        time.monotonic() - t0 < 2.9
+    )  # three 0.3 s timeouts + backoff (~1.05 s), never the 3 s reply; slack for a busy CI
     assert c.transport_failures == 3
 
 
@@ -145,18 +164,25 @@ def test_load_with_a_swap_midway_no_failures_and_greedy_unchanged(tiny_dir, tmp_
     cfg = ServeConfig(port=free_port(), weights_dir=tmp_path, batch=16, max_concurrent=512, max_tokens_limit=8)
     v = VersionRegistry(tmp_path).publish(new_eagle3(models[0], seed=5), 1, 0, 0, 0)
     with InProcessServer(cfg, models) as srv:
+
         async def drive():
             limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
             async with httpx.AsyncClient(base_url=srv.url, timeout=120, limits=limits) as client:
+
                 async def one(ids):
-                    return await client.post("/generate", json={"input_ids": list(ids), "sampling_params": {
-                        "max_new_tokens": 4, "temperature": 0}})
+                    return await client.post(
+                        "/generate",
+                        json={"input_ids": list(ids), "sampling_params": {"max_new_tokens": 4, "temperature": 0}},
+                    )
 
                 async def swap():
                     await asyncio.sleep(0.3)
-                    return await client.post("/update_weights_from_disk", json={
-                        "model_path": v.path.name, "version": 1, "sha256": v.sha256})
+                    return await client.post(
+                        "/update_weights_from_disk", json={"model_path": v.path.name, "version": 1, "sha256": v.sha256}
+                    )
+
                 return await asyncio.gather(swap(), *(one(p) for p in prompts))
+
         swap, *responses = asyncio.run(drive())
         assert swap.status_code == 200 and swap.json()["success"]
         assert all(r.status_code == 200 for r in responses)

@@ -38,8 +38,17 @@ def server(models, tmp_path):
 def live_cfg(srv, weights, **kw):
     from aurora_sim.live.config import LiveConfig
 
-    base = dict(server=srv.url, trace="shift-ci", limit=32, concurrency=8, weights_dir=str(weights),
-                learner=FAST_LEARNER, controller=ControllerConfig(every=2), retries=2, backoff_s=0.05)
+    base = dict(
+        server=srv.url,
+        trace="shift-ci",
+        limit=32,
+        concurrency=8,
+        weights_dir=str(weights),
+        learner=FAST_LEARNER,
+        controller=ControllerConfig(every=2),
+        retries=2,
+        backoff_s=0.05,
+    )
     return LiveConfig(**{**base, **kw})
 
 
@@ -114,9 +123,16 @@ def test_capture_records_a_valid_replayable_trace(server, tmp_path, heldout_prom
     time.sleep(0.5)
     sent = []
     for i, (domain, ids) in enumerate(heldout_prompts[:5]):
-        r = httpx.post(f"{server.url}/generate", json={"input_ids": list(ids), "domain": domain, "rid": f"c{i}",
-                                                       "sampling_params": {"max_new_tokens": 6, "temperature": 0}},
-                       timeout=60).json()
+        r = httpx.post(
+            f"{server.url}/generate",
+            json={
+                "input_ids": list(ids),
+                "domain": domain,
+                "rid": f"c{i}",
+                "sampling_params": {"max_new_tokens": 6, "temperature": 0},
+            },
+            timeout=60,
+        ).json()
         sent.append(r["output_ids"])
     t.join(30)
     assert result["n"] == 5
@@ -143,9 +159,27 @@ def test_live_sends_the_api_key_and_never_prints_or_logs_it(models, tmp_path, ca
     with InProcessServer(cfg, models) as srv:
         assert httpx.post(f"{srv.url}/generate", json={"text": "hi"}).status_code == 401
         out = tmp_path / "run"
-        res = CliRunner().invoke(app, ["live", "--server", srv.url, "--trace", "shift-ci", "--limit", "16",
-                                       "--weights-dir", str(weights), "--api-key", key, "--every", "1",
-                                       "-o", str(out), "--quiet"])
+        res = CliRunner().invoke(
+            app,
+            [
+                "live",
+                "--server",
+                srv.url,
+                "--trace",
+                "shift-ci",
+                "--limit",
+                "16",
+                "--weights-dir",
+                str(weights),
+                "--api-key",
+                key,
+                "--every",
+                "1",
+                "-o",
+                str(out),
+                "--quiet",
+            ],
+        )
         assert res.exit_code == 0, res.output
     captured = capsys.readouterr()
     assert key not in res.output and key not in captured.out and key not in captured.err

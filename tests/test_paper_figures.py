@@ -26,20 +26,40 @@ runner = CliRunner()
 
 
 def _trace(name: str, schedule: dict) -> Trace:
-    return Trace(name, config={"name": name, "seed": 0, "schedule": schedule,
-                               "arrivals": {"kind": "closed", "concurrency": 4},
-                               "prompts": {"max_chars": 160, "min_chars": 16}, "sampling": {"max_new_tokens": 16}})
+    return Trace(
+        name,
+        config={
+            "name": name,
+            "seed": 0,
+            "schedule": schedule,
+            "arrivals": {"kind": "closed", "concurrency": 4},
+            "prompts": {"max_chars": 160, "min_chars": 16},
+            "sampling": {"max_new_tokens": 16},
+        },
+    )
 
 
 def test_plan(static_dir, **changes) -> Plan:
     """24 code then 24 chat requests, 16 new tokens; the proxy deployment's small draft swaps often."""
-    two = _trace("t-two", {"kind": "ordered", "segments": [{"domain": "code", "requests": 24},
-                                                            {"domain": "chat", "requests": 24}]})
+    two = _trace(
+        "t-two",
+        {"kind": "ordered", "segments": [{"domain": "code", "requests": 24}, {"domain": "chat", "requests": 24}]},
+    )
     mixed = _trace("t-mixed", {"kind": "mixed", "requests": 32, "mix": {"code": 0.5, "chat": 0.5}})
-    base = ReplayConfig(deployment="proxy", flush_every=16).with_(learner_batch_requests=4, learner_min_new=4,
-                                                                  controller_every=2)
-    kw = {"ordered": two, "shifts": two, "mixed": mixed, "base": base, "batches": (1, 4), "batch_arms_online": (4,),
-          "discard_arms": ("online-scratch",), "static": str(static_dir), "window": 8}
+    base = ReplayConfig(deployment="proxy", flush_every=16).with_(
+        learner_batch_requests=4, learner_min_new=4, controller_every=2
+    )
+    kw = {
+        "ordered": two,
+        "shifts": two,
+        "mixed": mixed,
+        "base": base,
+        "batches": (1, 4),
+        "batch_arms_online": (4,),
+        "discard_arms": ("online-scratch",),
+        "static": str(static_dir),
+        "window": 8,
+    }
     return Plan("test", **(kw | changes))
 
 
@@ -57,7 +77,11 @@ def test_figures_5_6_draw_resume_and_rerun_only_what_changed(tmp_path, trained_h
     res = make_paper_figures(out, p, [5, 6], log=lambda m: None, backend="ray", workers=2)
     # figure 5 needs no-spec, static, online-scratch; figure 6 shares online-scratch (λ = 0) and adds λ = 0.5
     assert sorted(r.split("/runs/")[1] for r in res["made"]) == [
-        "t-two/no-spec", "t-two/online-scratch", "t-two/online-scratch-lambda0.5", "t-two/static"]
+        "t-two/no-spec",
+        "t-two/online-scratch",
+        "t-two/online-scratch-lambda0.5",
+        "t-two/static",
+    ]
     for name in ("fig5_day0", "fig6_discard"):
         with Image.open(out / f"{name}.png") as im:
             assert im.width > 800 and im.height > 400
@@ -138,14 +162,18 @@ def test_cli_bad_input_is_one_line(tmp_path):
     app = typer.Typer()
     app.command("figures")(figures_command)
     app.command("other")(lambda: None)
-    cases = [(["figures", "-o", str(tmp_path / "a")], "--paper"),
-             (["figures", "--paper", "-o", str(tmp_path / "a"), "--only", "1,9"], "not a figure number"),
-             (["figures", "--paper", "-o", str(tmp_path / "a"), "--seed", "-1"], "--seed")]
+    cases = [
+        (["figures", "-o", str(tmp_path / "a")], "--paper"),
+        (["figures", "--paper", "-o", str(tmp_path / "a"), "--only", "1,9"], "not a figure number"),
+        (["figures", "--paper", "-o", str(tmp_path / "a"), "--seed", "-1"], "--seed"),
+    ]
     (tmp_path / "file").write_text("x")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    cases += [(["figures", "--paper", "-o", str(tmp_path / "file")], "not a directory"),
-              (["figures", "--paper", "-o", str(tmp_path / "busy"), "--only", "5"], "not a figures directory")]
+    cases += [
+        (["figures", "--paper", "-o", str(tmp_path / "file")], "not a directory"),
+        (["figures", "--paper", "-o", str(tmp_path / "busy"), "--only", "5"], "not a figures directory"),
+    ]
     for args, words in cases:
         res = runner.invoke(app, args)
         assert res.exit_code == 2, (args, res.output)

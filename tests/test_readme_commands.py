@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 OPERATORS = {"&&", "||", ";", "|", "&", ";;"}
 REDIRECTS = {">", ">>", "<", "2>", "&>", "2>&1"}
-OUTPUT_DIRS = {"runs", "out"}                       # gitignored: made by the commands themselves
+OUTPUT_DIRS = {"runs", "out"}  # gitignored: made by the commands themselves
 INPUT_SUFFIXES = {".yaml", ".yml", ".json", ".toml", ".sh", ".py", ".md", ".jsonl", ".txt", ".csv"}
 BUILTINS = {"kill", "wait", "cd", "export", "sleep", "echo", "cat", "ls", "mkdir", "fg", "jobs"}
-SAFE_TO_RUN = 10.0                                  # seconds a "run for real" command may take
+SAFE_TO_RUN = 10.0  # seconds a "run for real" command may take
 
 
 # ---------------------------------------------------------------------------- extraction
@@ -73,18 +73,18 @@ def commands(block: str, first_line: int) -> list[tuple[int, list[str]]]:
     i = 0
     while i < len(lines):
         no, text = first_line + i, lines[i]
-        while text.rstrip().endswith("\\") and i + 1 < len(lines):   # continuation lines
+        while text.rstrip().endswith("\\") and i + 1 < len(lines):  # continuation lines
             i += 1
             text = text.rstrip()[:-1] + " " + lines[i]
         i += 1
-        text = re.sub(r"^\s*\$ ", "", text)                           # a console prompt
+        text = re.sub(r"^\s*\$ ", "", text)  # a console prompt
         lex = shlex.shlex(text, posix=True, punctuation_chars=True)
         lex.whitespace_split = True
         argv: list[str] = []
         skip_next = False
         try:
             tokens = list(lex)
-        except ValueError as exc:                                     # e.g. an unclosed quote
+        except ValueError as exc:  # e.g. an unclosed quote
             out.append((no, ["<unsplittable>", str(exc)]))
             continue
         for tok in tokens:
@@ -100,7 +100,7 @@ def commands(block: str, first_line: int) -> list[tuple[int, list[str]]]:
                 argv.append(tok)
         if argv:
             out.append((no, argv))
-    for k, (no, argv) in enumerate(out):                              # FOO=1 cmd ...
+    for k, (no, argv) in enumerate(out):  # FOO=1 cmd ...
         while argv and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", argv[0]):
             argv = argv[1:]
         out[k] = (no, argv)
@@ -120,7 +120,7 @@ def parse_cli(argv: list[str]) -> list[str]:
     args = list(argv)
     while True:
         ctx = cmd.make_context(name, args, parent=ctx)
-        if not hasattr(cmd, "resolve_command"):                       # a command, not a group
+        if not hasattr(cmd, "resolve_command"):  # a command, not a group
             return path
         rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
         if not rest:
@@ -163,7 +163,7 @@ def check_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
         try:
             path = parse_cli(args)
         except EXITS:
-            return problems, None                                     # --help
+            return problems, None  # --help
         except USAGE_ERRORS as exc:
             return problems + [f"does not parse: {exc.format_message()}"], None
         cheap = "--dry-run" in args or "--help" in args or (path and path[-1] == "list")
@@ -229,11 +229,15 @@ def test_cheap_readme_commands_run(readme):
     """The side-effect-free ones, for real, from the repository root, as `aurora` would run them."""
     _, runnable, _ = readme
     assert runnable, "no README command is cheap enough to run (expected at least the sweep's --dry-run)"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
     for no, args in runnable:
         t0 = time.monotonic()
-        res = subprocess.run([sys.executable, "-m", "aurora_sim", *args], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=60)
+        res = subprocess.run(
+            [sys.executable, "-m", "aurora_sim", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
         took = time.monotonic() - t0
         assert res.returncode == 0, f"README.md:{no}: `aurora {shlex.join(args)}` failed:\n{res.stdout}{res.stderr}"
         assert took < 3 * SAFE_TO_RUN, f"README.md:{no}: `aurora {shlex.join(args)}` took {took:.0f} s"
@@ -258,7 +262,7 @@ def test_live_section_runs_in_order_on_a_fresh_clone(tmp_path, monkeypatch):
 
     serve, client = params(cmds[names.index("serve")]), params(cmds[names.index("live")])
     assert serve["weights_dir"] == client["weights_dir"]
-    monkeypatch.chdir(tmp_path)                                       # a fresh clone: no runs/ yet
+    monkeypatch.chdir(tmp_path)  # a fresh clone: no runs/ yet
     from aurora_sim.serve.cli import ensure_weights_dir
 
     ensure_weights_dir(serve["weights_dir"])
@@ -290,11 +294,18 @@ def test_checker_catches_mistakes():
     problems, runnable, seen = check_markdown(BAD)
     text = "\n".join(problems)
     assert seen == 10
-    for needle in ("no such option: --weights-dri", "no such command 'replya'", "invalid value for '--batch'",
-                   "examples/sweep-lamda.yaml: no such file", "missing argument 'src'",
-                   "scripts/no-such-setup.sh: no such file", "benchmarks/no_such_bench.py: no such file",
-                   "frobnicate: a program this test does not know", "block does not parse as bash",
-                   "cannot be split into words: no closing quotation"):
+    for needle in (
+        "no such option: --weights-dri",
+        "no such command 'replya'",
+        "invalid value for '--batch'",
+        "examples/sweep-lamda.yaml: no such file",
+        "missing argument 'src'",
+        "scripts/no-such-setup.sh: no such file",
+        "benchmarks/no_such_bench.py: no such file",
+        "frobnicate: a program this test does not know",
+        "block does not parse as bash",
+        "cannot be split into words: no closing quotation",
+    ):
         assert needle in text.lower(), f"{needle!r} not reported; got:\n{text}"
-    assert len(problems) == 10, text                                   # one problem per mistake
+    assert len(problems) == 10, text  # one problem per mistake
     assert [args for _, args in runnable] == [["models", "list"]]

@@ -13,21 +13,51 @@ runner = CliRunner()
 
 
 def test_judge_flags_only_changes_for_the_worse():
-    base = {"a/acceptance_length/seg0_code": 2.0, "a/speedup/vs_static": 1.2,
-            "a/recovery_requests/shift@800": 100, "a/final_loss": 0.5, "a/recovery_requests/shift@1600": 60}
-    now = {"a/acceptance_length/seg0_code": 1.9, "a/speedup/vs_static": 1.5,
-           "a/recovery_requests/shift@800": 120, "a/final_loss": 0.7, "a/recovery_requests/shift@1600": None}
+    base = {
+        "a/acceptance_length/seg0_code": 2.0,
+        "a/speedup/vs_static": 1.2,
+        "a/recovery_requests/shift@800": 100,
+        "a/final_loss": 0.5,
+        "a/recovery_requests/shift@1600": 60,
+    }
+    now = {
+        "a/acceptance_length/seg0_code": 1.9,
+        "a/speedup/vs_static": 1.5,
+        "a/recovery_requests/shift@800": 120,
+        "a/final_loss": 0.7,
+        "a/recovery_requests/shift@1600": None,
+    }
     got = {v.metric: v.verdict for v in judge(base, now)}
-    assert got == {"a/acceptance_length/seg0_code": "REGRESSION", "a/speedup/vs_static": "improved",
-                   "a/recovery_requests/shift@800": "ok", "a/final_loss": "REGRESSION",
-                   "a/recovery_requests/shift@1600": "REGRESSION"}
+    assert got == {
+        "a/acceptance_length/seg0_code": "REGRESSION",
+        "a/speedup/vs_static": "improved",
+        "a/recovery_requests/shift@800": "ok",
+        "a/final_loss": "REGRESSION",
+        "a/recovery_requests/shift@1600": "REGRESSION",
+    }
     assert judge({"x/final_loss": 0.5}, {}) == [Verdict("x/final_loss", 0.5, None, "missing")]
 
 
 def test_regress_passes_unchanged_and_catches_a_broken_learner(tmp_path, trained_head_dir):
-    common = ["regress", "--limit", "40", "--baselines", str(tmp_path / "b"), "--static-draft", str(trained_head_dir),
-              "--set", "deployment=\"proxy\"", "--set", "learner_min_new=4", "--set", "learner_batch_requests=4",
-              "--set", "controller_every=2", "-o", str(tmp_path / "runs")]
+    common = [
+        "regress",
+        "--limit",
+        "40",
+        "--baselines",
+        str(tmp_path / "b"),
+        "--static-draft",
+        str(trained_head_dir),
+        "--set",
+        'deployment="proxy"',
+        "--set",
+        "learner_min_new=4",
+        "--set",
+        "learner_batch_requests=4",
+        "--set",
+        "controller_every=2",
+        "-o",
+        str(tmp_path / "runs"),
+    ]
     res = runner.invoke(app, [*common, "--update"])
     assert res.exit_code == 2 and "--reason" in res.output
     res = runner.invoke(app, [*common, "--update", "--reason", "test baseline"])

@@ -27,8 +27,9 @@ def test_replay_prints_a_summary_and_writes_json(tmp_path, tiny_dir):
 
 def test_compare_runs_four_arms_with_speedups(tmp_path, trained_head_dir):
     out = tmp_path / "cmp"
-    res = runner.invoke(app, ["replay", "shift-ci", "--compare", "--static-draft", str(trained_head_dir), *QUICK,
-                              "-o", str(out)])
+    res = runner.invoke(
+        app, ["replay", "shift-ci", "--compare", "--static-draft", str(trained_head_dir), *QUICK, "-o", str(out)]
+    )
     assert res.exit_code == 0, res.output
     result = json.loads((out / "compare.json").read_text())
     arms = result["arms"]
@@ -53,7 +54,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir):
     assert res.exit_code == 2 and "not a run directory" in res.output
     res = runner.invoke(app, ["replay", "--policy", "greedy", "--limit", "2", "-o", str(tmp_path / "z")])
     assert res.exit_code == 2 and "unknown policy" in res.output
-    res = runner.invoke(app, ["replay", "--hardware", "tpu", "--limit", "2", "--init", "scratch", "-o", str(tmp_path / "w")])
+    res = runner.invoke(
+        app, ["replay", "--hardware", "tpu", "--limit", "2", "--init", "scratch", "-o", str(tmp_path / "w")]
+    )
     assert res.exit_code == 2 and "tpu" in res.output
     assert not (tmp_path / "w").exists()  # nothing half-written
 
@@ -77,12 +80,29 @@ def test_recipe_option_sets_the_run_config_and_options_override_it(tmp_path, tin
     from aurora_sim.replay.eventlog import read_table
 
     out = tmp_path / "paper"
-    res = runner.invoke(app, ["replay", "shift-ci", "--init", "scratch", "--recipe", "paper", "--limit", "16",
-                              "--deployment", "proxy", "--every", "2", "-o", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "replay",
+            "shift-ci",
+            "--init",
+            "scratch",
+            "--recipe",
+            "paper",
+            "--limit",
+            "16",
+            "--deployment",
+            "proxy",
+            "--every",
+            "2",
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     cfg = json.loads(read_table(out, "runs")["config_json"][0])
     assert cfg["recipe"] == "paper" and cfg["gamma"] == 5 and cfg["learner"]["lr"] == 1e-4
-    assert cfg["controller"]["every"] == 2     # the explicit option wins over the recipe's 50
+    assert cfg["controller"]["every"] == 2  # the explicit option wins over the recipe's 50
     res = runner.invoke(app, ["replay", "--recipe", "slow", "--limit", "2", "-o", str(tmp_path / "x")])
     assert res.exit_code == 2 and "unknown learner recipe 'slow'" in res.output
     assert not (tmp_path / "x").exists()

@@ -101,8 +101,9 @@ def test_causality_arrival_first_token_finish(runs):
     assert (req["arrival_ns"] <= req["admit_ns"]).all()
     assert (req["admit_ns"] < req["first_token_ns"]).all()
     assert (req["first_token_ns"] <= req["finish_ns"]).all()
-    rounds = read_table(runs["online"], "rounds").join(req.select("request_index", "first_token_ns", "finish_ns"),
-                                                      on="request_index")
+    rounds = read_table(runs["online"], "rounds").join(
+        req.select("request_index", "first_token_ns", "finish_ns"), on="request_index"
+    )
     assert (rounds["t_start_ns"] >= rounds["first_token_ns"] - (rounds["t_end_ns"] - rounds["t_start_ns"])).all()
     assert (rounds["t_end_ns"] <= rounds["finish_ns"]).all()
     # a trainer step only uses requests captured before it started

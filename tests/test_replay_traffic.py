@@ -4,7 +4,6 @@ two-segment shift with recovery numbers, and the standalone-LM draft learning on
 from __future__ import annotations
 
 import polars as pl
-import pytest
 
 from aurora_sim.replay.config import ReplayConfig
 from aurora_sim.replay.eventlog import read_table
@@ -24,8 +23,7 @@ def _trace(tmp_path, name, **changes):
 
 def test_open_loop_overload_refuses_with_a_reason_and_conserves_requests(tmp_path, tiny_dir):
     # everything arrives within microseconds; two slots and a queue of four cannot take it all
-    trace = _trace(tmp_path, "ordered", arrivals={"kind": "poisson", "rate_per_s": 1e6},
-                   sampling={"max_new_tokens": 8})
+    trace = _trace(tmp_path, "ordered", arrivals={"kind": "poisson", "rate_per_s": 1e6}, sampling={"max_new_tokens": 8})
     cfg = ReplayConfig(trace=str(trace), limit=24, init="none", batch=2, max_queue=4, deployment="proxy")
     Replay(cfg, tmp_path / "run").run()
     req = read_table(tmp_path / "run", "requests")
@@ -41,10 +39,18 @@ def test_open_loop_overload_refuses_with_a_reason_and_conserves_requests(tmp_pat
 
 
 def test_shift_recovery_is_measured_per_shift(tmp_path, tiny_dir):
-    trace = _trace(tmp_path, "shift-ci", schedule={"kind": "ordered", "segments": [
-        {"domain": "code", "requests": 40}, {"domain": "chat", "requests": 40}]}, sampling={"max_new_tokens": 16})
+    trace = _trace(
+        tmp_path,
+        "shift-ci",
+        schedule={
+            "kind": "ordered",
+            "segments": [{"domain": "code", "requests": 40}, {"domain": "chat", "requests": 40}],
+        },
+        sampling={"max_new_tokens": 16},
+    )
     cfg = ReplayConfig(trace=str(trace), init="scratch", deployment="proxy").with_(
-        learner_batch_requests=4, learner_min_new=4, controller_every=2)
+        learner_batch_requests=4, learner_min_new=4, controller_every=2
+    )
     Replay(cfg, tmp_path / "run").run()
     s = summarize(tmp_path / "run")
     assert [g["domain"] for g in s["segments"]] == ["code", "chat"]
@@ -59,7 +65,8 @@ def test_shift_recovery_is_measured_per_shift(tmp_path, tiny_dir):
 
 def test_lm_draft_learns_online_and_stays_lossless(tmp_path, tiny_dir):
     cfg = ReplayConfig(limit=32, draft="lm", init="scratch", deployment="proxy").with_(
-        learner_batch_requests=4, learner_min_new=4, controller_every=2)
+        learner_batch_requests=4, learner_min_new=4, controller_every=2
+    )
     Replay(cfg, tmp_path / "lm").run()
     Replay(cfg.with_(init="none"), tmp_path / "plain").run()
     steps = read_table(tmp_path / "lm", "train_steps")

@@ -36,8 +36,10 @@ def target_only(models, prompts, max_new, stops):
 
     target = models[0]
     eng = TorchSpecEngine(target, None, gamma=0, max_batch=8, max_len=256)
-    return [r.output_ids for r in eng.run([GenRequest(f"r{i}", tuple(p), max_new, stop_ids=stops)
-                                           for i, p in enumerate(prompts)])]
+    return [
+        r.output_ids
+        for r in eng.run([GenRequest(f"r{i}", tuple(p), max_new, stop_ids=stops) for i, p in enumerate(prompts)])
+    ]
 
 
 def metric(url: str, name: str) -> float:
@@ -48,9 +50,16 @@ def metric(url: str, name: str) -> float:
 
 
 def gen(url, ids, n=24, **extra):
-    r = httpx.post(f"{url}/generate", json={"input_ids": list(ids), "return_spec_details": True,
-                                            "sampling_params": {"max_new_tokens": n, "temperature": 0}, **extra},
-                   timeout=60)
+    r = httpx.post(
+        f"{url}/generate",
+        json={
+            "input_ids": list(ids),
+            "return_spec_details": True,
+            "sampling_params": {"max_new_tokens": n, "temperature": 0},
+            **extra,
+        },
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -65,7 +74,9 @@ def test_greedy_concurrent_requests_equal_target_only_and_share_rounds(server, m
     m = outs[0]["meta_info"]
     assert m["completion_tokens"] == len(outs[0]["output_ids"]) and m["spec_verify_ct"] >= 1
     assert len(m["spec_accept_per_position"]) == 4 and m["draft_version"] == 0
-    assert m["spec_accept_length"] == pytest.approx((m["spec_accept_token_num"] + m["spec_verify_ct"]) / m["spec_verify_ct"])
+    assert m["spec_accept_length"] == pytest.approx(
+        (m["spec_accept_token_num"] + m["spec_verify_ct"]) / m["spec_verify_ct"]
+    )
     assert len(m["spec_rounds"]) == m["spec_verify_ct"]
     # continuous batching: several requests shared engine steps
     steps = metric(server.url, "engine_steps_total") - steps0
@@ -92,20 +103,28 @@ def test_openai_completions_stream_equals_non_stream(server):
 
 def test_chat_completions_and_stop_string(server):
     msgs = [{"role": "user", "content": "What is a bond?"}]
-    r = httpx.post(f"{server.url}/v1/chat/completions", json={"messages": msgs, "max_tokens": 16, "temperature": 0},
-                   timeout=60).json()
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions", json={"messages": msgs, "max_tokens": 16, "temperature": 0}, timeout=60
+    ).json()
     text = r["choices"][0]["message"]["content"]
     assert r["object"] == "chat.completion" and r["choices"][0]["message"]["role"] == "assistant" and text
     deltas = []
-    with httpx.stream("POST", f"{server.url}/v1/chat/completions",
-                      json={"messages": msgs, "max_tokens": 16, "temperature": 0, "stream": True}, timeout=60) as s:
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/chat/completions",
+        json={"messages": msgs, "max_tokens": 16, "temperature": 0, "stream": True},
+        timeout=60,
+    ) as s:
         for ln in s.iter_lines():
             if ln.startswith("data: {"):
                 deltas.append(json.loads(ln[6:])["choices"][0]["delta"].get("content", ""))
     assert "".join(deltas) == text
     stop = text.strip()[:3]
-    r2 = httpx.post(f"{server.url}/v1/chat/completions",
-                    json={"messages": msgs, "max_tokens": 16, "temperature": 0, "stop": stop}, timeout=60).json()
+    r2 = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"messages": msgs, "max_tokens": 16, "temperature": 0, "stop": stop},
+        timeout=60,
+    ).json()
     assert r2["choices"][0]["finish_reason"] == "stop" and stop not in r2["choices"][0]["message"]["content"]
     assert r2["meta_info"]["finish_reason"] == {"type": "stop", "matched": stop}
 
@@ -120,8 +139,11 @@ def test_swap_mid_load_changes_version_and_keeps_greedy_outputs(server, models, 
     swaps0 = metric(server.url, "swaps_total")
     with ThreadPoolExecutor(6) as pool:
         futs = [pool.submit(gen, server.url, p, 32) for p in prompts[:6]]
-        r = httpx.post(f"{server.url}/update_weights_from_disk",
-                       json={"model_path": v.path.name, "version": 1, "sha256": v.sha256}, timeout=60)
+        r = httpx.post(
+            f"{server.url}/update_weights_from_disk",
+            json={"model_path": v.path.name, "version": 1, "sha256": v.sha256},
+            timeout=60,
+        )
         futs += [pool.submit(gen, server.url, p, 32) for p in prompts[6:]]
         outs = [f.result() for f in futs]
     assert r.status_code == 200 and r.json()["success"], r.text

@@ -31,8 +31,16 @@ def keyed(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("sec")
     weights = root / "weights"
     weights.mkdir()
-    cfg = ServeConfig(port=free_port(), api_key=KEY, weights_dir=weights, max_body_bytes=4096, max_prompt_tokens=64,
-                      max_tokens_limit=32, max_concurrent=2, batch=2)
+    cfg = ServeConfig(
+        port=free_port(),
+        api_key=KEY,
+        weights_dir=weights,
+        max_body_bytes=4096,
+        max_prompt_tokens=64,
+        max_tokens_limit=32,
+        max_concurrent=2,
+        batch=2,
+    )
     with InProcessServer(cfg, models) as srv:
         srv.weights, srv.root = weights, root
         yield srv
@@ -56,9 +64,19 @@ def test_binds_loopback_unless_told():
     assert not ServeConfig(host="0.0.0.0").loopback_only and ServeConfig(host="::1").loopback_only
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/health"), ("GET", "/metrics"), ("GET", "/get_model_info"),
-                                         ("GET", "/aurora/served"), ("POST", "/generate"), ("POST", "/v1/completions"),
-                                         ("POST", "/v1/chat/completions"), ("POST", "/update_weights_from_disk")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/health"),
+        ("GET", "/metrics"),
+        ("GET", "/get_model_info"),
+        ("GET", "/aurora/served"),
+        ("POST", "/generate"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/update_weights_from_disk"),
+    ],
+)
 def test_api_key_protects_every_endpoint(keyed, method, path):
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
         r = httpx.request(method, f"{keyed.url}{path}", headers=headers, json={}, timeout=30)
@@ -70,14 +88,19 @@ def test_api_key_protects_every_endpoint(keyed, method, path):
 def test_weight_updates_refused_beyond_loopback_without_key(models, tmp_path):
     cfg = ServeConfig(host="0.0.0.0", port=free_port(), weights_dir=tmp_path)
     with InProcessServer(cfg, models) as srv:
-        r = httpx.post(f"{srv.url}/update_weights_from_disk", json={"model_path": "v00001", "version": 1,
-                                                                    "sha256": "0" * 64}, timeout=30)
+        r = httpx.post(
+            f"{srv.url}/update_weights_from_disk",
+            json={"model_path": "v00001", "version": 1, "sha256": "0" * 64},
+            timeout=30,
+        )
         assert r.status_code == 403 and "api-key" in r.json()["error"]["message"]
         assert ok_generate_nokey(srv)
 
 
 def ok_generate_nokey(srv):
-    r = httpx.post(f"{srv.url}/generate", json={"input_ids": [1, 2], "sampling_params": {"max_new_tokens": 2}}, timeout=30)
+    r = httpx.post(
+        f"{srv.url}/generate", json={"input_ids": [1, 2], "sampling_params": {"max_new_tokens": 2}}, timeout=30
+    )
     return r.status_code == 200
 
 
@@ -132,12 +155,18 @@ def test_sha256_must_match_and_pickle_never_loaded(keyed, published):
 
 
 def test_limits_answer_4xx_with_a_reason(keyed):
-    r = post(keyed, "/generate", content=b'{"text": "' + b"a" * 5000 + b'"}', headers={**AUTH, "content-type": "application/json"})
+    r = post(
+        keyed,
+        "/generate",
+        content=b'{"text": "' + b"a" * 5000 + b'"}',
+        headers={**AUTH, "content-type": "application/json"},
+    )
     assert r.status_code == 413 and "larger than" in r.json()["error"]["message"]
 
     def chunks():  # no Content-Length: the limit holds while the body streams in
         for _ in range(10):
             yield b" " * 1000
+
     r = post(keyed, "/generate", content=chunks())
     assert r.status_code == 413
     r = post(keyed, "/generate", {"input_ids": list(range(1, 100)), "sampling_params": {"max_new_tokens": 2}})
@@ -155,21 +184,24 @@ def test_concurrency_limit_answers_429(keyed):
     ok_generate(keyed)
 
 
-@pytest.mark.parametrize("path,content,want", [
-    ("/generate", b"{not json", "not valid JSON"),
-    ("/generate", b"[1, 2]", "JSON object"),
-    ("/generate", b'{"text": "a", "input_ids": [1]}', "exactly one"),
-    ("/generate", b'{"input_ids": [1, 99999]}', "vocabulary"),
-    ("/generate", b'{"input_ids": []}', "empty"),
-    ("/generate", b'{"text": "a", "sampling_params": {"temperature": "hot"}}', "temperature"),
-    ("/generate", b'{"text": "a", "sampling_params": {"top_p": 0}}', "top_p"),
-    ("/v1/completions", b'{"prompt": 5}', "prompt"),
-    ("/v1/completions", b'{"prompt": "a", "n": 3}', "n = 1"),
-    ("/v1/completions", b'{"prompt": "a", "max_tokens": -1}', "max_tokens"),
-    ("/v1/chat/completions", b'{"messages": "hi"}', "messages"),
-    ("/update_weights_from_disk", b'{"model_path": 3}', "model_path"),
-    ("/update_weights_from_disk", b'\xff\xfe', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "path,content,want",
+    [
+        ("/generate", b"{not json", "not valid JSON"),
+        ("/generate", b"[1, 2]", "JSON object"),
+        ("/generate", b'{"text": "a", "input_ids": [1]}', "exactly one"),
+        ("/generate", b'{"input_ids": [1, 99999]}', "vocabulary"),
+        ("/generate", b'{"input_ids": []}', "empty"),
+        ("/generate", b'{"text": "a", "sampling_params": {"temperature": "hot"}}', "temperature"),
+        ("/generate", b'{"text": "a", "sampling_params": {"top_p": 0}}', "top_p"),
+        ("/v1/completions", b'{"prompt": 5}', "prompt"),
+        ("/v1/completions", b'{"prompt": "a", "n": 3}', "n = 1"),
+        ("/v1/completions", b'{"prompt": "a", "max_tokens": -1}', "max_tokens"),
+        ("/v1/chat/completions", b'{"messages": "hi"}', "messages"),
+        ("/update_weights_from_disk", b'{"model_path": 3}', "model_path"),
+        ("/update_weights_from_disk", b"\xff\xfe", "not valid JSON"),
+    ],
+)
 def test_malformed_requests_answer_400_and_server_keeps_serving(keyed, path, content, want):
     r = post(keyed, path, content=content, headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 400, r.text

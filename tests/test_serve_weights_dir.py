@@ -19,7 +19,7 @@ def test_creates_a_missing_weights_dir_and_says_so(tmp_path, capsys):
     assert path.is_dir() and not any(path.iterdir())
     err = capsys.readouterr().err
     assert f"created the weights directory {path}" in err and "aurora live" in err and err.count("\n") == 1
-    ensure_weights_dir(path)                                   # existing: nothing said, nothing changed
+    ensure_weights_dir(path)  # existing: nothing said, nothing changed
     assert capsys.readouterr().err == "" and path.is_dir()
 
 
@@ -31,7 +31,7 @@ def test_refuses_a_path_that_is_not_a_directory(tmp_path, kind):
     else:
         path.symlink_to(tmp_path / "nowhere")
     with pytest.raises(AuroraError, match=r"weights: --weights-dir exists and is not a directory"):
-        build_state(ServeConfig(weights_dir=path))             # refused before loading any model
+        build_state(ServeConfig(weights_dir=path))  # refused before loading any model
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -47,9 +47,13 @@ def test_server_starts_with_a_missing_weights_dir(models, tmp_path, capsys):
     with InProcessServer(ServeConfig(port=free_port(), weights_dir=weights, draft="none"), models) as srv:
         assert weights.is_dir()
         assert "created the weights directory" in capsys.readouterr().err
-        r = httpx.post(f"{srv.url}/update_weights_from_disk",
-                       json={"model_path": "v00001", "version": 1, "sha256": "0" * 64}, timeout=30)
+        r = httpx.post(
+            f"{srv.url}/update_weights_from_disk",
+            json={"model_path": "v00001", "version": 1, "sha256": "0" * 64},
+            timeout=30,
+        )
         assert r.status_code == 400 and "no such draft directory" in r.json()["message"]
-        r = httpx.post(f"{srv.url}/generate", json={"input_ids": [1, 2], "sampling_params": {"max_new_tokens": 2}},
-                       timeout=30)
+        r = httpx.post(
+            f"{srv.url}/generate", json={"input_ids": [1, 2], "sampling_params": {"max_new_tokens": 2}}, timeout=30
+        )
         assert r.status_code == 200, r.text

@@ -57,11 +57,17 @@ def draft_params(h, heads, kv_heads, head_dim, inter, n_aux, vocab):
     q, kv = heads * head_dim, kv_heads * head_dim
     p = "model.layers.0."
     return {
-        "model.embed_tokens.weight": (vocab, h), "model.fc.weight": (h, n_aux * h),
-        p + "self_attn.qkv_proj.weight": (q + 2 * kv, 2 * h), p + "self_attn.o_proj.weight": (h, q),
-        p + "mlp.gate_up_proj.weight": (2 * inter, h), p + "mlp.down_proj.weight": (h, inter),
-        p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,),
-        p + "hidden_norm.weight": (h,), "model.norm.weight": (h,), "lm_head.weight": (vocab, h),
+        "model.embed_tokens.weight": (vocab, h),
+        "model.fc.weight": (h, n_aux * h),
+        p + "self_attn.qkv_proj.weight": (q + 2 * kv, 2 * h),
+        p + "self_attn.o_proj.weight": (h, q),
+        p + "mlp.gate_up_proj.weight": (2 * inter, h),
+        p + "mlp.down_proj.weight": (h, inter),
+        p + "input_layernorm.weight": (h,),
+        p + "post_attention_layernorm.weight": (h,),
+        p + "hidden_norm.weight": (h,),
+        "model.norm.weight": (h,),
+        "lm_head.weight": (vocab, h),
     }
 
 
@@ -71,8 +77,16 @@ def test_param_table_matches_source(sglang_src):
         ll = src(v, "models/llama.py").read_text()
         for attr in ("fc", "hidden_norm", "norm", "lm_head", "embed_tokens", "layers", "model"):
             assert re.search(rf"self\.{attr}\s*=", e3), (v, attr)
-        for attr in ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "input_layernorm", "post_attention_layernorm",
-                     "self_attn", "mlp"):
+        for attr in (
+            "qkv_proj",
+            "o_proj",
+            "gate_up_proj",
+            "down_proj",
+            "input_layernorm",
+            "post_attention_layernorm",
+            "self_attn",
+            "mlp",
+        ):
             assert re.search(rf"self\.{attr}\s*=", ll + e3), (v, attr)
         # why draft_vocab_size is always exported: absent, the target's LM head replaces ours
         assert "if config.draft_vocab_size is None:" in e3 and "self.load_lm_head_from_target = True" in e3
@@ -92,8 +106,11 @@ class Recorder:
 def run_real_loader(version, state, params):
     """Execute the real LlamaForCausalLMEagle3.load_weights. Returns (params, unused names)."""
     rec = {k: Recorder(s) for k, s in params.items()}
-    fn = wheel.load_function(src(version, "models/llama_eagle3.py"), "LlamaForCausalLMEagle3.load_weights",
-                             {"torch": torch, "default_weight_loader": None})
+    fn = wheel.load_function(
+        src(version, "models/llama_eagle3.py"),
+        "LlamaForCausalLMEagle3.load_weights",
+        {"torch": torch, "default_weight_loader": None},
+    )
     this = SimpleNamespace(named_parameters=lambda: list(rec.items()), hot_token_id=None)
     fn(this, list(state.items()))
     used = {id(w) for r in rec.values() for _, w in r.loads}
@@ -109,7 +126,9 @@ def check_loaded(rec, state):
         shards = sorted(str(s) for s, _ in r.loads)
         if "qkv_proj" in name:
             assert shards == ["k", "q", "v"], name
-            assert sum(w.shape[0] for _, w in r.loads) == r.shape[0] and {w.shape[1] for _, w in r.loads} == {r.shape[1]}
+            assert sum(w.shape[0] for _, w in r.loads) == r.shape[0] and {w.shape[1] for _, w in r.loads} == {
+                r.shape[1]
+            }
         elif "gate_up_proj" in name:
             assert shards == ["0", "1"], name
             assert sum(w.shape[0] for _, w in r.loads) == r.shape[0]
@@ -189,8 +208,11 @@ def test_real_loader_accepts_legacy_midlayer_names(sglang_src, exported):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_capture_ids_shift(sglang_src, version):
     fn = wheel.load_function(src(version, "models/llama.py"), "LlamaForCausalLM.set_eagle3_layers_to_capture", {})
-    this = SimpleNamespace(pp_group=SimpleNamespace(is_last_rank=True), config=SimpleNamespace(num_hidden_layers=4),
-                           model=SimpleNamespace())
+    this = SimpleNamespace(
+        pp_group=SimpleNamespace(is_last_rank=True),
+        config=SimpleNamespace(num_hidden_layers=4),
+        model=SimpleNamespace(),
+    )
     fn(this, names.capture_ids((0, 1, 2), 4))
     assert this.model.layers_to_capture == [1, 2, 3]  # inputs of layers 1..3 = outputs of 0..2
 
@@ -199,11 +221,19 @@ def run_real_capture_loop(layers_to_capture, num_layers):
     """Execute 0.5.17's target LlamaModel.forward with tagged stand-in layers: layer j outputs
     the value j+1, so a captured value v is the output of layer v-1."""
     fn = wheel.load_function(src("0.5.17", "models/llama.py"), "LlamaModel.forward", {"PPProxyTensors": dict})
-    tag = lambda j: (lambda pos, h, fb, res: (torch.full_like(h, float(j + 1)), torch.zeros_like(h)))
-    this = SimpleNamespace(pp_group=SimpleNamespace(is_first_rank=True, is_last_rank=True),
-                           embed_tokens=lambda ids: torch.zeros(len(ids), 4), start_layer=0, end_layer=num_layers,
-                           layers=[tag(j) for j in range(num_layers)], norm=lambda h, r: (h, r),
-                           layers_to_capture=layers_to_capture)
+
+    def tag(j):
+        return lambda pos, h, fb, res: (torch.full_like(h, float(j + 1)), torch.zeros_like(h))
+
+    this = SimpleNamespace(
+        pp_group=SimpleNamespace(is_first_rank=True, is_last_rank=True),
+        embed_tokens=lambda ids: torch.zeros(len(ids), 4),
+        start_layer=0,
+        end_layer=num_layers,
+        layers=[tag(j) for j in range(num_layers)],
+        norm=lambda h, r: (h, r),
+        layers_to_capture=layers_to_capture,
+    )
     out = fn(this, torch.zeros(3, dtype=torch.long), None, None)
     return [int(a[0, 0].item()) - 1 for a in out[1]] if isinstance(out, tuple) else []
 
@@ -218,8 +248,15 @@ def test_capture_loop_takes_our_layers_in_ascending_order(sglang_src):
 # ---- the draft's forward, composed by SGLang's own code ---------------------------------------------
 def real_rmsnorm(version, weight, eps):
     fn = wheel.load_function(src(version, "layers/layernorm.py"), "RMSNorm.forward_native", {"torch": torch})
-    this = SimpleNamespace(weight=weight, variance_epsilon=eps, hidden_size=weight.shape[0], variance_size_override=None,
-                           override_orig_dtype=None, fp32_residual=False, cast_x_before_out_mul=False)
+    this = SimpleNamespace(
+        weight=weight,
+        variance_epsilon=eps,
+        hidden_size=weight.shape[0],
+        variance_size_override=None,
+        override_orig_dtype=None,
+        fp32_residual=False,
+        cast_x_before_out_mul=False,
+    )
     return lambda x, residual=None: fn(this, x, residual)
 
 
@@ -235,7 +272,9 @@ def standin_attention(qkv_w, o_w, heads, kv_heads, head_dim, theta):
         c, s = cos[positions][None, None], sin[positions][None, None]
         q, k = apply_rope(q, c, s), apply_rope(k, c, s)
         rep = heads // kv_heads
-        out = F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=True)
+        out = F.scaled_dot_product_attention(
+            q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=True
+        )
         return out[0].transpose(0, 1).reshape(t, -1) @ o_w.T
 
     return attn
@@ -250,29 +289,52 @@ def swiglu(x, gate_up, down):
 def sglang_draft(version, rec, embed, eps=1e-5):
     """SGLang's LlamaModel (eagle3).forward and LlamaDecoderLayer.forward, real code, with real
     RMSNorms and the weights as its loader placed them; attention and MLP are stand-ins."""
-    w = {k: (torch.cat([x for _, x in sorted(r.loads, key=lambda s: "qkv".index(s[0]) if isinstance(s[0], str) else s[0])])
-             if r.loads else None) for k, r in rec.items()}
+    w = {
+        k: (
+            torch.cat(
+                [x for _, x in sorted(r.loads, key=lambda s: "qkv".index(s[0]) if isinstance(s[0], str) else s[0])]
+            )
+            if r.loads
+            else None
+        )
+        for k, r in rec.items()
+    }
     p = "model.layers.0."
     path = src(version, "models/llama_eagle3.py")
     layer_fwd = wheel.load_function(path, "LlamaDecoderLayer.forward", {"torch": torch})
     gate_up, down = w[p + "mlp.gate_up_proj.weight"], w[p + "mlp.down_proj.weight"]
     layer = SimpleNamespace(
-        is_input_layer=True, hidden_norm=real_rmsnorm(version, w[p + "hidden_norm.weight"], eps),
+        is_input_layer=True,
+        hidden_norm=real_rmsnorm(version, w[p + "hidden_norm.weight"], eps),
         input_layernorm=real_rmsnorm(version, w[p + "input_layernorm.weight"], eps),
         post_attention_layernorm=real_rmsnorm(version, w[p + "post_attention_layernorm.weight"], eps),
-        self_attn=standin_attention(w[p + "self_attn.qkv_proj.weight"], w[p + "self_attn.o_proj.weight"], 4, 2, 8, 10000.0),
-        mlp=lambda x: swiglu(x, gate_up, down))
+        self_attn=standin_attention(
+            w[p + "self_attn.qkv_proj.weight"], w[p + "self_attn.o_proj.weight"], 4, 2, 8, 10000.0
+        ),
+        mlp=lambda x: swiglu(x, gate_up, down),
+    )
     model_fwd = wheel.load_function(path, "LlamaModel.forward", {"torch": torch})
     fc_w = w["model.fc.weight"]
-    this = SimpleNamespace(embed_tokens=embed, is_mrope_enabled=False, input_norm=None, fc_norm=None,
-                           num_aux_hidden_states=fc_w.shape[1] // fc_w.shape[0], fc=lambda x: x @ fc_w.T,
-                           layers=[lambda *a: layer_fwd(layer, *a)], norm=real_rmsnorm(version, w["model.norm.weight"], eps),
-                           norm_output=False)
+    this = SimpleNamespace(
+        embed_tokens=embed,
+        is_mrope_enabled=False,
+        input_norm=None,
+        fc_norm=None,
+        num_aux_hidden_states=fc_w.shape[1] // fc_w.shape[0],
+        fc=lambda x: x @ fc_w.T,
+        layers=[lambda *a: layer_fwd(layer, *a)],
+        norm=real_rmsnorm(version, w["model.norm.weight"], eps),
+        norm_output=False,
+    )
     mode = SimpleNamespace(is_extend=lambda: False, is_draft_extend_v2=lambda: False)
 
     def run(tokens, positions, features):
-        fb = SimpleNamespace(mm_input_embeds=None, forward_mode=mode, contains_mm_inputs=lambda: False,
-                             spec_info=SimpleNamespace(hidden_states=features))
+        fb = SimpleNamespace(
+            mm_input_embeds=None,
+            forward_mode=mode,
+            contains_mm_inputs=lambda: False,
+            spec_info=SimpleNamespace(hidden_states=features),
+        )
         to_logits, aux = model_fwd(this, tokens, positions, fb)
         return to_logits @ w["lm_head.weight"].T, aux[0]
 
@@ -289,20 +351,33 @@ def test_draft_forward_matches_sglang_composition(sglang_src, exported, version)
     run = sglang_draft(version, rec, target.model.embed_tokens)
     seq = torch.randint(0, 96, (13,))
     ids = names.capture_ids(head.target_layers, 6)
-    _, sgl_feats = target(seq[None, :-1], torch.arange(1), torch.zeros(1, dtype=torch.long), target.new_cache(1, 16),
-                          hidden_layers=tuple(ids))
-    _, our_feats = target(seq[None, :-1], torch.arange(1), torch.zeros(1, dtype=torch.long), target.new_cache(1, 16),
-                          hidden_layers=head.target_layers)
+    _, sgl_feats = target(
+        seq[None, :-1],
+        torch.arange(1),
+        torch.zeros(1, dtype=torch.long),
+        target.new_cache(1, 16),
+        hidden_layers=tuple(ids),
+    )
+    _, our_feats = target(
+        seq[None, :-1],
+        torch.arange(1),
+        torch.zeros(1, dtype=torch.long),
+        target.new_cache(1, 16),
+        hidden_layers=head.target_layers,
+    )
     tokens, positions = seq[1:], torch.arange(12)
     with torch.no_grad():
         logits, aux = run(tokens, positions, sgl_feats[0])
-        ours_logits, ours_hidden = head(tokens[None], head.fuse(our_feats), torch.arange(1), torch.zeros(1, dtype=torch.long),
-                                        head.new_cache(1, 16))
+        ours_logits, ours_hidden = head(
+            tokens[None], head.fuse(our_feats), torch.arange(1), torch.zeros(1, dtype=torch.long), head.new_cache(1, 16)
+        )
         torch.testing.assert_close(logits, ours_logits[0], rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(aux, ours_hidden[0], rtol=1e-4, atol=1e-4)
         # a drafting step feeds the draft's own hidden state back: width H, so SGLang skips fc
         logits2, _ = run(tokens, positions, aux)
-        ours2, _ = head(tokens[None], ours_hidden, torch.arange(1), torch.zeros(1, dtype=torch.long), head.new_cache(1, 16))
+        ours2, _ = head(
+            tokens[None], ours_hidden, torch.arange(1), torch.zeros(1, dtype=torch.long), head.new_cache(1, 16)
+        )
         torch.testing.assert_close(logits2, ours2[0], rtol=1e-4, atol=1e-4)
 
 
@@ -311,17 +386,35 @@ def test_composition_check_can_fail(sglang_src, exported):
     target, head, state, _ = exported
     swapped = dict(state)
     swapped["layers.0.hidden_norm.weight"], swapped["layers.0.input_layernorm.weight"] = (
-        state["layers.0.input_layernorm.weight"], state["layers.0.hidden_norm.weight"])
+        state["layers.0.input_layernorm.weight"],
+        state["layers.0.hidden_norm.weight"],
+    )
     rec, _, _ = run_real_loader("0.5.17", swapped, draft_params(32, 4, 2, 8, 48, 3, 96))
     run = sglang_draft("0.5.17", rec, target.model.embed_tokens)
     seq = torch.randint(0, 96, (9,))
-    _, feats = target(seq[None, :-1], torch.arange(1), torch.zeros(1, dtype=torch.long), target.new_cache(1, 16),
-                      hidden_layers=(1, 2, 4))
+    _, feats = target(
+        seq[None, :-1],
+        torch.arange(1),
+        torch.zeros(1, dtype=torch.long),
+        target.new_cache(1, 16),
+        hidden_layers=(1, 2, 4),
+    )
     with torch.no_grad():
         logits, _ = run(seq[1:], torch.arange(8), feats[0])
-        _, ours_feats = target(seq[None, :-1], torch.arange(1), torch.zeros(1, dtype=torch.long), target.new_cache(1, 16),
-                               hidden_layers=head.target_layers)
-        ours, _ = head(seq[None, 1:], head.fuse(ours_feats), torch.arange(1), torch.zeros(1, dtype=torch.long), head.new_cache(1, 16))
+        _, ours_feats = target(
+            seq[None, :-1],
+            torch.arange(1),
+            torch.zeros(1, dtype=torch.long),
+            target.new_cache(1, 16),
+            hidden_layers=head.target_layers,
+        )
+        ours, _ = head(
+            seq[None, 1:],
+            head.fuse(ours_feats),
+            torch.arange(1),
+            torch.zeros(1, dtype=torch.long),
+            head.new_cache(1, 16),
+        )
     assert not torch.allclose(logits, ours[0], rtol=1e-3, atol=1e-3)
 
 
@@ -336,12 +429,21 @@ def test_0517_tensor_update_reaches_target_only_where_we_refuse(sglang_src, expo
 
     params = target_param_names(replace(target.spec, tie_embeddings=tied))  # stand-in: SGLang's target params
     rec = {k: Recorder(None) for k in params}
-    fn = wheel.load_function(src("0.5.17", "models/llama.py"), "LlamaForCausalLM._legacy_load_weights",
-                             {"get_layer_id": lambda n: int(m.group(1)) if (m := re.search(r"layers\.(\d+)\.", n)) else None,
-                              "logger": logging.getLogger("sglang-contract"), "maybe_remap_kv_scale_name": None,
-                              "default_weight_loader": None})
-    this = SimpleNamespace(named_parameters=lambda: list(rec.items()), config=SimpleNamespace(tie_word_embeddings=tied),
-                           model=SimpleNamespace(start_layer=0, end_layer=target.spec.num_layers))
+    fn = wheel.load_function(
+        src("0.5.17", "models/llama.py"),
+        "LlamaForCausalLM._legacy_load_weights",
+        {
+            "get_layer_id": lambda n: int(m.group(1)) if (m := re.search(r"layers\.(\d+)\.", n)) else None,
+            "logger": logging.getLogger("sglang-contract"),
+            "maybe_remap_kv_scale_name": None,
+            "default_weight_loader": None,
+        },
+    )
+    this = SimpleNamespace(
+        named_parameters=lambda: list(rec.items()),
+        config=SimpleNamespace(tie_word_embeddings=tied),
+        model=SimpleNamespace(start_layer=0, end_layer=target.spec.num_layers),
+    )
     fn(this, named)
     written = sorted(k for k, r in rec.items() if r.loads)
     predicted = target_collisions(named, params, tied)
@@ -384,16 +486,25 @@ def test_engine_kwargs_are_server_args(sglang_src, version, tmp_path):
 def real_meta(version, accepted_per_round, gamma=4, truncated=0):
     """meta_info from the real `_calculate_spec_decoding_metrics` of `version`, fed the per-request
     counters its scheduler keeps (verify count, correct drafts, histogram, completion tokens)."""
-    fn = wheel.load_function(src(version, "managers/tokenizer_manager.py"), "TokenizerManager._calculate_spec_decoding_metrics",
-                             {"get_spec": lambda: SimpleNamespace(speculative_num_draft_tokens=gamma + 1),
-                              "_ragged_verify_cap_accept": lambda: False})
+    fn = wheel.load_function(
+        src(version, "managers/tokenizer_manager.py"),
+        "TokenizerManager._calculate_spec_decoding_metrics",
+        {
+            "get_spec": lambda: SimpleNamespace(speculative_num_draft_tokens=gamma + 1),
+            "_ragged_verify_cap_accept": lambda: False,
+        },
+    )
     hist = [0] * (gamma + 1)
     for a in accepted_per_round:
         hist[a] += 1
     completion = 1 + sum(a + 1 for a in accepted_per_round) - truncated
-    recv = SimpleNamespace(spec_verify_ct=[len(accepted_per_round)], completion_tokens=[completion],
-                           spec_accepted_tokens=[sum(accepted_per_round)], spec_num_correct_drafts=[sum(accepted_per_round)],
-                           spec_correct_drafts_histogram=[hist if accepted_per_round else []])
+    recv = SimpleNamespace(
+        spec_verify_ct=[len(accepted_per_round)],
+        completion_tokens=[completion],
+        spec_accepted_tokens=[sum(accepted_per_round)],
+        spec_num_correct_drafts=[sum(accepted_per_round)],
+        spec_correct_drafts_histogram=[hist if accepted_per_round else []],
+    )
     this = SimpleNamespace(server_args=SimpleNamespace(speculative_num_draft_tokens=gamma + 1))
     m = {"completion_tokens": completion}
     fn(this, m, recv, 0)

@@ -134,8 +134,18 @@ def _fake_run(root, target, swaps):
     rows = []
     for v in range(4):
         ver = reg.publish(new_eagle3(target, seed=v), v, v - 1 if v else None, v, v)
-        rows.append(dict(run_id="r", version=v, parent=None, train_step=v, created_ns=v, sha256=ver.sha256,
-                         path=str(ver.path.relative_to(root)), metrics_json="{}"))
+        rows.append(
+            dict(
+                run_id="r",
+                version=v,
+                parent=None,
+                train_step=v,
+                created_ns=v,
+                sha256=ver.sha256,
+                path=str(ver.path.relative_to(root)),
+                metrics_json="{}",
+            )
+        )
     for table, data in (("versions", rows), ("swaps", swaps)):
         (root / table).mkdir(parents=True, exist_ok=True)
         (root / table / "part-00000.parquet").write_bytes(parquet_bytes(table, data, "{}"))
@@ -144,14 +154,31 @@ def _fake_run(root, target, swaps):
 
 
 def _swap(decision, kind, to, eff):
-    return dict(run_id="r", decision=decision, kind=kind, policy="cadence", reason="", decided_ns=eff - 1,
-                ready_ns=eff, effective_ns=eff, from_version=None, to_version=to, train_step=0,
-                newest_capture_ns=None, metrics_json="{}")
+    return dict(
+        run_id="r",
+        decision=decision,
+        kind=kind,
+        policy="cadence",
+        reason="",
+        decided_ns=eff - 1,
+        ready_ns=eff,
+        effective_ns=eff,
+        from_version=None,
+        to_version=to,
+        train_step=0,
+        newest_capture_ns=None,
+        metrics_json="{}",
+    )
 
 
 def test_run_dir_resolution(tiny_target, tmp_path):
-    swaps = [_swap(0, "swap", 1, 10), _swap(1, "swap", 3, 20), _swap(2, "rollback", 1, 30),
-             dict(_swap(3, "swap", 2, 40), effective_ns=None, kind="not_applied"), _swap(4, "hold", 3, 50)]
+    swaps = [
+        _swap(0, "swap", 1, 10),
+        _swap(1, "swap", 3, 20),
+        _swap(2, "rollback", 1, 30),
+        dict(_swap(3, "swap", 2, 40), effective_ns=None, kind="not_applied"),
+        _swap(4, "hold", 3, 50),
+    ]
     reg = _fake_run(tmp_path, tiny_target, swaps)
     assert resolve(tmp_path).version == 1  # the rollback at t=30 is the last applied change
     assert resolve(tmp_path, "latest").version == 3

@@ -11,14 +11,32 @@ from aurora_sim.sglang.engine import to_result
 from aurora_sim.sglang.meta import MetaInfoError, spec_stats
 
 # one request: 5 verify rounds accepting 4, 0, 2, 1, 4 drafts (γ = 4): 1 + 16 = 17 tokens
-V0508 = {"completion_tokens": 17, "prompt_tokens": 9, "spec_verify_ct": 5, "spec_accept_rate": 11 / 20,
-         "spec_accept_length": 17 / 5, "spec_accept_token_num": 11, "spec_draft_token_num": 20}
-V0517 = {"completion_tokens": 17, "prompt_tokens": 9, "spec_verify_ct": 5, "spec_accept_rate": 11 / 20,
-         "spec_accept_length": 17 / 5, "spec_num_correct_drafts": 11, "spec_num_proposed_drafts": 20,
-         "spec_accepted_drafts": 11, "spec_proposed_drafts": 20,  # 0.5.17's backward-compat aliases
-         "spec_correct_drafts_histogram": [1, 1, 1, 0, 2], "spec_accept_histogram": [1, 1, 1, 0, 2],
-         "finish_reason": {"type": "length", "length": 17}}
-V0523 = {k: v for k, v in V0517.items() if k not in ("spec_accepted_drafts", "spec_proposed_drafts", "spec_accept_histogram")}
+V0508 = {
+    "completion_tokens": 17,
+    "prompt_tokens": 9,
+    "spec_verify_ct": 5,
+    "spec_accept_rate": 11 / 20,
+    "spec_accept_length": 17 / 5,
+    "spec_accept_token_num": 11,
+    "spec_draft_token_num": 20,
+}
+V0517 = {
+    "completion_tokens": 17,
+    "prompt_tokens": 9,
+    "spec_verify_ct": 5,
+    "spec_accept_rate": 11 / 20,
+    "spec_accept_length": 17 / 5,
+    "spec_num_correct_drafts": 11,
+    "spec_num_proposed_drafts": 20,
+    "spec_accepted_drafts": 11,
+    "spec_proposed_drafts": 20,  # 0.5.17's backward-compat aliases
+    "spec_correct_drafts_histogram": [1, 1, 1, 0, 2],
+    "spec_accept_histogram": [1, 1, 1, 0, 2],
+    "finish_reason": {"type": "length", "length": 17},
+}
+V0523 = {
+    k: v for k, v in V0517.items() if k not in ("spec_accepted_drafts", "spec_proposed_drafts", "spec_accept_histogram")
+}
 
 
 @pytest.mark.parametrize("m, schema", [(V0508, "0.5.8"), (V0517, "0.5.12+"), (V0523, "0.5.12+")])

@@ -53,8 +53,8 @@ def test_rows_are_prompts_continued_by_the_target(tiny_target, tiny_dir, tiny_to
     for (dom, r), row in zip(reqs, rows):
         assert row.domain == dom
         assert row.prompt_len == min(32, len(r.prompt_ids))
-        assert row.tokens[: row.prompt_len] == r.prompt_ids[-row.prompt_len:]
-        assert list(row.tokens[row.prompt_len:]) == _greedy(tiny_target, r.prompt_ids, 12, set(stops))
+        assert row.tokens[: row.prompt_len] == r.prompt_ids[-row.prompt_len :]
+        assert list(row.tokens[row.prompt_len :]) == _greedy(tiny_target, r.prompt_ids, 12, set(stops))
 
     tokens, mask = next(batches(rows, 1, 4, 0))
     assert tokens.shape[0] == 4

@@ -39,26 +39,41 @@ def _write(tmp: Path, text: str, name: str = "spec.yaml") -> Path:
 
 def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
-    return subprocess.run([sys.executable, "-m", "aurora_sim", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "aurora_sim", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
 
 
 def _files(run_dir: Path) -> dict[str, bytes]:
     """Everything a run wrote except wall.json (wall-clock time, by design not deterministic)."""
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name != "wall.json"}
+    return {
+        str(p.relative_to(run_dir)): p.read_bytes()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.name != "wall.json"
+    }
 
 
 # ---- the spec ---------------------------------------------------------------------------------------
 
+
 def test_spec_grid_aliases_and_merging(tmp_path):
-    sw = load_spec(_write(tmp_path, """
+    sw = load_spec(
+        _write(
+            tmp_path,
+            """
 base: {trace: shift-mini, limit: 40}
 grid:
   arm: [no-spec, online-static]
   lambda_discard: [0, 0.5]
   learner.capacity: [64]
-"""))
+""",
+        )
+    )
     # no-spec ignores the learner: its two λ entries are one run; online-static keeps both
     assert len(sw.runs) == 3
     by_arm = {}
@@ -66,7 +81,9 @@ grid:
         by_arm.setdefault(r.config.arm, []).append(r)
     assert len(by_arm["no-spec"]) == 1 and len(by_arm["no-spec"][0].also) == 1
     lams = sorted(r.config.learner.lambda_discard for r in by_arm["online-static"])
-    assert lams == [0.0, 0.5] and all(r.config.learner.capacity == 64 and r.config.limit == 40 for r in by_arm["online-static"])
+    assert lams == [0.0, 0.5] and all(
+        r.config.learner.capacity == 64 and r.config.limit == 40 for r in by_arm["online-static"]
+    )
     # YAML's 0 is the float 0.0: the same config as the CLI's default, so the same hash and bytes
     zero = next(r for r in by_arm["online-static"] if r.config.learner.lambda_discard == 0)
     from aurora_sim.replay.compare import arm_config
@@ -89,15 +106,18 @@ def test_spec_trace_file_resolved_against_spec_folder(tmp_path):
     assert sw.runs[0].config.trace == str((tmp_path / "t.parquet").resolve())
 
 
-@pytest.mark.parametrize("text, words", [
-    ("base: {polcy: lazy}\n", "unknown key 'polcy'"),
-    ("grid: {arm: [fast]}\n", "arm 'fast' is not one of"),
-    ("grid: {seed: 3}\n", "grid.seed must be a non-empty list"),
-    ("grid: {lr: [fast]}\n", "learner_lr must be a number"),
-    ("base: {policy: nope}\n", "unknown policy 'nope'"),
-    ("sweeps: []\n", "unknown top-level key 'sweeps'"),
-    ("base: [1\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("base: {polcy: lazy}\n", "unknown key 'polcy'"),
+        ("grid: {arm: [fast]}\n", "arm 'fast' is not one of"),
+        ("grid: {seed: 3}\n", "grid.seed must be a non-empty list"),
+        ("grid: {lr: [fast]}\n", "learner_lr must be a number"),
+        ("base: {policy: nope}\n", "unknown policy 'nope'"),
+        ("sweeps: []\n", "unknown top-level key 'sweeps'"),
+        ("base: [1\n", "not valid YAML"),
+    ],
+)
 def test_spec_errors_are_one_line_naming_the_file(tmp_path, text, words):
     path = _write(tmp_path, text)
     with pytest.raises(AuroraError) as e:
@@ -113,6 +133,7 @@ def test_cli_bad_spec_exits_nonzero_and_writes_nothing(tmp_path):
 
 
 # ---- real sweeps ------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
@@ -179,10 +200,15 @@ def test_killed_worker_is_retried(sweeps):
     out = tmp / "killed"
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024**2)
+        ray.init(
+            address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024**2
+        )
     result = {}
-    worker = threading.Thread(target=lambda: result.setdefault(
-        "o", execute([Job(run.name, run.config, out / run.name)], backend="ray", retries=2)))
+    worker = threading.Thread(
+        target=lambda: result.setdefault(
+            "o", execute([Job(run.name, run.config, out / run.name)], backend="ray", retries=2)
+        )
+    )
     try:
         worker.start()
         victim, t0 = None, time.time()
@@ -215,13 +241,48 @@ def test_sweep_on_an_existing_cluster_by_address(sweeps, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a throw-away local head: no token to hand around
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                             "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "1",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         one = _write(tmp_path, "base: {trace: shift-mini, limit: 16, every: 2}\ngrid: {arm: [static]}\n")
-        r = subprocess.run([sys.executable, "-m", "aurora_sim", "sweep", str(one), "-o", str(tmp_path / "cl"),
-                            "--address", f"127.0.0.1:{port}"], capture_output=True, text=True, env=env, timeout=300)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aurora_sim",
+                "sweep",
+                str(one),
+                "-o",
+                str(tmp_path / "cl"),
+                "--address",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)

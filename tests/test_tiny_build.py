@@ -71,7 +71,7 @@ def test_loads_offline_and_generates(builds):
     assert (cfg.rope_parameters or {}).get("rope_type", "default") == "default"
     ids = tok("def add(a, b):", return_tensors="pt").input_ids
     out = model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
-    assert ids.shape[1] < out.shape[1] <= ids.shape[1] + 5   # may stop early at <|eos|>
+    assert ids.shape[1] < out.shape[1] <= ids.shape[1] + 5  # may stop early at <|eos|>
 
 
 def test_tokenizer_specials_and_chat_template(builds):
@@ -83,7 +83,7 @@ def test_tokenizer_specials_and_chat_template(builds):
         assert len(tok(special, add_special_tokens=False).input_ids) == 1
     ids = tok("hello world").input_ids
     assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
-    assert tok.decode(ids[1:]) == "hello world"     # byte-level BPE round-trips exactly
+    assert tok.decode(ids[1:]) == "hello world"  # byte-level BPE round-trips exactly
     msgs = [{"role": "user", "content": "What is a bond?"}, {"role": "assistant", "content": "A loan."}]
     rendered = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     assert rendered == "<|bos|>" + corpora.render_chat(msgs, add_generation_prompt=True)

@@ -41,15 +41,19 @@ def test_gen_from_config_and_dump(tmp_path, ci_file):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "c.parquet").read_bytes() == ci_file.read_bytes()
     toml = tmp_path / "c.toml"
-    toml.write_text('name = "tiny"\n[schedule]\nkind = "sharp"\nrequests = 40\n[arrivals]\nkind = "poisson"\nrate_per_s = 2.0\n')
+    toml.write_text(
+        'name = "tiny"\n[schedule]\nkind = "sharp"\nrequests = 40\n[arrivals]\nkind = "poisson"\nrate_per_s = 2.0\n'
+    )
     assert run("gen", "--config", toml, "-o", tmp_path / "t.parquet").exit_code == 0
     assert pl.read_parquet(tmp_path / "t.parquet").height == 40
 
 
 def test_gen_errors_are_one_line(tmp_path):
-    for args, msg in [(("gen", "-o", tmp_path / "x.parquet"), "give a scenario NAME or --config FILE"),
-                      (("gen", "warp", "-o", tmp_path / "x.parquet"), "unknown scenario 'warp'"),
-                      (("gen", "shift-ci"), "missing -o OUT.parquet")]:
+    for args, msg in [
+        (("gen", "-o", tmp_path / "x.parquet"), "give a scenario NAME or --config FILE"),
+        (("gen", "warp", "-o", tmp_path / "x.parquet"), "unknown scenario 'warp'"),
+        (("gen", "shift-ci"), "missing -o OUT.parquet"),
+    ]:
         res = run(*args)
         assert res.exit_code == 2 and res.output.startswith("error: ") and msg in res.output
     bad = tmp_path / "bad.json"
@@ -67,7 +71,10 @@ def test_show_and_plot(tmp_path, ci_file):
     res = run("show", ci_file, "--json")
     s = json.loads(res.output)
     assert [seg["domains"] for seg in s["segments"]] == [
-        {"code": 800, "finance": 0, "chat": 0}, {"code": 0, "finance": 800, "chat": 0}, {"code": 0, "finance": 0, "chat": 800}]
+        {"code": 800, "finance": 0, "chat": 0},
+        {"code": 0, "finance": 800, "chat": 0},
+        {"code": 0, "finance": 0, "chat": 800},
+    ]
     assert s["domains"]["code"]["max_new_tokens"]["p50"] == 32 and s["domains"]["chat"]["prompt_chars"]["max"] <= 160
     png = tmp_path / "mix.png"
     res = run("show", ci_file, "--plot", "--plot-out", png)
@@ -78,8 +85,13 @@ def test_validate_good_and_broken(tmp_path, ci_file):
     res = run("validate", ci_file)
     assert res.exit_code == 0 and "ok" in res.output
     f = pl.read_parquet(ci_file)
-    f = f.with_columns(pl.when(pl.int_range(pl.len()) == 10).then(pl.lit("legal")).otherwise(pl.col("domain")).alias("domain"),
-                       pl.when(pl.int_range(pl.len()) == 20).then(pl.lit("shift-ci-000000")).otherwise(pl.col("request_id")).alias("request_id"))
+    f = f.with_columns(
+        pl.when(pl.int_range(pl.len()) == 10).then(pl.lit("legal")).otherwise(pl.col("domain")).alias("domain"),
+        pl.when(pl.int_range(pl.len()) == 20)
+        .then(pl.lit("shift-ci-000000"))
+        .otherwise(pl.col("request_id"))
+        .alias("request_id"),
+    )
     broken = tmp_path / "broken.parquet"
     f.write_parquet(broken, metadata=pl.read_parquet_metadata(ci_file))
     res = run("validate", broken)
@@ -109,14 +121,17 @@ def test_validate_warns_on_repeated_prompts_and_show_reports_them(tmp_path, ci_f
     assert res.exit_code == 0 and "87.5%" in res.output
 
 
-@pytest.mark.parametrize("args, n", [
-    (("openai-jsonl", FIX / "openai_chat.jsonl"), 3),
-    (("sharegpt", FIX / "sharegpt.json", "--turns", "all"), 3),
-    (("sglang-log", FIX / "sglang_text.log"), 3),
-    (("sglang-log", FIX / "sglang_json.log", "--rate", "5"), 2),
-    (("length-only", FIX / "mooncake.jsonl", "--domain", "code", "--max-prompt-chars", "200"), 4),
-    (("length-only", FIX / "azure.csv", "--domain", "finance"), 3),
-])
+@pytest.mark.parametrize(
+    "args, n",
+    [
+        (("openai-jsonl", FIX / "openai_chat.jsonl"), 3),
+        (("sharegpt", FIX / "sharegpt.json", "--turns", "all"), 3),
+        (("sglang-log", FIX / "sglang_text.log"), 3),
+        (("sglang-log", FIX / "sglang_json.log", "--rate", "5"), 2),
+        (("length-only", FIX / "mooncake.jsonl", "--domain", "code", "--max-prompt-chars", "200"), 4),
+        (("length-only", FIX / "azure.csv", "--domain", "finance"), 3),
+    ],
+)
 def test_import_formats(tmp_path, args, n):
     out = tmp_path / "imp.parquet"
     res = run("import", *args, "-o", out)
@@ -126,7 +141,9 @@ def test_import_formats(tmp_path, args, n):
 
 
 def test_import_hf_dataset(tmp_path):
-    datasets = pytest.importorskip("datasets", reason="the hf-datasets importer needs `datasets` (pip install datasets)")
+    datasets = pytest.importorskip(
+        "datasets", reason="the hf-datasets importer needs `datasets` (pip install datasets)"
+    )
     datasets.Dataset.from_dict({"text": ["Shares rose on Monday", "def mean(xs):"]}).save_to_disk(str(tmp_path / "ds"))
     res = run("import", "hf-datasets", tmp_path / "ds", "-o", tmp_path / "h.parquet", "--domain", "finance")
     assert res.exit_code == 0, res.output

@@ -35,14 +35,23 @@ def _share(frame: pl.DataFrame) -> dict:
 
 
 def test_ordered_segments_are_what_the_config_says():
-    f = _gen({"schedule": {"kind": "ordered", "segments": [
-        {"domain": "finance", "requests": 70}, {"mix": {"code": 1, "chat": 3}, "requests": 200},
-        {"domain": "code", "requests": 30}]}})
+    f = _gen(
+        {
+            "schedule": {
+                "kind": "ordered",
+                "segments": [
+                    {"domain": "finance", "requests": 70},
+                    {"mix": {"code": 1, "chat": 3}, "requests": 200},
+                    {"domain": "code", "requests": 30},
+                ],
+            }
+        }
+    )
     assert f.height == 300
     seg = [f.filter(pl.col("segment") == k) for k in range(3)]
     assert [s.height for s in seg] == [70, 200, 30]
     assert _share(seg[0]) == {"code": 0, "finance": 1, "chat": 0}
-    assert _share(seg[1]) == {"code": 0.25, "finance": 0, "chat": 0.75}   # exact counts
+    assert _share(seg[1]) == {"code": 0.25, "finance": 0, "chat": 0.75}  # exact counts
     assert _share(seg[2])["code"] == 1
     assert f["segment"].to_list() == sorted(f["segment"].to_list())
 
@@ -51,7 +60,7 @@ def test_mixed_has_exact_proportions_shuffled():
     f = _gen({"schedule": {"kind": "mixed", "requests": 1000, "mix": {"code": 0.5, "finance": 0.2, "chat": 0.3}}})
     assert _share(f) == {"code": 0.5, "finance": 0.2, "chat": 0.3}
     first = _share(f.head(200))
-    assert 0.35 < first["code"] < 0.65          # shuffled, not grouped
+    assert 0.35 < first["code"] < 0.65  # shuffled, not grouped
     assert f["segment"].unique().to_list() == [0]
 
 
@@ -65,15 +74,25 @@ def test_sharp_is_a_50_50_switch():
 def test_drift_changes_the_mix_linearly():
     f = _gen({"schedule": {"kind": "drift", "requests": 3000, "start": {"code": 1}, "end": {"chat": 1}}})
     code = (f["domain"] == "code").to_numpy()
-    for k in range(10):   # windows of 300: expected code share 1 - (k + 0.5) / 10
-        got = code[k * 300:(k + 1) * 300].mean()
+    for k in range(10):  # windows of 300: expected code share 1 - (k + 0.5) / 10
+        got = code[k * 300 : (k + 1) * 300].mean()
         assert abs(got - (1 - (k + 0.5) / 10)) < 0.1, (k, got)
     assert not (f["domain"] == "finance").any()
 
 
 def test_phase_alternates_mix_and_temperature():
-    f = _gen({"schedule": {"kind": "phase", "phases": 4, "requests_per_phase": 50, "high": {"code": 1},
-                           "low": {"finance": 1, "chat": 1}, "low_temperature": 0.8}})
+    f = _gen(
+        {
+            "schedule": {
+                "kind": "phase",
+                "phases": 4,
+                "requests_per_phase": 50,
+                "high": {"code": 1},
+                "low": {"finance": 1, "chat": 1},
+                "low_temperature": 0.8,
+            }
+        }
+    )
     for k in range(4):
         s = f.filter(pl.col("segment") == k)
         if k % 2 == 0:
@@ -102,21 +121,29 @@ def test_poisson_and_bursty_arrivals():
 
 def test_trace_timestamp_arrivals_repeat_and_pin_the_file(tmp_path):
     src = tmp_path / "m.jsonl"
-    src.write_text((open(f"{FIXTURES}/mooncake.jsonl").read()))
+    src.write_text(open(f"{FIXTURES}/mooncake.jsonl").read())
     arr = FromTrace(str(src)).resolved()
     t = arr.times(9, stream(0, "arrivals"))
-    base = [0, 0, 2_000_000_000, 3_052_000_000]          # sorted by time, relative to the first
+    base = [0, 0, 2_000_000_000, 3_052_000_000]  # sorted by time, relative to the first
     period = 3_052_000_000 + 3_052_000_000 // 3
     assert t[:4].tolist() == base and t[4:8].tolist() == [x + period for x in base] and t[8] == 2 * period
-    src.write_text(open(f"{FIXTURES}/mooncake.jsonl").read() + '{"timestamp": 9000, "input_length": 1, "output_length": 1}\n')
+    src.write_text(
+        open(f"{FIXTURES}/mooncake.jsonl").read() + '{"timestamp": 9000, "input_length": 1, "output_length": 1}\n'
+    )
     with pytest.raises(AuroraError, match="changed since this config was written"):
         arr.resolved()
 
 
 def test_config_errors_name_the_key():
     with pytest.raises(AuroraError, match=r"config.schedule.segments\[1\].domain: 'legal' is not one of"):
-        TraceConfig.from_dict({"schedule": {"kind": "ordered", "segments": [
-            {"domain": "code", "requests": 1}, {"domain": "legal", "requests": 1}]}})
+        TraceConfig.from_dict(
+            {
+                "schedule": {
+                    "kind": "ordered",
+                    "segments": [{"domain": "code", "requests": 1}, {"domain": "legal", "requests": 1}],
+                }
+            }
+        )
     with pytest.raises(AuroraError, match="unknown key 'rate'"):
         arrivals_from_dict({"kind": "poisson", "rate": 3})
     with pytest.raises(AuroraError, match="mix: the weights sum to 0"):
@@ -130,7 +157,7 @@ def test_prompts_never_come_from_training_documents():
     train = {d["id"] for dom in DOMAINS for d in load_documents(dom, "train")}
     assert used <= unseen and not used & train
     traffic = {d["id"] for dom in DOMAINS for d in load_documents(dom, "traffic")}
-    assert used & traffic and used - traffic     # both kinds of source are drawn
+    assert used & traffic and used - traffic  # both kinds of source are drawn
 
 
 def test_prompt_pools_shapes():
@@ -147,7 +174,7 @@ def test_prompt_pools_shapes():
                 else:
                     assert c.messages[-1][0] == "user" and c.messages[-1][1].strip()
     assert all("```python" in c.messages[0][1] for c in pools["code"]["task"])
-    for c in pools["finance"]["figure"]:   # the figure asked about is in the excerpt above the ask
+    for c in pools["finance"]["figure"]:  # the figure asked about is in the excerpt above the ask
         excerpt, ask = c.messages[0][1].rsplit("\n\n", 1)
         figures = [m.group() for m in re.finditer(r"[$£€]?\d[\d,.]*(?:%|bn|m)?", ask)]
         assert figures and any(x.rstrip(",.") in excerpt for x in figures), ask
@@ -171,23 +198,30 @@ def test_humaneval_function_prompts_are_the_task():
 
 
 def test_prompt_draws_cycle_through_the_pool():
-    f = _gen({"schedule": {"kind": "ordered", "segments": [{"domain": "chat", "requests": 500}]},
-              "prompts": {"max_chars": 200}})
+    f = _gen(
+        {
+            "schedule": {"kind": "ordered", "segments": [{"domain": "chat", "requests": 500}]},
+            "prompts": {"max_chars": 200},
+        }
+    )
     keys = [json.dumps(m) for m in f["messages"].to_list()]
     pool = len(build_pools(PromptConfig(max_chars=200))["chat"]["turn"])
     counts = np.unique(keys, return_counts=True)[1]
-    assert counts.max() <= -(-500 // pool)               # every candidate once before any repeats
+    assert counts.max() <= -(-500 // pool)  # every candidate once before any repeats
 
 
 def test_max_new_tokens_per_domain():
-    f = _gen({"schedule": {"kind": "mixed", "requests": 3000},
-              "sampling": {"max_new_tokens": {"code": {"median": 64, "sigma": 0.5, "min": 8, "max": 200},
-                                              "chat": 100}}})
+    f = _gen(
+        {
+            "schedule": {"kind": "mixed", "requests": 3000},
+            "sampling": {"max_new_tokens": {"code": {"median": 64, "sigma": 0.5, "min": 8, "max": 200}, "chat": 100}},
+        }
+    )
     code = f.filter(pl.col("domain") == "code")["max_new_tokens"]
     assert 55 <= code.median() <= 73 and code.min() >= 8 and code.max() <= 200
     assert f.filter(pl.col("domain") == "chat")["max_new_tokens"].unique().to_list() == [100]
     fin = f.filter(pl.col("domain") == "finance")["max_new_tokens"]
-    assert 200 <= fin.median() <= 310       # the default for finance (median 256)
+    assert 200 <= fin.median() <= 310  # the default for finance (median 256)
 
 
 def test_named_scenarios():
@@ -223,8 +257,14 @@ def test_named_scenarios_draw_distinct_prompts(name):
 
 
 def test_repeats_are_measured_and_warned():
-    f = _gen({"schedule": {"kind": "ordered", "segments": [{"domain": "chat", "requests": 40},
-                                                           {"domain": "chat", "requests": 40}]}})
+    f = _gen(
+        {
+            "schedule": {
+                "kind": "ordered",
+                "segments": [{"domain": "chat", "requests": 40}, {"domain": "chat", "requests": 40}],
+            }
+        }
+    )
     doubled = f.with_columns(pl.Series("messages", f["messages"].to_list()[:20] * 4))
     first, second = segment_repeats(doubled)
     assert (first["distinct"], first["repeat_rate"], first["seen_before"]) == (20, 0.5, 0.0)

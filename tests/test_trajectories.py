@@ -84,8 +84,9 @@ def test_hit_and_slices_share(tiny_target, tiny_dir, requests, built):
     assert not logs
     with pytest.raises(AuroraError, match="temperature"):
         T.request_key(replace(requests[0], temperature=0.7))
-    assert T.request_key(replace(requests[0], request_id="x", seed=9, stop_ids=requests[0].stop_ids[::-1])) == \
-        T.request_key(requests[0])
+    assert T.request_key(
+        replace(requests[0], request_id="x", seed=9, stop_ids=requests[0].stop_ids[::-1])
+    ) == T.request_key(requests[0])
 
 
 def _rewrite(path, header_edit=None, ids_edit=None):
@@ -119,13 +120,17 @@ def _other_tokens(ids):
     return ids
 
 
-@pytest.mark.parametrize("damage, reason", [
-    (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "unreadable"),
-    (_flip_payload_byte, ""),
-    (lambda p: _rewrite(p, header_edit=_other_model), "another model"),
-    (lambda p: _rewrite(p, ids_edit=_other_tokens), "checksum"),
-    (lambda p: _rewrite(p, header_edit=lambda h: h.update(requests=h["requests"][::-1])), "other requests"),
-], ids=["truncated", "flipped-byte", "other-model", "edited-payload", "other-trace"])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "unreadable"),
+        (_flip_payload_byte, ""),
+        (lambda p: _rewrite(p, header_edit=_other_model), "another model"),
+        (lambda p: _rewrite(p, ids_edit=_other_tokens), "checksum"),
+        (lambda p: _rewrite(p, header_edit=lambda h: h.update(requests=h["requests"][::-1])), "other requests"),
+    ],
+    ids=["truncated", "flipped-byte", "other-model", "edited-payload", "other-trace"],
+)
 def test_bad_entry_is_rebuilt(tmp_path, tiny_target, tiny_dir, requests, built, damage, reason):
     _, trajs, info = built
     entry = tmp_path / info["entry"].parent.name / info["entry"].name
@@ -193,8 +198,9 @@ def test_cache_cli_list_and_clear(tmp_path, monkeypatch, built):
     assert res.exit_code == 0 and "nothing to clear" in res.output
 
 
-def test_a_killed_large_build_resumes_from_its_stored_chunks(tmp_path, tiny_target, tiny_dir, requests, built,
-                                                             monkeypatch):
+def test_a_killed_large_build_resumes_from_its_stored_chunks(
+    tmp_path, tiny_target, tiny_dir, requests, built, monkeypatch
+):
     """Large builds are stored chunk by chunk: a build killed after its first chunk keeps that
     chunk, and the next build decodes only the rest."""
     monkeypatch.setattr(T, "CHUNK", 5)

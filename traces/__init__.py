@@ -17,13 +17,23 @@ from __future__ import annotations
 import importlib
 
 _API = {
-    "SCHEMA_VERSION": "schema", "COLUMNS": "schema",
-    "read_trace": "io", "write_trace": "io", "iter_requests": "io", "Trace": "io", "TraceRequest": "io",
-    "validate_file": "validate", "validate_frame": "validate",
-    "TraceConfig": "config", "load_config": "config",
-    "scenario": "scenarios", "SCENARIOS": "scenarios",
-    "generate_trace": "generate", "generate_to_file": "generate",
-    "import_trace": "importers", "import_frame": "importers",
+    "SCHEMA_VERSION": "schema",
+    "COLUMNS": "schema",
+    "read_trace": "io",
+    "write_trace": "io",
+    "iter_requests": "io",
+    "Trace": "io",
+    "TraceRequest": "io",
+    "validate_file": "validate",
+    "validate_frame": "validate",
+    "TraceConfig": "config",
+    "load_config": "config",
+    "scenario": "scenarios",
+    "SCENARIOS": "scenarios",
+    "generate_trace": "generate",
+    "generate_to_file": "generate",
+    "import_trace": "importers",
+    "import_frame": "importers",
 }
 __all__ = sorted(_API)
 

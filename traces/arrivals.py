@@ -41,7 +41,7 @@ class Closed:
     concurrency: int = 8
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "Closed":
+    def from_dict(cls, d: dict, where: str) -> Closed:
         parse.obj(d, where, required=("kind",), optional=("concurrency",))
         return cls(parse.integer(d.get("concurrency", 8), f"{where}.concurrency", lo=1, hi=1_000_000))
 
@@ -58,7 +58,7 @@ class Poisson:
     rate_per_s: float
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "Poisson":
+    def from_dict(cls, d: dict, where: str) -> Poisson:
         parse.obj(d, where, required=("kind", "rate_per_s"))
         return cls(parse.number(d["rate_per_s"], f"{where}.rate_per_s", lo=0.0, hi=1e9, lo_open=True))
 
@@ -76,10 +76,12 @@ class Bursty:
     cv: float = 2.0
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "Bursty":
+    def from_dict(cls, d: dict, where: str) -> Bursty:
         parse.obj(d, where, required=("kind", "rate_per_s"), optional=("cv",))
-        return cls(parse.number(d["rate_per_s"], f"{where}.rate_per_s", lo=0.0, hi=1e9, lo_open=True),
-                   parse.number(d.get("cv", 2.0), f"{where}.cv", lo=0.01, hi=100.0))
+        return cls(
+            parse.number(d["rate_per_s"], f"{where}.rate_per_s", lo=0.0, hi=1e9, lo_open=True),
+            parse.number(d.get("cv", 2.0), f"{where}.cv", lo=0.01, hi=100.0),
+        )
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "rate_per_s": self.rate_per_s, "cv": self.cv}
@@ -95,28 +97,38 @@ class FromTrace:
     path: str
     time_unit: str = "ms"
     speed: float = 1.0
-    sha256: str | None = None   # filled in when generating; a changed file is refused
+    sha256: str | None = None  # filled in when generating; a changed file is refused
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "FromTrace":
+    def from_dict(cls, d: dict, where: str) -> FromTrace:
         parse.obj(d, where, required=("kind", "path"), optional=("time_unit", "speed", "sha256"))
         sha = d.get("sha256")
         if sha is not None:
             parse.text(sha, f"{where}.sha256")
-        return cls(parse.text(d["path"], f"{where}.path"),
-                   parse.text(d.get("time_unit", "ms"), f"{where}.time_unit", tuple(TIME_UNITS)),
-                   parse.number(d.get("speed", 1.0), f"{where}.speed", lo=0.0, hi=1e6, lo_open=True), sha)
+        return cls(
+            parse.text(d["path"], f"{where}.path"),
+            parse.text(d.get("time_unit", "ms"), f"{where}.time_unit", tuple(TIME_UNITS)),
+            parse.number(d.get("speed", 1.0), f"{where}.speed", lo=0.0, hi=1e6, lo_open=True),
+            sha,
+        )
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "path": self.path, "time_unit": self.time_unit, "speed": self.speed,
-                "sha256": self.sha256}
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "time_unit": self.time_unit,
+            "speed": self.speed,
+            "sha256": self.sha256,
+        }
 
-    def resolved(self) -> "FromTrace":
+    def resolved(self) -> FromTrace:
         """This config with the file's sha256 filled in (refusing a file that changed)."""
         trace = read_length_trace(Path(self.path), self.time_unit)
         if self.sha256 is not None and self.sha256 != trace.sha256:
-            raise AuroraError(f"{self.path}: the arrivals trace changed since this config was written "
-                              f"(sha256 {trace.sha256[:12]}…, config says {self.sha256[:12]}…)")
+            raise AuroraError(
+                f"{self.path}: the arrivals trace changed since this config was written "
+                f"(sha256 {trace.sha256[:12]}…, config says {self.sha256[:12]}…)"
+            )
         return replace(self, sha256=trace.sha256)
 
     def times(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -134,7 +146,11 @@ Arrivals = Closed | Poisson | Bursty | FromTrace
 
 
 def arrivals_from_dict(d: Any, where: str = "arrivals") -> Arrivals:
-    parse.obj(d, where, required=("kind",),
-              optional=("concurrency", "rate_per_s", "cv", "path", "time_unit", "speed", "sha256"))
+    parse.obj(
+        d,
+        where,
+        required=("kind",),
+        optional=("concurrency", "rate_per_s", "cv", "path", "time_unit", "speed", "sha256"),
+    )
     kind = parse.text(d["kind"], f"{where}.kind", tuple(ARRIVALS))
     return ARRIVALS[kind].from_dict(d, where)

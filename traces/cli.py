@@ -12,12 +12,13 @@ from pathlib import Path
 
 import typer
 
-from aurora_sim.errors import AuroraError
-
-trace_app = typer.Typer(help="Traces: generate named scenarios, summarise, validate and import traffic.",
-                        no_args_is_help=True)
 from aurora_sim.cli_errors import err_console as err
 from aurora_sim.cli_errors import friendly
+from aurora_sim.errors import AuroraError
+
+trace_app = typer.Typer(
+    help="Traces: generate named scenarios, summarise, validate and import traffic.", no_args_is_help=True
+)
 
 
 @trace_app.command("gen")
@@ -27,7 +28,9 @@ def gen(
     config: Path = typer.Option(None, "--config", help="A JSON or TOML generator config instead of a name."),
     out: Path = typer.Option(None, "-o", "--out", help="Output Parquet file."),
     seed: int = typer.Option(None, "--seed", help="Seed (default: the config's; 0 for a named scenario)."),
-    dump_config: bool = typer.Option(False, "--dump-config", help="Print the full config as JSON instead of generating."),
+    dump_config: bool = typer.Option(
+        False, "--dump-config", help="Print the full config as JSON instead of generating."
+    ),
 ):
     """Generate a trace from a named scenario or a config file (same name/config + seed = same bytes)."""
     from traces.config import load_config
@@ -46,8 +49,12 @@ def gen(
         raise AuroraError("missing -o OUT.parquet")
     t0 = time.perf_counter()
     generate_to_file(cfg, out)
-    err.print(f"wrote {out}: {cfg.requests:,} requests ({cfg.name}, seed {cfg.seed}) in "
-              f"{time.perf_counter() - t0:.2f} s", highlight=False, soft_wrap=True, markup=False)
+    err.print(
+        f"wrote {out}: {cfg.requests:,} requests ({cfg.name}, seed {cfg.seed}) in {time.perf_counter() - t0:.2f} s",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 @trace_app.command("show")
@@ -98,7 +105,9 @@ def validate(
 @trace_app.command("import")
 @friendly
 def import_(
-    fmt: str = typer.Argument(..., metavar="FORMAT", help="openai-jsonl, sharegpt, sglang-log, hf-datasets or length-only."),
+    fmt: str = typer.Argument(
+        ..., metavar="FORMAT", help="openai-jsonl, sharegpt, sglang-log, hf-datasets or length-only."
+    ),
     src: Path = typer.Argument(..., help="Source file (a dataset directory for hf-datasets)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output Parquet file."),
     domain: str = typer.Option("chat", help="Domain of the imported requests (length-only: where prompts come from)."),
@@ -111,7 +120,9 @@ def import_(
     limit: int = typer.Option(None, help="Import at most this many requests."),
     turns: str = typer.Option("first", help="sharegpt: 'first' human turn per conversation, or 'all'."),
     split: str = typer.Option(None, help="hf-datasets: split of a DatasetDict."),
-    column: str = typer.Option(None, help="hf-datasets: prompt column (default: messages, conversations, prompt, text)."),
+    column: str = typer.Option(
+        None, help="hf-datasets: prompt column (default: messages, conversations, prompt, text)."
+    ),
     time_unit: str = typer.Option("ms", help="length-only: unit of numeric timestamps (ns, us, ms, s)."),
     chars_per_token: float = typer.Option(4.0, help="length-only: prompt characters per input token."),
     block_size: int = typer.Option(512, help="length-only: tokens per Mooncake hash id."),
@@ -122,26 +133,45 @@ def import_(
     from traces import parse
     from traces.arrivals import Closed, Poisson
     from traces.importers import FORMATS, import_frame
-    from traces.io import write_trace
     from traces.importers.common import ImportOptions
+    from traces.io import write_trace
 
     if fmt not in FORMATS:
         raise AuroraError(f"unknown import format {fmt!r} (expected one of {', '.join(FORMATS)})")
     parse.domain(domain, "--domain")
-    arrivals = (Poisson(parse.number(rate, "--rate", lo=0.0, lo_open=True)) if rate is not None
-                else Closed(parse.integer(concurrency, "--concurrency", lo=1)))
-    opts = ImportOptions(domain, parse.integer(max_new_tokens, "--max-new-tokens", lo=1),
-                         parse.number(temperature, "--temperature", lo=0.0),
-                         parse.number(top_p, "--top-p", lo=0.0, hi=1.0, lo_open=True),
-                         parse.integer(seed, "--seed", lo=0), arrivals, use_source_times=rate is None,
-                         limit=None if limit is None else parse.integer(limit, "--limit", lo=1))
-    kw = {"sharegpt": {"turns": turns}, "hf-datasets": {"split": split, "column": column},
-          "length-only": {"time_unit": time_unit, "chars_per_token": chars_per_token, "block_size": block_size,
-                          "max_prompt_chars": max_prompt_chars}}.get(fmt, {})
+    arrivals = (
+        Poisson(parse.number(rate, "--rate", lo=0.0, lo_open=True))
+        if rate is not None
+        else Closed(parse.integer(concurrency, "--concurrency", lo=1))
+    )
+    opts = ImportOptions(
+        domain,
+        parse.integer(max_new_tokens, "--max-new-tokens", lo=1),
+        parse.number(temperature, "--temperature", lo=0.0),
+        parse.number(top_p, "--top-p", lo=0.0, hi=1.0, lo_open=True),
+        parse.integer(seed, "--seed", lo=0),
+        arrivals,
+        use_source_times=rate is None,
+        limit=None if limit is None else parse.integer(limit, "--limit", lo=1),
+    )
+    kw = {
+        "sharegpt": {"turns": turns},
+        "hf-datasets": {"split": split, "column": column},
+        "length-only": {
+            "time_unit": time_unit,
+            "chars_per_token": chars_per_token,
+            "block_size": block_size,
+            "max_prompt_chars": max_prompt_chars,
+        },
+    }.get(fmt, {})
     t0 = time.perf_counter()
     frame, config = import_frame(fmt, src, opts, **kw)
     write_trace(frame, out, config)
     skipped = config["options"].get("skipped_conversations")
     note = f"; skipped {skipped:,} conversations without a human turn" if skipped else ""
-    err.print(f"wrote {out}: {frame.height:,} requests from {src} ({fmt}) in {time.perf_counter() - t0:.2f} s{note}",
-              highlight=False, soft_wrap=True, markup=False)
+    err.print(
+        f"wrote {out}: {frame.height:,} requests from {src} ({fmt}) in {time.perf_counter() - t0:.2f} s{note}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )

@@ -43,10 +43,11 @@ class TraceConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = "config") -> "TraceConfig":
+    def from_dict(cls, d: Any, where: str = "config") -> TraceConfig:
         # "provenance" is written by the generator (corpus hash, pool sizes) and ignored here
-        parse.obj(d, where, required=("schedule",),
-                  optional=("name", "seed", "arrivals", "prompts", "sampling", "provenance"))
+        parse.obj(
+            d, where, required=("schedule",), optional=("name", "seed", "arrivals", "prompts", "sampling", "provenance")
+        )
         return cls(
             schedule=schedule_from_dict(d["schedule"], f"{where}.schedule"),
             name=parse.text(d.get("name", "custom"), f"{where}.name"),
@@ -57,14 +58,19 @@ class TraceConfig:
         )
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "seed": self.seed, "schedule": self.schedule.to_dict(),
-                "arrivals": self.arrivals.to_dict(), "prompts": self.prompts.to_dict(),
-                "sampling": self.sampling.to_dict()}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "schedule": self.schedule.to_dict(),
+            "arrivals": self.arrivals.to_dict(),
+            "prompts": self.prompts.to_dict(),
+            "sampling": self.sampling.to_dict(),
+        }
 
-    def with_seed(self, seed: int) -> "TraceConfig":
+    def with_seed(self, seed: int) -> TraceConfig:
         return replace(self, seed=parse.integer(seed, "seed", lo=0, hi=MAX_SEED))
 
-    def resolved(self) -> "TraceConfig":
+    def resolved(self) -> TraceConfig:
         """Pin external inputs (an arrivals trace file's sha256) so the stored config is complete."""
         if isinstance(self.arrivals, FromTrace):
             return replace(self, arrivals=self.arrivals.resolved())

@@ -28,9 +28,10 @@ GENERATOR = "aurora-sim traces v1"
 
 def _provenance(pools: dict, documents: dict | None) -> dict:
     prov = {"generator": GENERATOR, "prompt_pool_sizes": pool_sizes(pools)}
-    if documents is None:   # real corpora: pin them
-        prov.update(corpus_version=corpora.CORPUS_VERSION, corpus_recipe_hash=corpora.recipe_hash(),
-                    corpus_split="heldout")
+    if documents is None:  # real corpora: pin them
+        prov.update(
+            corpus_version=corpora.CORPUS_VERSION, corpus_recipe_hash=corpora.recipe_hash(), corpus_split="heldout"
+        )
     else:
         prov["corpus"] = "documents passed in by the caller"
     return prov
@@ -51,32 +52,36 @@ def generate_trace(config: TraceConfig, documents: dict[str, list[dict]] | None 
     starts = np.cumsum([0] + [s.requests for s in segments])
     for k, seg in enumerate(segments):
         if seg.temperature is not None:
-            temperature[starts[k]:starts[k + 1]] = seg.temperature
+            temperature[starts[k] : starts[k + 1]] = seg.temperature
 
     width = max(6, len(str(n - 1)))
     names = np.array(DOMAINS)
-    frame = pl.DataFrame({
-        "request_id": [f"{config.name}-{i:0{width}d}" for i in range(n)],
-        "arrival_ns": config.arrivals.times(n, stream(seed, "arrivals")),
-        "domain": names[domain_idx],
-        "segment": segment,
-        "prompt": [c.prompt for c in picks],
-        "messages": [[{"role": r, "content": t} for r, t in c.messages] if c.messages is not None else None
-                     for c in picks],
-        "prompt_token_ids": pl.Series([None] * n, dtype=COLUMNS["prompt_token_ids"]),
-        "max_new_tokens": config.sampling.max_new_tokens_for(domain_idx, seed),
-        "temperature": temperature,
-        "top_p": np.full(n, config.sampling.top_p),
-        "seed": request_seeds(n, seed),
-        "ignore_eos": np.full(n, config.sampling.ignore_eos),
-        "metadata": [json.dumps({"kind": c.kind, "source": c.source, "doc_id": c.doc_id}, sort_keys=True)
-                     for c in picks],
-    }, schema_overrides={"messages": COLUMNS["messages"], "prompt": COLUMNS["prompt"]})
+    frame = pl.DataFrame(
+        {
+            "request_id": [f"{config.name}-{i:0{width}d}" for i in range(n)],
+            "arrival_ns": config.arrivals.times(n, stream(seed, "arrivals")),
+            "domain": names[domain_idx],
+            "segment": segment,
+            "prompt": [c.prompt for c in picks],
+            "messages": [
+                [{"role": r, "content": t} for r, t in c.messages] if c.messages is not None else None for c in picks
+            ],
+            "prompt_token_ids": pl.Series([None] * n, dtype=COLUMNS["prompt_token_ids"]),
+            "max_new_tokens": config.sampling.max_new_tokens_for(domain_idx, seed),
+            "temperature": temperature,
+            "top_p": np.full(n, config.sampling.top_p),
+            "seed": request_seeds(n, seed),
+            "ignore_eos": np.full(n, config.sampling.ignore_eos),
+            "metadata": [
+                json.dumps({"kind": c.kind, "source": c.source, "doc_id": c.doc_id}, sort_keys=True) for c in picks
+            ],
+        },
+        schema_overrides={"messages": COLUMNS["messages"], "prompt": COLUMNS["prompt"]},
+    )
     stored = config.to_dict() | {"provenance": _provenance(pools, documents)}
     return frame, stored
 
 
-def generate_to_file(config: TraceConfig, out: Path | str,
-                     documents: dict[str, list[dict]] | None = None) -> Path:
+def generate_to_file(config: TraceConfig, out: Path | str, documents: dict[str, list[dict]] | None = None) -> Path:
     frame, stored = generate_trace(config, documents)
     return write_trace(frame, out, stored)

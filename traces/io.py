@@ -78,10 +78,15 @@ def canonical(frame: pl.DataFrame) -> pl.DataFrame:
 
 def to_parquet_bytes(frame: pl.DataFrame, config: dict) -> bytes:
     buf = io.BytesIO()
-    frame.write_parquet(buf, compression="zstd", statistics=True, metadata={
-        KEY_VERSION: str(SCHEMA_VERSION),
-        KEY_CONFIG: json.dumps(config, sort_keys=True, ensure_ascii=False, allow_nan=False),
-    })
+    frame.write_parquet(
+        buf,
+        compression="zstd",
+        statistics=True,
+        metadata={
+            KEY_VERSION: str(SCHEMA_VERSION),
+            KEY_CONFIG: json.dumps(config, sort_keys=True, ensure_ascii=False, allow_nan=False),
+        },
+    )
     return buf.getvalue()
 
 
@@ -117,8 +122,11 @@ def read_trace(path: Path | str, validate: bool = True) -> Trace:
         problems = validate_loaded(frame, meta, str(path))
     if problems:
         n = len(problems)
-        raise _problems_error(str(path), problems, f"invalid trace ({n} problem line{'s' if n != 1 else ''}; "
-                                                   "`aurora trace validate` lists all)")
+        raise _problems_error(
+            str(path),
+            problems,
+            f"invalid trace ({n} problem line{'s' if n != 1 else ''}; `aurora trace validate` lists all)",
+        )
     try:
         config = json.loads(meta.get(KEY_CONFIG, "{}"))
         version = int(meta.get(KEY_VERSION, SCHEMA_VERSION))
@@ -132,8 +140,17 @@ def read_trace(path: Path | str, validate: bool = True) -> Trace:
 def iter_requests(trace: Trace) -> Iterator[TraceRequest]:
     for r in trace.frame.iter_rows(named=True):
         yield TraceRequest(
-            r["request_id"], r["arrival_ns"], r["domain"], r["segment"], r["prompt"],
+            r["request_id"],
+            r["arrival_ns"],
+            r["domain"],
+            r["segment"],
+            r["prompt"],
             tuple(r["messages"]) if r["messages"] is not None else None,
             tuple(r["prompt_token_ids"]) if r["prompt_token_ids"] is not None else None,
-            r["max_new_tokens"], r["temperature"], r["top_p"], r["seed"], r["ignore_eos"],
-            json.loads(r["metadata"]))
+            r["max_new_tokens"],
+            r["temperature"],
+            r["top_p"],
+            r["seed"],
+            r["ignore_eos"],
+            json.loads(r["metadata"]),
+        )

@@ -38,7 +38,9 @@ TIME_KEYS = ("timestamp", "TIMESTAMP", "Timestamp", "arrival_time", "time")
 INPUT_KEYS = ("input_length", "ContextTokens", "input_tokens", "Request tokens", "prompt_tokens")
 OUTPUT_KEYS = ("output_length", "GeneratedTokens", "output_tokens", "Response tokens", "completion_tokens")
 MAX_TOKENS = 10_000_000
-_DATETIME = re.compile(r"^\s*(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?\d*\s*(?:Z|[+-]\d\d:?\d\d)?\s*$")
+_DATETIME = re.compile(
+    r"^\s*(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?\d*\s*(?:Z|[+-]\d\d:?\d\d)?\s*$"
+)
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 
 
@@ -46,11 +48,11 @@ _EPOCH = dt.date(1970, 1, 1).toordinal()
 class LengthTrace:
     path: Path
     sha256: str
-    arrival_ns: np.ndarray          # int64, relative to the first request, sorted
-    input_tokens: np.ndarray        # int64
-    output_tokens: np.ndarray       # int64
+    arrival_ns: np.ndarray  # int64, relative to the first request, sorted
+    input_tokens: np.ndarray  # int64
+    output_tokens: np.ndarray  # int64
     hash_ids: list[list[int] | None]
-    lines: np.ndarray               # source line (JSONL) or row (CSV, 1 = header) of each request
+    lines: np.ndarray  # source line (JSONL) or row (CSV, 1 = header) of each request
 
     def __len__(self) -> int:
         return len(self.arrival_ns)
@@ -103,8 +105,13 @@ def _count(value, name: str, where: str) -> int:
             value = float(value)
         except ValueError:
             raise AuroraError(f"{where}: {name} {value!r} is not a number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or not 0 <= value <= MAX_TOKENS:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+        or not 0 <= value <= MAX_TOKENS
+    ):
         raise AuroraError(f"{where}: {name} {value!r} is not a whole number in [0, {MAX_TOKENS}]")
     return int(value)
 
@@ -142,8 +149,9 @@ def read_length_trace(path: Path | str, time_unit: str = "ms") -> LengthTrace:
             if value is None:
                 raise AuroraError(f"{where}: missing {keys[0]!r} (or {', '.join(map(repr, keys[1:]))})")
         h = row.get("hash_ids")
-        if h is not None and not (isinstance(h, list) and all(
-                isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**62 for x in h)):
+        if h is not None and not (
+            isinstance(h, list) and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**62 for x in h)
+        ):
             raise AuroraError(f"{where}: hash_ids must be a list of non-negative integers")
         times.append(_time(t, TIME_UNITS[time_unit], where))
         ins.append(_count(i, "input length", where))
@@ -155,6 +163,12 @@ def read_length_trace(path: Path | str, time_unit: str = "ms") -> LengthTrace:
     t = np.array(times, dtype=np.int64)
     order = np.argsort(t, kind="stable")
     t = t[order] - t[order[0]]
-    return LengthTrace(path, hashlib.sha256(data).hexdigest(), t, np.array(ins, dtype=np.int64)[order],
-                       np.array(outs, dtype=np.int64)[order], [hashes[k] for k in order],
-                       np.array(lines, dtype=np.int64)[order])
+    return LengthTrace(
+        path,
+        hashlib.sha256(data).hexdigest(),
+        t,
+        np.array(ins, dtype=np.int64)[order],
+        np.array(outs, dtype=np.int64)[order],
+        [hashes[k] for k in order],
+        np.array(lines, dtype=np.int64)[order],
+    )

@@ -39,8 +39,7 @@ def integer(value: Any, where: str, lo: int | None = None, hi: int | None = None
     return int(value)
 
 
-def number(value: Any, where: str, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False) -> float:
+def number(value: Any, where: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise AuroraError(f"{where}: expected a number, got {value!r}")
     value = float(value)

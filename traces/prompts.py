@@ -49,20 +49,31 @@ KINDS: dict[str, tuple[str, ...]] = {
     "finance": ("article", "figure", "summary", "question"),
     "chat": ("turn",),
 }
-DEFAULT_KINDS = {"code": {"function": 0.4, "continue": 0.4, "task": 0.2},
-                 "finance": {"article": 0.5, "figure": 0.25, "summary": 0.12, "question": 0.13},
-                 "chat": {"turn": 1.0}}
-TASK_TEMPLATES = ("Complete the following Python function.", "Finish implementing this function:",
-                  "Write the body of this Python function.")
-FIGURE_TEMPLATES = ("What does the figure {x} refer to in this article?",
-                    "In the article above, what is {x}?",
-                    "Explain what {x} measures here, and why it matters.")
-SUMMARY_TEMPLATES = ("Summarise this article in two or three sentences:",
-                     "Give me the key points of this news story:",
-                     "What is this article about? Keep it short.")
+DEFAULT_KINDS = {
+    "code": {"function": 0.4, "continue": 0.4, "task": 0.2},
+    "finance": {"article": 0.5, "figure": 0.25, "summary": 0.12, "question": 0.13},
+    "chat": {"turn": 1.0},
+}
+TASK_TEMPLATES = (
+    "Complete the following Python function.",
+    "Finish implementing this function:",
+    "Write the body of this Python function.",
+)
+FIGURE_TEMPLATES = (
+    "What does the figure {x} refer to in this article?",
+    "In the article above, what is {x}?",
+    "Explain what {x} measures here, and why it matters.",
+)
+SUMMARY_TEMPLATES = (
+    "Summarise this article in two or three sentences:",
+    "Give me the key points of this news story:",
+    "What is this article about? Keep it short.",
+)
 # A figure: a number with its currency or unit ("$4.5bn", "12%", "1,200 jobs" keeps "1,200").
 # Two characters at least, so a lone digit ("1 of 3") is no figure.
-_FIGURE = re.compile(r"(?<![\w.,$£€])[$£€]?\d[\d,]*(?:\.\d+)?(?:%|bn\b|m\b| ?(?:per cent|percent|billion|million|trillion)\b)?")
+_FIGURE = re.compile(
+    r"(?<![\w.,$£€])[$£€]?\d[\d,]*(?:\.\d+)?(?:%|bn\b|m\b| ?(?:per cent|percent|billion|million|trillion)\b)?"
+)
 _PARAGRAPH_END = re.compile(r"\n\s*\n")
 _TURN = re.compile(r"^<\|(system|user|assistant)\|>\n", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?(?=\s)|\n(?=\n)")
@@ -79,7 +90,7 @@ class PromptConfig:
     kinds: dict[str, dict[str, float]] = field(default_factory=lambda: {d: dict(w) for d, w in DEFAULT_KINDS.items()})
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "prompts") -> "PromptConfig":
+    def from_dict(cls, d: dict, where: str = "prompts") -> PromptConfig:
         parse.obj(d, where, optional=("max_chars", "min_chars", "kinds"))
         kinds = cls().kinds
         if "kinds" in d:
@@ -112,7 +123,7 @@ def _tail(text: str, max_chars: int, boundary: re.Pattern) -> str | None:
         return text
     window = text[-max_chars:]
     m = boundary.search(window, 1)
-    return window[m.end():] if m and m.end() < len(window) else None
+    return window[m.end() :] if m and m.end() < len(window) else None
 
 
 def _content_chars(c: Candidate) -> int:
@@ -146,7 +157,7 @@ def fit_messages(msgs: list[tuple[str, str]], max_chars: int) -> Messages | None
         keep = content[: max(len(content) - overflow, 0)]
         ends = [m.end() for m in _SENTENCE_END.finditer(keep)]
         if ends and ends[-1] >= len(keep) // 2:
-            keep = keep[: ends[-1]]                 # a whole sentence if most of it survives
+            keep = keep[: ends[-1]]  # a whole sentence if most of it survives
         else:
             keep = keep[: keep.rfind(" ")] if " " in keep else ""
         if not keep.strip():
@@ -180,23 +191,29 @@ def _code_candidates(doc: dict, cfg: PromptConfig) -> Iterator[Candidate]:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.body[0].lineno <= node.lineno:
             continue
         body = node.body
-        has_doc = (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                   and isinstance(body[0].value.value, str))
+        has_doc = (
+            isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        )
         if has_doc and len(body) == 1:
-            continue   # nothing after the docstring to complete
+            continue  # nothing after the docstring to complete
         cut = body[0].end_lineno if has_doc else body[0].lineno - 1
         prompt = _tail("".join(lines[:cut]), cfg.max_chars, _LINE_BOUNDARY)
         if prompt:
             yield Candidate("function", doc["id"], src, prompt=prompt)
         if has_doc:
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            code = textwrap.dedent("".join(lines[start - 1: cut]))
+            code = textwrap.dedent("".join(lines[start - 1 : cut]))
             template = TASK_TEMPLATES[(node.lineno + len(doc["id"])) % len(TASK_TEMPLATES)]
             msg = f"{template}\n\n```python\n{code.rstrip()}\n```"
             if len(render_chat([("user", msg)])) <= cfg.max_chars:
                 yield Candidate("task", doc["id"], src, messages=(("user", msg),))
-    starts = sorted({n.lineno for n in nodes if isinstance(n, ast.stmt) and n.lineno > 1}) if tree else \
-        [i + 1 for i, line in enumerate(lines) if i and line.strip()]
+    starts = (
+        sorted({n.lineno for n in nodes if isinstance(n, ast.stmt) and n.lineno > 1})
+        if tree
+        else [i + 1 for i, line in enumerate(lines) if i and line.strip()]
+    )
     for lineno in starts:
         prompt = _tail("".join(lines[: lineno - 1]), cfg.max_chars, _LINE_BOUNDARY)
         if prompt:
@@ -231,7 +248,7 @@ def _figure_candidates(doc: dict, cfg: PromptConfig) -> Iterator[Candidate]:
         x = m.group().rstrip(",")
         if len(x) < 2:
             continue
-        end = next(e for e in ends if e >= m.end())   # the end of the figure's sentence
+        end = next(e for e in ends if e >= m.end())  # the end of the figure's sentence
         ask = _pick(FIGURE_TEMPLATES, doc["id"], m.start()).format(x=x)
         msgs = _excerpt_message(text, end, ask, cfg)
         if msgs:
@@ -272,7 +289,9 @@ def traffic_documents(domain: str) -> list[dict]:
 _POOLS: dict[tuple, dict[str, dict[str, list[Candidate]]]] = {}
 
 
-def build_pools(cfg: PromptConfig, documents: dict[str, list[dict]] | None = None) -> dict[str, dict[str, list[Candidate]]]:
+def build_pools(
+    cfg: PromptConfig, documents: dict[str, list[dict]] | None = None
+) -> dict[str, dict[str, list[Candidate]]]:
     """{domain: {kind: [unique candidates in document order]}} for the domains' traffic documents
     (held-out split, then traffic-only sources), or for `documents` when given."""
     if documents is not None:
@@ -290,7 +309,7 @@ def _build_pools(cfg: PromptConfig, documents: dict[str, list[dict]] | None) -> 
     for dom in DOMAINS:
         docs = documents[dom] if documents is not None else traffic_documents(dom)
         pools[dom] = {k: [] for k in KINDS[dom]}
-        seen: set[tuple[str, ...]] = set()   # a prompt appears once per domain, in its first kind
+        seen: set[tuple[str, ...]] = set()  # a prompt appears once per domain, in its first kind
         for doc in docs:
             for c in _candidates(dom, doc, cfg):
                 key = (c.prompt,) if c.prompt is not None else tuple(x for m in c.messages for x in m)
@@ -303,8 +322,9 @@ def _build_pools(cfg: PromptConfig, documents: dict[str, list[dict]] | None) -> 
 # ---------------------------------------------------------------------------- drawing
 
 
-def draw(pools: dict[str, dict[str, list[Candidate]]], domain_idx: np.ndarray, cfg: PromptConfig,
-         seed: int) -> list[Candidate]:
+def draw(
+    pools: dict[str, dict[str, list[Candidate]]], domain_idx: np.ndarray, cfg: PromptConfig, seed: int
+) -> list[Candidate]:
     """A candidate per request (domain_idx indexes DOMAINS), each domain and kind from its own stream."""
     out: list[Candidate | None] = [None] * len(domain_idx)
     for d, dom in enumerate(DOMAINS):
@@ -315,8 +335,10 @@ def draw(pools: dict[str, dict[str, list[Candidate]]], domain_idx: np.ndarray, c
         p = np.array([cfg.kinds[dom][k] for k in kinds])
         for k in kinds:
             if not pools[dom][k]:
-                raise AuroraError(f"prompts: no {dom}/{k} prompt fits max_chars={cfg.max_chars}, "
-                                  f"min_chars={cfg.min_chars}; change the limits or the kind weights")
+                raise AuroraError(
+                    f"prompts: no {dom}/{k} prompt fits max_chars={cfg.max_chars}, "
+                    f"min_chars={cfg.min_chars}; change the limits or the kind weights"
+                )
         which = stream(seed, f"prompts/{dom}/kind").choice(len(kinds), size=len(rows), p=p / p.sum())
         for j, kind in enumerate(kinds):
             sel = rows[which == j]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-REPEAT_WARN = 0.05   # the share of a segment's requests whose prompt is a repeat
+REPEAT_WARN = 0.05  # the share of a segment's requests whose prompt is a repeat
 _PROMPT_COLUMNS = ("prompt", "messages", "prompt_token_ids")
 
 
@@ -30,14 +30,24 @@ def segment_repeats(frame: pl.DataFrame) -> list[dict]:
         k = keys.filter(pl.col("segment") == seg)["key"]
         distinct = k.n_unique()
         seen = int(k.is_in(list(earlier)).sum()) if earlier else 0
-        out.append({"segment": seg, "requests": len(k), "distinct": distinct,
-                    "repeat_rate": round(1 - distinct / len(k), 4),
-                    "seen_before": round(seen / len(k), 4)})
+        out.append(
+            {
+                "segment": seg,
+                "requests": len(k),
+                "distinct": distinct,
+                "repeat_rate": round(1 - distinct / len(k), 4),
+                "seen_before": round(seen / len(k), 4),
+            }
+        )
         earlier.update(k.to_list())
     return out
 
 
 def repeat_warnings(frame: pl.DataFrame, where: str) -> list[str]:
-    return [f"{where}: warning: segment {r['segment']} repeats {r['repeat_rate']:.1%} of its "
-            f"{r['requests']:,} prompts ({r['distinct']:,} distinct; over {REPEAT_WARN:.0%}): an online "
-            "draft can memorise repeated traffic" for r in segment_repeats(frame) if r["repeat_rate"] > REPEAT_WARN]
+    return [
+        f"{where}: warning: segment {r['segment']} repeats {r['repeat_rate']:.1%} of its "
+        f"{r['requests']:,} prompts ({r['distinct']:,} distinct; over {REPEAT_WARN:.0%}): an online "
+        "draft can memorise repeated traffic"
+        for r in segment_repeats(frame)
+        if r["repeat_rate"] > REPEAT_WARN
+    ]

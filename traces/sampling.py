@@ -29,15 +29,19 @@ class LengthDist:
     max: int = 4096
 
     @classmethod
-    def from_dict(cls, d, where: str) -> "LengthDist":
-        if isinstance(d, int) and not isinstance(d, bool):   # a bare number: always that length
+    def from_dict(cls, d, where: str) -> LengthDist:
+        if isinstance(d, int) and not isinstance(d, bool):  # a bare number: always that length
             n = parse.integer(d, where, lo=1, hi=MAX_NEW_TOKENS)
             return cls(n, 0.0, n, n)
         parse.obj(d, where, required=("median",), optional=("sigma", "min", "max"))
         lo = parse.integer(d.get("min", 1), f"{where}.min", lo=1, hi=MAX_NEW_TOKENS)
         hi = parse.integer(d.get("max", 4096), f"{where}.max", lo=lo, hi=MAX_NEW_TOKENS)
-        return cls(parse.integer(d["median"], f"{where}.median", lo=lo, hi=hi),
-                   parse.number(d.get("sigma", 0.0), f"{where}.sigma", lo=0.0, hi=5.0), lo, hi)
+        return cls(
+            parse.integer(d["median"], f"{where}.median", lo=lo, hi=hi),
+            parse.number(d.get("sigma", 0.0), f"{where}.sigma", lo=0.0, hi=5.0),
+            lo,
+            hi,
+        )
 
     def to_dict(self) -> dict:
         return {"median": self.median, "sigma": self.sigma, "min": self.min, "max": self.max}
@@ -64,12 +68,12 @@ class SamplingConfig:
     max_new_tokens: dict[str, LengthDist] = field(default_factory=lambda: dict(DEFAULT_MAX_NEW_TOKENS))
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "sampling") -> "SamplingConfig":
+    def from_dict(cls, d: dict, where: str = "sampling") -> SamplingConfig:
         parse.obj(d, where, optional=("temperature", "top_p", "ignore_eos", "max_new_tokens"))
         lengths = dict(DEFAULT_MAX_NEW_TOKENS)
         if "max_new_tokens" in d:
             m = d["max_new_tokens"]
-            if isinstance(m, int) and not isinstance(m, bool):     # one length for every domain
+            if isinstance(m, int) and not isinstance(m, bool):  # one length for every domain
                 lengths = {dom: LengthDist.from_dict(m, f"{where}.max_new_tokens") for dom in DOMAINS}
             else:
                 parse.obj(m, f"{where}.max_new_tokens", optional=DOMAINS)
@@ -78,13 +82,20 @@ class SamplingConfig:
         ignore_eos = d.get("ignore_eos", False)
         if not isinstance(ignore_eos, bool):
             raise AuroraError(f"{where}.ignore_eos: expected true or false, got {ignore_eos!r}")
-        return cls(parse.number(d.get("temperature", 0.0), f"{where}.temperature", lo=0.0, hi=100.0),
-                   parse.number(d.get("top_p", 1.0), f"{where}.top_p", lo=0.0, hi=1.0, lo_open=True),
-                   bool(ignore_eos), lengths)
+        return cls(
+            parse.number(d.get("temperature", 0.0), f"{where}.temperature", lo=0.0, hi=100.0),
+            parse.number(d.get("top_p", 1.0), f"{where}.top_p", lo=0.0, hi=1.0, lo_open=True),
+            bool(ignore_eos),
+            lengths,
+        )
 
     def to_dict(self) -> dict:
-        return {"temperature": self.temperature, "top_p": self.top_p, "ignore_eos": self.ignore_eos,
-                "max_new_tokens": {d: self.max_new_tokens[d].to_dict() for d in DOMAINS}}
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "ignore_eos": self.ignore_eos,
+            "max_new_tokens": {d: self.max_new_tokens[d].to_dict() for d in DOMAINS},
+        }
 
     def max_new_tokens_for(self, domain_idx: np.ndarray, seed: int) -> np.ndarray:
         out = np.zeros(len(domain_idx), dtype=np.int32)

@@ -35,34 +35,56 @@ _POISSON = {"kind": "poisson", "rate_per_s": 4.0}
 
 SCENARIOS: dict[str, dict] = {
     "shift-ci": {
-        "schedule": {"kind": "ordered", "segments": [
-            {"domain": "code", "requests": 800}, {"domain": "finance", "requests": 800},
-            {"domain": "chat", "requests": 800}]},
+        "schedule": {
+            "kind": "ordered",
+            "segments": [
+                {"domain": "code", "requests": 800},
+                {"domain": "finance", "requests": 800},
+                {"domain": "chat", "requests": 800},
+            ],
+        },
         "arrivals": {"kind": "closed", "concurrency": 8},
-        "prompts": {"max_chars": 160, "min_chars": 16,
-                    "kinds": {"code": {"function": 0.5, "continue": 0.5},
-                              "finance": {"article": 0.5, "question": 0.5}}},
+        "prompts": {
+            "max_chars": 160,
+            "min_chars": 16,
+            "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
+        },
         "sampling": {"max_new_tokens": 32},
     },
     "shift-mini": {
-        "schedule": {"kind": "ordered", "segments": [
-            {"domain": "code", "requests": 200}, {"domain": "finance", "requests": 200},
-            {"domain": "chat", "requests": 200}]},
+        "schedule": {
+            "kind": "ordered",
+            "segments": [
+                {"domain": "code", "requests": 200},
+                {"domain": "finance", "requests": 200},
+                {"domain": "chat", "requests": 200},
+            ],
+        },
         "arrivals": {"kind": "closed", "concurrency": 8},
-        "prompts": {"max_chars": 160, "min_chars": 16,
-                    "kinds": {"code": {"function": 0.5, "continue": 0.5},
-                              "finance": {"article": 0.5, "question": 0.5}}},
+        "prompts": {
+            "max_chars": 160,
+            "min_chars": 16,
+            "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
+        },
         "sampling": {"max_new_tokens": 32},
     },
     "shift-paper": {
-        "schedule": {"kind": "ordered", "segments": [
-            {"domain": "code", "requests": 7500}, {"domain": "finance", "requests": 7200},
-            {"domain": "chat", "requests": 9900}, {"domain": "code", "requests": 8400}]},
+        "schedule": {
+            "kind": "ordered",
+            "segments": [
+                {"domain": "code", "requests": 7500},
+                {"domain": "finance", "requests": 7200},
+                {"domain": "chat", "requests": 9900},
+                {"domain": "code", "requests": 8400},
+            ],
+        },
         "arrivals": {"kind": "poisson", "rate_per_s": 10.0},
     },
     "ordered": {
-        "schedule": {"kind": "ordered", "segments": [
-            {"domain": d, "requests": 1000} for d in ("code", "finance", "chat")]},
+        "schedule": {
+            "kind": "ordered",
+            "segments": [{"domain": d, "requests": 1000} for d in ("code", "finance", "chat")],
+        },
         "arrivals": _POISSON,
     },
     "mixed": {
@@ -78,8 +100,13 @@ SCENARIOS: dict[str, dict] = {
         "arrivals": _POISSON,
     },
     "phase": {
-        "schedule": {"kind": "phase", "phases": 8, "requests_per_phase": 300,
-                     "high": {"code": 1.0}, "low": {"chat": 1.0}},
+        "schedule": {
+            "kind": "phase",
+            "phases": 8,
+            "requests_per_phase": 300,
+            "high": {"code": 1.0},
+            "low": {"chat": 1.0},
+        },
         "arrivals": {"kind": "bursty", "rate_per_s": 4.0, "cv": 3.0},
     },
 }
@@ -88,7 +115,6 @@ SCENARIOS: dict[str, dict] = {
 def scenario(name: str, seed: int = 0) -> TraceConfig:
     """The named scenario's full config with this seed."""
     if name not in SCENARIOS:
-        raise AuroraError(f"unknown scenario {name!r} (available: {', '.join(SCENARIOS)}; "
-                          "or pass --config FILE)")
+        raise AuroraError(f"unknown scenario {name!r} (available: {', '.join(SCENARIOS)}; or pass --config FILE)")
     spec = copy.deepcopy(SCENARIOS[name]) | {"name": name, "seed": seed}
     return TraceConfig.from_dict(spec, where=f"scenario {name}")

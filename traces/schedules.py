@@ -34,9 +34,9 @@ MAX_REQUESTS = 100_000_000
 @dataclass(frozen=True)
 class Segment:
     requests: int
-    mix: dict[str, float]                     # normalised, DOMAINS order
-    mix_end: dict[str, float] | None = None   # drift linearly to this mix across the segment
-    temperature: float | None = None          # overrides the sampling temperature
+    mix: dict[str, float]  # normalised, DOMAINS order
+    mix_end: dict[str, float] | None = None  # drift linearly to this mix across the segment
+    temperature: float | None = None  # overrides the sampling temperature
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"requests": self.requests, "mix": self.mix}
@@ -56,8 +56,11 @@ def _segment(value: Any, where: str) -> Segment:
     parse.obj(value, where, required=("requests",), optional=("domain", "mix", "mix_end", "temperature"))
     if ("domain" in value) == ("mix" in value):
         raise AuroraError(f"{where}: give exactly one of 'domain' or 'mix'")
-    mix = ({parse.domain(value["domain"], f"{where}.domain"): 1.0} if "domain" in value
-           else parse.mix(value["mix"], f"{where}.mix"))
+    mix = (
+        {parse.domain(value["domain"], f"{where}.domain"): 1.0}
+        if "domain" in value
+        else parse.mix(value["mix"], f"{where}.mix")
+    )
     end = parse.mix(value["mix_end"], f"{where}.mix_end") if "mix_end" in value else None
     temp = parse.number(value["temperature"], f"{where}.temperature", lo=0.0) if "temperature" in value else None
     return Segment(_requests(value["requests"], f"{where}.requests"), mix, end, temp)
@@ -69,7 +72,7 @@ class Ordered:
     segments: tuple[Segment, ...]
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "Ordered":
+    def from_dict(cls, d: dict, where: str) -> Ordered:
         parse.obj(d, where, required=("kind", "segments"))
         segs = d["segments"]
         if not isinstance(segs, list) or not segs:
@@ -90,7 +93,7 @@ class Mixed:
     mix: dict[str, float] = field(default_factory=lambda: {d: 1 / len(DOMAINS) for d in DOMAINS})
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "Mixed":
+    def from_dict(cls, d: dict, where: str) -> Mixed:
         parse.obj(d, where, required=("kind", "requests"), optional=("mix",))
         mix = parse.mix(d["mix"], f"{where}.mix") if "mix" in d else cls(1).mix
         return cls(_requests(d["requests"], f"{where}.requests"), mix)
@@ -110,7 +113,7 @@ class Sharp:
     second: str = "chat"
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "Sharp":
+    def from_dict(cls, d: dict, where: str) -> Sharp:
         parse.obj(d, where, required=("kind", "requests"), optional=("first", "second"))
         n = _requests(d["requests"], f"{where}.requests")
         if n < 2:
@@ -137,10 +140,13 @@ class Drift:
     end: dict[str, float]
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "Drift":
+    def from_dict(cls, d: dict, where: str) -> Drift:
         parse.obj(d, where, required=("kind", "requests", "start", "end"))
-        return cls(_requests(d["requests"], f"{where}.requests"),
-                   parse.mix(d["start"], f"{where}.start"), parse.mix(d["end"], f"{where}.end"))
+        return cls(
+            _requests(d["requests"], f"{where}.requests"),
+            parse.mix(d["start"], f"{where}.start"),
+            parse.mix(d["end"], f"{where}.end"),
+        )
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "requests": self.requests, "start": self.start, "end": self.end}
@@ -160,23 +166,39 @@ class Phase:
     low_temperature: float | None = None
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "Phase":
-        parse.obj(d, where, required=("kind", "phases", "requests_per_phase", "high", "low"),
-                  optional=("high_temperature", "low_temperature"))
-        temps = [parse.number(d[k], f"{where}.{k}", lo=0.0) if d.get(k) is not None else None
-                 for k in ("high_temperature", "low_temperature")]
-        return cls(parse.integer(d["phases"], f"{where}.phases", lo=1, hi=100_000),
-                   _requests(d["requests_per_phase"], f"{where}.requests_per_phase"),
-                   parse.mix(d["high"], f"{where}.high"), parse.mix(d["low"], f"{where}.low"), *temps)
+    def from_dict(cls, d: dict, where: str) -> Phase:
+        parse.obj(
+            d,
+            where,
+            required=("kind", "phases", "requests_per_phase", "high", "low"),
+            optional=("high_temperature", "low_temperature"),
+        )
+        temps = [
+            parse.number(d[k], f"{where}.{k}", lo=0.0) if d.get(k) is not None else None
+            for k in ("high_temperature", "low_temperature")
+        ]
+        return cls(
+            parse.integer(d["phases"], f"{where}.phases", lo=1, hi=100_000),
+            _requests(d["requests_per_phase"], f"{where}.requests_per_phase"),
+            parse.mix(d["high"], f"{where}.high"),
+            parse.mix(d["low"], f"{where}.low"),
+            *temps,
+        )
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "phases": self.phases, "requests_per_phase": self.requests_per_phase,
-                "high": self.high, "low": self.low, "high_temperature": self.high_temperature,
-                "low_temperature": self.low_temperature}
+        return {
+            "kind": self.kind,
+            "phases": self.phases,
+            "requests_per_phase": self.requests_per_phase,
+            "high": self.high,
+            "low": self.low,
+            "high_temperature": self.high_temperature,
+            "low_temperature": self.low_temperature,
+        }
 
     def expand(self) -> list[Segment]:
         out = []
-        for p in range(self.phases):   # phase 0 is high, then alternate
+        for p in range(self.phases):  # phase 0 is high, then alternate
             mix, temp = (self.high, self.high_temperature) if p % 2 == 0 else (self.low, self.low_temperature)
             out.append(Segment(self.requests_per_phase, mix, None, temp))
         return out
@@ -187,9 +209,28 @@ Schedule = Ordered | Mixed | Sharp | Drift | Phase
 
 
 def schedule_from_dict(d: Any, where: str = "schedule") -> Schedule:
-    parse.obj(d, where, required=("kind",), optional=tuple(
-        {"segments", "requests", "mix", "first", "second", "start", "end", "phases",
-         "requests_per_phase", "high", "low", "high_temperature", "low_temperature"}))
+    parse.obj(
+        d,
+        where,
+        required=("kind",),
+        optional=tuple(
+            {
+                "segments",
+                "requests",
+                "mix",
+                "first",
+                "second",
+                "start",
+                "end",
+                "phases",
+                "requests_per_phase",
+                "high",
+                "low",
+                "high_temperature",
+                "low_temperature",
+            }
+        ),
+    )
     kind = parse.text(d["kind"], f"{where}.kind", tuple(SCHEDULES))
     return SCHEDULES[kind].from_dict(d, where)
 
@@ -202,7 +243,7 @@ def _exact_counts(mix: dict[str, float], n: int) -> np.ndarray:
     p = np.array([mix.get(d, 0.0) for d in DOMAINS])
     raw = p * n
     counts = np.floor(raw).astype(np.int64)
-    order = np.argsort(-(raw - counts), kind="stable")   # ties go to the earlier domain
+    order = np.argsort(-(raw - counts), kind="stable")  # ties go to the earlier domain
     counts[order[: n - counts.sum()]] += 1
     return counts
 

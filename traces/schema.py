@@ -63,8 +63,19 @@ NULLABLE = frozenset({"prompt", "messages", "prompt_token_ids"})
 INTEGER_COLUMNS = frozenset({"arrival_ns", "segment", "max_new_tokens", "seed"})
 FLOAT_COLUMNS = frozenset({"temperature", "top_p"})
 
-__all__ = ["COLUMNS", "DOMAINS", "FLOAT_COLUMNS", "INTEGER_COLUMNS", "KEY_CONFIG", "KEY_VERSION",
-           "MESSAGE", "NULLABLE", "ROLES", "SCHEMA_VERSION", "empty_frame"]
+__all__ = [
+    "COLUMNS",
+    "DOMAINS",
+    "FLOAT_COLUMNS",
+    "INTEGER_COLUMNS",
+    "KEY_CONFIG",
+    "KEY_VERSION",
+    "MESSAGE",
+    "NULLABLE",
+    "ROLES",
+    "SCHEMA_VERSION",
+    "empty_frame",
+]
 
 
 def empty_frame() -> pl.DataFrame:

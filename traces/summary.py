@@ -20,18 +20,25 @@ from .schema import DOMAINS
 NS_PER_S = 1e9
 PERCENTILES = (0.5, 0.9, 0.99)
 
-_PROMPT_CHARS = ("coalesce(length(prompt), list_sum(list_transform(messages, lambda m: length(m.content))), 0)")
+_PROMPT_CHARS = "coalesce(length(prompt), list_sum(list_transform(messages, lambda m: length(m.content))), 0)"
 _PROMPT_KEY = "coalesce(prompt, to_json(messages)::varchar, to_json(prompt_token_ids)::varchar)"
 
 
 def _lengths(con, expr: str, where: str = "true") -> dict:
-    q = (f"SELECT count({expr}), min({expr}), quantile_disc({expr}, {list(PERCENTILES)}), max({expr}), "
-         f"avg({expr}) FROM t WHERE {where}")
+    q = (
+        f"SELECT count({expr}), min({expr}), quantile_disc({expr}, {list(PERCENTILES)}), max({expr}), "
+        f"avg({expr}) FROM t WHERE {where}"
+    )
     n, lo, qs, hi, mean = con.execute(q).fetchone()
     if not n:
         return {}
-    return {"n": n, "min": lo, **{f"p{round(p * 100)}": v for p, v in zip(PERCENTILES, qs)}, "max": hi,
-            "mean": round(mean, 1)}
+    return {
+        "n": n,
+        "min": lo,
+        **{f"p{round(p * 100)}": v for p, v in zip(PERCENTILES, qs)},
+        "max": hi,
+        "mean": round(mean, 1),
+    }
 
 
 def summarize(path: Path | str) -> dict:
@@ -47,38 +54,62 @@ def summarize(path: Path | str) -> dict:
     segments = []
     repeats = {r["segment"]: r for r in segment_repeats(trace.frame)}
     for seg, first, last, s0, s1, cnt in con.execute(
-            "SELECT segment, min(file_row_number), max(file_row_number), min(arrival_ns), max(arrival_ns), "
-            "count(*) FROM t GROUP BY segment ORDER BY segment").fetchall():
-        by_domain = dict(con.execute(
-            "SELECT domain, count(*) FROM t WHERE segment = ? GROUP BY domain", [seg]).fetchall())
+        "SELECT segment, min(file_row_number), max(file_row_number), min(arrival_ns), max(arrival_ns), "
+        "count(*) FROM t GROUP BY segment ORDER BY segment"
+    ).fetchall():
+        by_domain = dict(
+            con.execute("SELECT domain, count(*) FROM t WHERE segment = ? GROUP BY domain", [seg]).fetchall()
+        )
         span = (s1 - s0) / NS_PER_S
-        segments.append({"segment": seg, "first_row": first, "last_row": last, "requests": cnt,
-                         "domains": {d: by_domain.get(d, 0) for d in DOMAINS},
-                         "distinct_prompts": repeats[seg]["distinct"],
-                         "repeat_rate": repeats[seg]["repeat_rate"],
-                         "seen_before": repeats[seg]["seen_before"],
-                         "rate_per_s": round((cnt - 1) / span, 3) if span > 0 else None})
+        segments.append(
+            {
+                "segment": seg,
+                "first_row": first,
+                "last_row": last,
+                "requests": cnt,
+                "domains": {d: by_domain.get(d, 0) for d in DOMAINS},
+                "distinct_prompts": repeats[seg]["distinct"],
+                "repeat_rate": repeats[seg]["repeat_rate"],
+                "seen_before": repeats[seg]["seen_before"],
+                "rate_per_s": round((cnt - 1) / span, 3) if span > 0 else None,
+            }
+        )
     domains = {}
     for d in DOMAINS:
         where = f"domain = '{d}'"
         if con.execute(f"SELECT count(*) FROM t WHERE {where}").fetchone()[0]:
-            domains[d] = {"prompt_chars": _lengths(con, _PROMPT_CHARS, where),
-                          "prompt_tokens": _lengths(con, "len(prompt_token_ids)", where),
-                          "max_new_tokens": _lengths(con, "max_new_tokens", where)}
+            domains[d] = {
+                "prompt_chars": _lengths(con, _PROMPT_CHARS, where),
+                "prompt_tokens": _lengths(con, "len(prompt_token_ids)", where),
+                "max_new_tokens": _lengths(con, "max_new_tokens", where),
+            }
     distinct, top = con.execute(
-        f"SELECT count(*), max(c) FROM (SELECT {_PROMPT_KEY} k, count(*) c FROM t GROUP BY k)").fetchone()
-    kinds = con.execute("SELECT count(*) FILTER (prompt IS NOT NULL), count(*) FILTER (messages IS NOT NULL), "
-                        "count(*) FILTER (prompt_token_ids IS NOT NULL), "
-                        "count(DISTINCT temperature), min(temperature), max(temperature) FROM t").fetchone()
+        f"SELECT count(*), max(c) FROM (SELECT {_PROMPT_KEY} k, count(*) c FROM t GROUP BY k)"
+    ).fetchone()
+    kinds = con.execute(
+        "SELECT count(*) FILTER (prompt IS NOT NULL), count(*) FILTER (messages IS NOT NULL), "
+        "count(*) FILTER (prompt_token_ids IS NOT NULL), "
+        "count(DISTINCT temperature), min(temperature), max(temperature) FROM t"
+    ).fetchone()
     cfg = trace.config
     return {
-        "file": str(path), "schema_version": trace.schema_version,
-        "name": cfg.get("name") or cfg.get("importer"), "seed": cfg.get("seed"),
-        "requests": n, "duration_s": round(duration_s, 3), "arrivals": arrivals,
+        "file": str(path),
+        "schema_version": trace.schema_version,
+        "name": cfg.get("name") or cfg.get("importer"),
+        "seed": cfg.get("seed"),
+        "requests": n,
+        "duration_s": round(duration_s, 3),
+        "arrivals": arrivals,
         "rate_per_s": round((n - 1) / duration_s, 3) if duration_s > 0 else None,
-        "segments": segments, "domains": domains,
-        "prompts": {"text": kinds[0], "chat": kinds[1], "token_ids": kinds[2], "distinct": distinct,
-                    "most_repeated": top},
+        "segments": segments,
+        "domains": domains,
+        "prompts": {
+            "text": kinds[0],
+            "chat": kinds[1],
+            "token_ids": kinds[2],
+            "distinct": distinct,
+            "most_repeated": top,
+        },
         "temperature": {"min": kinds[4], "max": kinds[5]},
     }
 
@@ -96,28 +127,62 @@ def print_summary(s: dict) -> None:
 
     out = Console()
     arr = s["arrivals"]
-    how = (f"closed loop, concurrency {arr.get('concurrency')}" if arr.get("kind") == "closed"
-           else f"{arr.get('kind')}: {_fmt(s['rate_per_s'])} req/s over {_fmt(s['duration_s'])} s")
+    how = (
+        f"closed loop, concurrency {arr.get('concurrency')}"
+        if arr.get("kind") == "closed"
+        else f"{arr.get('kind')}: {_fmt(s['rate_per_s'])} req/s over {_fmt(s['duration_s'])} s"
+    )
     seed = "" if s["seed"] is None else f" (seed {s['seed']})"
-    out.print(f"[bold]{escape(s['file'])}[/bold]  schema v{s['schema_version']}  {escape(str(s['name']))}{seed}",
-              highlight=False, soft_wrap=True)
+    out.print(
+        f"[bold]{escape(s['file'])}[/bold]  schema v{s['schema_version']}  {escape(str(s['name']))}{seed}",
+        highlight=False,
+        soft_wrap=True,
+    )
     p = s["prompts"]
-    out.print(f"{s['requests']:,} requests, arrivals {how}; prompts: {p['text']:,} text, {p['chat']:,} chat, "
-              f"{p['token_ids']:,} token ids; {p['distinct']:,} distinct (most repeated ×{p['most_repeated']}); "
-              f"temperature {s['temperature']['min']}–{s['temperature']['max']}", highlight=False, soft_wrap=True,
-              markup=False)
-    seg = Table("segment", "rows", *DOMAINS, "req/s", "distinct", "repeats", "seen before",
-                title="requests per segment and domain")
+    out.print(
+        f"{s['requests']:,} requests, arrivals {how}; prompts: {p['text']:,} text, {p['chat']:,} chat, "
+        f"{p['token_ids']:,} token ids; {p['distinct']:,} distinct (most repeated ×{p['most_repeated']}); "
+        f"temperature {s['temperature']['min']}–{s['temperature']['max']}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    seg = Table(
+        "segment",
+        "rows",
+        *DOMAINS,
+        "req/s",
+        "distinct",
+        "repeats",
+        "seen before",
+        title="requests per segment and domain",
+    )
     for r in s["segments"]:
-        seg.add_row(str(r["segment"]), f"{r['first_row']:,}–{r['last_row']:,}",
-                    *(_fmt(r["domains"][d]) for d in DOMAINS), _fmt(r["rate_per_s"]), _fmt(r["distinct_prompts"]),
-                    f"{r['repeat_rate']:.1%}", f"{r['seen_before']:.1%}")
+        seg.add_row(
+            str(r["segment"]),
+            f"{r['first_row']:,}–{r['last_row']:,}",
+            *(_fmt(r["domains"][d]) for d in DOMAINS),
+            _fmt(r["rate_per_s"]),
+            _fmt(r["distinct_prompts"]),
+            f"{r['repeat_rate']:.1%}",
+            f"{r['seen_before']:.1%}",
+        )
     out.print(seg)
-    lengths = Table("domain", "length", "min", *(f"p{round(q * 100)}" for q in PERCENTILES), "max", "mean",
-                    title="prompt and output lengths")
+    lengths = Table(
+        "domain",
+        "length",
+        "min",
+        *(f"p{round(q * 100)}" for q in PERCENTILES),
+        "max",
+        "mean",
+        title="prompt and output lengths",
+    )
     for d, stats in s["domains"].items():
-        for label, key in (("prompt chars", "prompt_chars"), ("prompt tokens", "prompt_tokens"),
-                           ("max_new_tokens", "max_new_tokens")):
+        for label, key in (
+            ("prompt chars", "prompt_chars"),
+            ("prompt tokens", "prompt_tokens"),
+            ("max_new_tokens", "max_new_tokens"),
+        ):
             st = stats[key]
             if st:
                 lengths.add_row(d, label, *(_fmt(st[k]) for k in ("min", "p50", "p90", "p99", "max", "mean")))

@@ -23,7 +23,17 @@ from pathlib import Path
 import polars as pl
 from polars.exceptions import PanicException
 
-from .schema import COLUMNS, DOMAINS, FLOAT_COLUMNS, INTEGER_COLUMNS, KEY_CONFIG, KEY_VERSION, NULLABLE, ROLES, SCHEMA_VERSION
+from .schema import (
+    COLUMNS,
+    DOMAINS,
+    FLOAT_COLUMNS,
+    INTEGER_COLUMNS,
+    KEY_CONFIG,
+    KEY_VERSION,
+    NULLABLE,
+    ROLES,
+    SCHEMA_VERSION,
+)
 
 MAX_ROWS = 20
 
@@ -37,9 +47,12 @@ def _dtype_problem(col: str, dtype: pl.DataType) -> str | None:
     elif col in FLOAT_COLUMNS:
         ok, hint = dtype.is_numeric(), "a float type"
     elif col == "messages":
-        ok = (isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
-              and {f.name: f.dtype for f in dtype.inner.fields}.get("role") == pl.Utf8
-              and {f.name: f.dtype for f in dtype.inner.fields}.get("content") == pl.Utf8)
+        ok = (
+            isinstance(dtype, pl.List)
+            and isinstance(dtype.inner, pl.Struct)
+            and {f.name: f.dtype for f in dtype.inner.fields}.get("role") == pl.Utf8
+            and {f.name: f.dtype for f in dtype.inner.fields}.get("content") == pl.Utf8
+        )
         hint = "list<struct<role: string, content: string>>"
     elif col == "prompt_token_ids":
         ok, hint = isinstance(dtype, pl.List) and dtype.inner.is_integer(), "list<int32>"
@@ -61,7 +74,11 @@ class _Report:
     def rows(self, mask: pl.Expr, what: str, detail: pl.Expr | None = None) -> None:
         """One line per row where mask holds (first max_rows), then a count of the rest."""
         f = self.frame
-        ids = pl.col("request_id") if "request_id" in f.columns and f.schema["request_id"] == pl.Utf8 else pl.lit(None, pl.Utf8)
+        ids = (
+            pl.col("request_id")
+            if "request_id" in f.columns and f.schema["request_id"] == pl.Utf8
+            else pl.lit(None, pl.Utf8)
+        )
         extra = [ids.alias("_id")] + ([detail.alias("_detail")] if detail is not None else [])
         sel = f.with_row_index("_row").with_columns(extra).filter(mask.fill_null(False))
         if sel.height == 0:
@@ -84,8 +101,11 @@ def _check_rows(rep: _Report, usable: set[str]) -> None:
         rep.rows(c("request_id").str.len_chars() == 0, "request_id is empty")
         first = f.with_row_index("_first").group_by("request_id").agg(c("_first").min())
         rep.frame = f.join(first, on="request_id", how="left", maintain_order="left")
-        rep.rows(c("request_id").is_not_null() & (c("_first") != pl.int_range(pl.len())),
-                 "duplicate request_id", pl.format("first at row {}", c("_first")))
+        rep.rows(
+            c("request_id").is_not_null() & (c("_first") != pl.int_range(pl.len())),
+            "duplicate request_id",
+            pl.format("first at row {}", c("_first")),
+        )
         rep.frame = f
     if "arrival_ns" in usable:
         t = c("arrival_ns")
@@ -93,12 +113,18 @@ def _check_rows(rep: _Report, usable: set[str]) -> None:
             rep.rows(t.is_nan(), "arrival_ns is NaN")
             rep.rows(t.is_infinite(), "arrival_ns is infinite")
         rep.rows(t < 0, "arrival_ns is negative", t.cast(pl.Utf8))
-        rep.rows(t < t.shift(1), "arrivals are not sorted",
-                 pl.format("arrival_ns {} is before the previous row's {}", t, t.shift(1)))
+        rep.rows(
+            t < t.shift(1),
+            "arrivals are not sorted",
+            pl.format("arrival_ns {} is before the previous row's {}", t, t.shift(1)),
+        )
     if "domain" in usable:
         d = c("domain").cast(pl.Utf8)
-        rep.rows(d.is_not_null() & ~d.is_in(list(DOMAINS)), f"unknown domain (expected one of {', '.join(DOMAINS)})",
-                 pl.format("'{}'", d))
+        rep.rows(
+            d.is_not_null() & ~d.is_in(list(DOMAINS)),
+            f"unknown domain (expected one of {', '.join(DOMAINS)})",
+            pl.format("'{}'", d),
+        )
     if "segment" in usable:
         s = c("segment")
         rep.rows(s < 0, "segment is negative", s.cast(pl.Utf8))
@@ -106,15 +132,23 @@ def _check_rows(rep: _Report, usable: set[str]) -> None:
     _check_prompts(rep, usable)
     if "max_new_tokens" in usable:
         rep.rows(c("max_new_tokens") <= 0, "max_new_tokens is not positive", c("max_new_tokens").cast(pl.Utf8))
-    for col in ("segment", "max_new_tokens", "seed"):   # must fit the canonical type (int32 / int64)
+    for col in ("segment", "max_new_tokens", "seed"):  # must fit the canonical type (int32 / int64)
         if col in usable:
             hi = 2**31 - 1 if COLUMNS[col] == pl.Int32 else 2**63 - 1
-            rep.rows(c(col).cast(pl.Float64) > hi, f"{col} is too large for {str(COLUMNS[col]).lower()}",
-                     c(col).cast(pl.Utf8))
+            rep.rows(
+                c(col).cast(pl.Float64) > hi,
+                f"{col} is too large for {str(COLUMNS[col]).lower()}",
+                c(col).cast(pl.Utf8),
+            )
     for col, lo_open in (("temperature", False), ("top_p", True)):
         if col in usable:
             x = c(col).cast(pl.Float64)
-            bad = x.is_nan() | x.is_infinite() | ((x <= 0) if lo_open else (x < 0)) | ((x > 1) if col == "top_p" else pl.lit(False))
+            bad = (
+                x.is_nan()
+                | x.is_infinite()
+                | ((x <= 0) if lo_open else (x < 0))
+                | ((x > 1) if col == "top_p" else pl.lit(False))
+            )
             rep.rows(bad, f"{col} out of range ({'(0, 1]' if col == 'top_p' else 'finite and >= 0'})", x.cast(pl.Utf8))
     if "seed" in usable:
         rep.rows(c("seed") < 0, "seed is negative", c("seed").cast(pl.Utf8))
@@ -143,21 +177,33 @@ def _check_prompts(rep: _Report, usable: set[str]) -> None:
         has.append(c("messages").list.len().fill_null(0) > 0)
         if "prompt" in usable:
             rep.rows(c("prompt").is_not_null() & c("messages").is_not_null(), "both prompt and messages are set")
-        msgs = (f.select(pl.int_range(pl.len()).alias("_row"), c("messages")).filter(c("messages").list.len() > 0)
-                .explode("messages").unnest("messages"))
+        msgs = (
+            f.select(pl.int_range(pl.len()).alias("_row"), c("messages"))
+            .filter(c("messages").list.len() > 0)
+            .explode("messages")
+            .unnest("messages")
+        )
         msgs = msgs.with_columns(last=pl.int_range(pl.len()).over("_row") == pl.len().over("_row") - 1)
         bad_role = msgs.filter(c("role").is_null() | ~c("role").is_in(list(ROLES)))["_row"].unique()
         no_content = msgs.filter(c("content").is_null())["_row"].unique()
-        bad_last = msgs.filter(c("last") & ((c("role") != "user") | (c("content").str.strip_chars() == "")))["_row"].unique()
-        rep.rows(pl.int_range(pl.len()).is_in(bad_role.implode()), f"a message has an unknown role (expected one of {', '.join(ROLES)})")
+        bad_last = msgs.filter(c("last") & ((c("role") != "user") | (c("content").str.strip_chars() == "")))[
+            "_row"
+        ].unique()
+        rep.rows(
+            pl.int_range(pl.len()).is_in(bad_role.implode()),
+            f"a message has an unknown role (expected one of {', '.join(ROLES)})",
+        )
         rep.rows(pl.int_range(pl.len()).is_in(no_content.implode()), "a message has null content")
         rep.rows(pl.int_range(pl.len()).is_in(bad_last.implode()), "messages do not end with a non-empty user turn")
     if "prompt_token_ids" in usable:
         ids = c("prompt_token_ids")
         rep.rows(ids.is_not_null() & (ids.list.len() == 0), "prompt_token_ids is an empty list")
-        rep.rows(ids.list.eval(pl.element().is_null() | (pl.element() < 0)
-                               | (pl.element().cast(pl.Float64) > 2**31 - 1)).list.any().fill_null(False),
-                 "prompt_token_ids has a null, negative or too large (>= 2^31) id")
+        rep.rows(
+            ids.list.eval(pl.element().is_null() | (pl.element() < 0) | (pl.element().cast(pl.Float64) > 2**31 - 1))
+            .list.any()
+            .fill_null(False),
+            "prompt_token_ids has a null, negative or too large (>= 2^31) id",
+        )
         has.append(ids.list.len().fill_null(0) > 0)
     if has:
         rep.rows(~pl.any_horizontal(has), "no prompt (prompt, messages and prompt_token_ids are all null or empty)")
@@ -181,7 +227,7 @@ def validate_frame(frame: pl.DataFrame, where: str = "trace", max_rows: int = MA
             else:
                 rep.add(why)
                 if col in INTEGER_COLUMNS and frame.schema[col].is_float():
-                    usable.add(col)   # still report NaN / negative / unsorted rows
+                    usable.add(col)  # still report NaN / negative / unsorted rows
     if frame.height == 0:
         rep.add("no requests (0 rows)")
     else:
@@ -220,12 +266,18 @@ def read_parquet_checked(path: Path | str) -> tuple[pl.DataFrame | None, dict[st
     except OSError as exc:
         return None, {}, [f"{where}: cannot read ({exc.strerror or exc})"]
     if size < 12 or head != b"PAR1" or tail != b"PAR1":
-        why = "empty" if size == 0 else "truncated (no PAR1 footer)" if head == b"PAR1" else "another format (no PAR1 magic)"
+        why = (
+            "empty"
+            if size == 0
+            else "truncated (no PAR1 footer)"
+            if head == b"PAR1"
+            else "another format (no PAR1 magic)"
+        )
         return None, {}, [f"{where}: not a Parquet file: {why}"]
     try:
         meta = pl.read_parquet_metadata(path)
         frame = pl.read_parquet(path)
-    except (Exception, PanicException) as exc:   # corrupt files raise many types, even panics
+    except (Exception, PanicException) as exc:  # corrupt files raise many types, even panics
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, {}, [f"{where}: corrupt Parquet file ({first[:200]})"]
     return frame, meta, []

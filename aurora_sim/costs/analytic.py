@@ -53,8 +53,16 @@ class _Roofline:
         compute, memory = flops / flop_rate, nbytes / self.bw
         return (max(compute, memory) if self.hw.overlap else compute + memory) * 1e9
 
-    def forward(self, m: ModelShape, tokens: int, context: int, queries_per_row: float,
-                logit_rows: int | None = None, prefill_tokens: int = 0, prefill_requests: int = 0) -> float:
+    def forward(
+        self,
+        m: ModelShape,
+        tokens: int,
+        context: int,
+        queries_per_row: float,
+        logit_rows: int | None = None,
+        prefill_tokens: int = 0,
+        prefill_requests: int = 0,
+    ) -> float:
         """`tokens` includes `prefill_tokens`; `context` is the cached KV the decode rows attend to
         (each with `queries_per_row` queries); a prefill of n prompts attends within itself."""
         if tokens <= 0:
@@ -135,8 +143,12 @@ class AnalyticCost:
             "hardware": self.hw.describe(),
             "deployment": self.dep.describe(),
             # ridge: tokens per forward where a GEMM's 2 FLOPs per weight per token equal its bytes
-            "achieved": {"gemm_flops": self.roof.flops, "attn_flops": self.roof.attn_flops, "mem_bw": self.roof.bw,
-                         "ridge_tokens": self.roof.flops / self.roof.bw * self.hw.bytes_per_param / 2},
+            "achieved": {
+                "gemm_flops": self.roof.flops,
+                "attn_flops": self.roof.attn_flops,
+                "mem_bw": self.roof.bw,
+                "ridge_tokens": self.roof.flops / self.roof.bw * self.hw.bytes_per_param / 2,
+            },
             "overheads": {
                 "round_overhead_ns": self.round_overhead_ns,
                 "draft_step_overhead_ns": self.draft_step_overhead_ns,
@@ -161,9 +173,13 @@ def overheads_for(hw: HardwareSpec) -> tuple[int, int, str]:
     if hw.round_overhead_ns is not None and hw.draft_step_overhead_ns is not None:
         return hw.round_overhead_ns, hw.draft_step_overhead_ns, "measured (see aurora_sim.costs.hardware)"
     r, d = fit_overheads(hw)
-    return r, d, (
-        f"fitted: llama3-8b at batch 1, context {FIT_CONTEXT}, γ=1..8, spec round = "
-        f"{FIT_BASE} + {FIT_PER_STEP}·γ target-only rounds (SGLang EAGLE, 8B target, H100, one-layer draft)"
+    return (
+        r,
+        d,
+        (
+            f"fitted: llama3-8b at batch 1, context {FIT_CONTEXT}, γ=1..8, spec round = "
+            f"{FIT_BASE} + {FIT_PER_STEP}·γ target-only rounds (SGLang EAGLE, 8B target, H100, one-layer draft)"
+        ),
     )
 
 
@@ -172,8 +188,15 @@ def physical_ns(roof: _Roofline, dep: Deployment, s: RoundShape) -> float:
     rows = max(s.batch, 1)
     target_tokens = s.verify_tokens + s.prefill_tokens
     logit_rows = s.verify_tokens + (max(1, s.prefill_requests) if s.prefill_tokens else 0)
-    target = roof.forward(dep.target, target_tokens, s.context_tokens, s.verify_tokens / rows,
-                          logit_rows, s.prefill_tokens, s.prefill_requests)
+    target = roof.forward(
+        dep.target,
+        target_tokens,
+        s.context_tokens,
+        s.verify_tokens / rows,
+        logit_rows,
+        s.prefill_tokens,
+        s.prefill_requests,
+    )
     if s.gamma == 0 or s.batch == 0:
         return target
     step = s.batch  # draft steps 2..γ: one token per row
@@ -187,7 +210,9 @@ def fit_overheads(hw: HardwareSpec) -> tuple[int, int]:
     """Least squares over γ of the gap between the SGLang fit and the roofline's physical cost."""
     dep = DEPLOYMENTS["llama3-8b"]
     roof = _Roofline(hw, dep.tp)
-    base = physical_ns(roof, dep, RoundShape.steady(1, 0, FIT_CONTEXT)) + hw.decode_overhead_ns + hw.decode_row_overhead_ns
+    base = (
+        physical_ns(roof, dep, RoundShape.steady(1, 0, FIT_CONTEXT)) + hw.decode_overhead_ns + hw.decode_row_overhead_ns
+    )
     xs, ys = [], []
     for g in FIT_GAMMAS:
         shape = RoundShape.steady(1, g, FIT_CONTEXT, accept_len=1 + g / 2)

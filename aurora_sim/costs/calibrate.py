@@ -80,7 +80,12 @@ def calibrate(
         sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
         gen = torch.Generator().manual_seed(seed)
         grid = [(g, b) for g in gammas for b in batches]
-        columns = (TextColumn("calibrate {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+        columns = (
+            TextColumn("calibrate {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, disable=not progress) as bar:
             task = bar.add_task(f"{model}/{draft} on {device}", total=len(grid) + rounds + 3)
             engines = {}
@@ -107,7 +112,9 @@ def calibrate(
             raw = {g: {b: int(statistics.median(times[g, b])) for b in batches} for g in gammas}
             prefill = _measure_prefill(target, gen, sync)
             bar.update(task, advance=1, description="prefill")
-            train_fixed, train_per_token = (0, 0.0) if head is None else _measure_train(target, head, train_unroll, gen, sync)
+            train_fixed, train_per_token = (
+                (0, 0.0) if head is None else _measure_train(target, head, train_unroll, gen, sync)
+            )
             bar.update(task, advance=1, description="train step")
             publish = 0 if head is None else _measure_swap(target, head, sync)
             bar.update(task, advance=1, description="swap")
@@ -139,7 +146,7 @@ def calibrate(
         "measured_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "method": "median wall time of engine.step() per (γ, batch) after warm-up, batch kept full, grid cells "
-                  "taking turns round by round; rows made non-decreasing in batch (raw medians in round_ns_raw)",
+        "taking turns round by round; rows made non-decreasing in batch (raw medians in round_ns_raw)",
     }
     with atomic_file(out, "w") as fh:
         fh.write(json.dumps(table, indent=1))
@@ -205,8 +212,13 @@ def _measure_train(target, head, unroll, gen, sync, repeats: int = 3) -> tuple[i
     for rows in TRAIN_ROWS:
         tokens = torch.randint(3, target.spec.vocab_size, (rows, TRAIN_SEQ), generator=gen).to(device)
         with torch.no_grad():
-            logits, feats = target(tokens, torch.arange(rows, device=device), torch.zeros(rows, dtype=torch.long, device=device),
-                                   target.new_cache(rows, TRAIN_SEQ), layers)
+            logits, feats = target(
+                tokens,
+                torch.arange(rows, device=device),
+                torch.zeros(rows, dtype=torch.long, device=device),
+                target.new_cache(rows, TRAIN_SEQ),
+                layers,
+            )
 
         def step(tokens=tokens, feats=feats, logits=logits):
             if draft.kind == "eagle3":

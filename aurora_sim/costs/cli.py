@@ -1,7 +1,7 @@
 """Command functions for `aurora calibrate` and `aurora costs` (registered by aurora_sim.cli):
 
-    app.command("calibrate")(calibrate_command)
-    app.command("costs")(costs_command)
+app.command("calibrate")(calibrate_command)
+app.command("costs")(costs_command)
 """
 
 from __future__ import annotations
@@ -30,28 +30,46 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
 @friendly
 def calibrate_command(
     model: str = typer.Option("tiny", help="Target: tiny, smollm2, or a HF Llama directory."),
-    draft: str = typer.Option("eagle3", help="eagle3 or lm (random day-0 draft: timing does not depend on its weights), same, none, or a draft directory."),
+    draft: str = typer.Option(
+        "eagle3",
+        help="eagle3 or lm (random day-0 draft: timing does not depend on its weights), same, none, or a draft directory.",
+    ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     batches: str = typer.Option("1,2,4,8,16", help="Batch sizes to measure, comma-separated."),
     gammas: str = typer.Option("0,1,2,4,6", help="Draft lengths γ to measure (0 = target-only), comma-separated."),
     rounds: int = typer.Option(12, help="Measured rounds per (γ, batch) after warm-up; the median is kept."),
     threads: int = typer.Option(1, help="torch threads (1 matches the replay)."),
     train_unroll: int = typer.Option(5, help="TTT unroll of the measured draft training step."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output JSON (default: <cache>/calibration/<model>-<device>.json)."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Output JSON (default: <cache>/calibration/<model>-<device>.json)."
+    ),
 ):
     """Measure round, prefill, training-step and swap times of the real engine on this machine and
     write a profile table for `--hardware profiled`."""
     from aurora_sim.costs.calibrate import calibrate
 
-    path = calibrate(model=model, draft=draft, batches=parse_ints(batches, "batches"), gammas=parse_ints(gammas, "gammas"),
-                     rounds=rounds, device=device, out=out, threads=threads, train_unroll=train_unroll)
+    path = calibrate(
+        model=model,
+        draft=draft,
+        batches=parse_ints(batches, "batches"),
+        gammas=parse_ints(gammas, "gammas"),
+        rounds=rounds,
+        device=device,
+        out=out,
+        threads=threads,
+        train_unroll=train_unroll,
+    )
     table = json.loads(path.read_text())
     _print_profile(table)
     err_console.print(f"profile written to {path}")
 
 
 def _print_profile(t: dict) -> None:
-    grid = Table("γ \\ batch", *(str(b) for b in t["batch_grid"]), title=f"round time, ms ({t['model']}/{t['draft']} on {t['device']})")
+    grid = Table(
+        "γ \\ batch",
+        *(str(b) for b in t["batch_grid"]),
+        title=f"round time, ms ({t['model']}/{t['draft']} on {t['device']})",
+    )
     for g in t["gamma_grid"]:
         grid.add_row(str(g), *(f"{t['round_ns'][str(g)][str(b)] / 1e6:.2f}" for b in t["batch_grid"]))
     console = Console()
@@ -66,8 +84,12 @@ def _print_profile(t: dict) -> None:
 @friendly
 def costs_command(
     hardware: str = typer.Option("h100", help="h100, h200, a100, cpu, or profiled (with --profile)."),
-    deployment: str = typer.Option("llama3-8b", help="llama3-8b, qwen3-8b, llama3-70b, qwen3-coder-30b-a3b, proxy, or a deployment JSON file."),
-    accept_len: float = typer.Option(3.5, "--al", help="Acceptance length (tokens per verify round incl. the bonus; capped at γ+1)."),
+    deployment: str = typer.Option(
+        "llama3-8b", help="llama3-8b, qwen3-8b, llama3-70b, qwen3-coder-30b-a3b, proxy, or a deployment JSON file."
+    ),
+    accept_len: float = typer.Option(
+        3.5, "--al", help="Acceptance length (tokens per verify round incl. the bonus; capped at γ+1)."
+    ),
     context: int = typer.Option(512, help="Cached tokens per row."),
     batches: str = typer.Option("1,2,4,8,16,32,64,128", help="Batch sizes, comma-separated."),
     gammas: str = typer.Option("0,2,4,5,6", help="Draft lengths γ, comma-separated."),
@@ -90,18 +112,38 @@ def costs_command(
     cost = make_cost_model(hardware, deployment, proxy_target=spec, proxy_draft_kind=proxy_draft, profile_path=profile)
     bs, gs = parse_ints(batches, "batches"), parse_ints(gammas, "gammas")
     rows = [
-        {"batch": b, "gamma": g, "round_ms": cost.round_ns(RoundShape.steady(b, g, context, min(accept_len, g + 1))) / 1e6,
-         "speedup": implied_speedup(cost, b, g, accept_len, context)}
-        for b in bs for g in gs
+        {
+            "batch": b,
+            "gamma": g,
+            "round_ms": cost.round_ns(RoundShape.steady(b, g, context, min(accept_len, g + 1))) / 1e6,
+            "speedup": implied_speedup(cost, b, g, accept_len, context),
+        }
+        for b in bs
+        for g in gs
     ]
     publish, pause = cost.swap_ns()
     if as_json:
-        print(json.dumps({"model": cost.describe(), "accept_len": accept_len, "context": context, "table": rows,
-                          "train_step_ns": cost.train_step_ns(train_tokens), "train_tokens": train_tokens,
-                          "swap_publish_ns": publish, "swap_pause_ns": pause}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "model": cost.describe(),
+                    "accept_len": accept_len,
+                    "context": context,
+                    "table": rows,
+                    "train_step_ns": cost.train_step_ns(train_tokens),
+                    "train_tokens": train_tokens,
+                    "swap_publish_ns": publish,
+                    "swap_pause_ns": pause,
+                },
+                indent=1,
+            )
+        )
         return
-    table = Table("batch", *(f"γ={g}" for g in gs),
-                  title=f"{cost.name}: round ms (speedup at AL {accept_len:g}, {context} cached tokens/row)")
+    table = Table(
+        "batch",
+        *(f"γ={g}" for g in gs),
+        title=f"{cost.name}: round ms (speedup at AL {accept_len:g}, {context} cached tokens/row)",
+    )
     by = {(r["batch"], r["gamma"]): r for r in rows}
     for b in bs:
         cells = []
@@ -111,5 +153,7 @@ def costs_command(
         table.add_row(str(b), *cells)
     console = Console()
     console.print(table)
-    console.print(f"train step ({train_tokens} tokens): {cost.train_step_ns(train_tokens) / 1e6:.1f} ms · "
-                  f"swap: publish {publish / 1e6:.0f} ms, pause {pause / 1e6:.0f} ms")
+    console.print(
+        f"train step ({train_tokens} tokens): {cost.train_step_ns(train_tokens) / 1e6:.1f} ms · "
+        f"swap: publish {publish / 1e6:.0f} ms, pause {pause / 1e6:.0f} ms"
+    )

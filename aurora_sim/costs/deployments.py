@@ -45,9 +45,14 @@ class Deployment:
 
     def describe(self) -> dict:
         return {
-            "name": self.name, "draft_kind": self.draft_kind, "tp": self.tp, "source": self.source,
-            "target": asdict(self.target), "draft": asdict(self.draft),
-            "target_params_b": round(self.target.params / 1e9, 3), "draft_params_m": round(self.draft.params / 1e6, 1),
+            "name": self.name,
+            "draft_kind": self.draft_kind,
+            "tp": self.tp,
+            "source": self.source,
+            "target": asdict(self.target),
+            "draft": asdict(self.draft),
+            "target_params_b": round(self.target.params / 1e9, 3),
+            "draft_params_m": round(self.draft.params / 1e6, 1),
         }
 
 
@@ -72,19 +77,37 @@ def _named() -> dict[str, Deployment]:
     coder = dict(hidden=2048, heads=32, kv_heads=4, head_dim=128, intermediate=6144, vocab=151936)
     return {
         "llama3-8b": Deployment(
-            "llama3-8b", decoder_shape(32, tied=False, **llama8), _eagle3_for(**llama8), "eagle3", 1,
-            "meta-llama/Llama-3.1-8B-Instruct config.json; EAGLE-3 head with full vocabulary"),
+            "llama3-8b",
+            decoder_shape(32, tied=False, **llama8),
+            _eagle3_for(**llama8),
+            "eagle3",
+            1,
+            "meta-llama/Llama-3.1-8B-Instruct config.json; EAGLE-3 head with full vocabulary",
+        ),
         "qwen3-8b": Deployment(
-            "qwen3-8b", decoder_shape(36, tied=False, qk_norm=True, **qwen8), _eagle3_for(**qwen8), "eagle3", 1,
-            "Qwen/Qwen3-8B config.json; EAGLE-3 head with full vocabulary"),
+            "qwen3-8b",
+            decoder_shape(36, tied=False, qk_norm=True, **qwen8),
+            _eagle3_for(**qwen8),
+            "eagle3",
+            1,
+            "Qwen/Qwen3-8B config.json; EAGLE-3 head with full vocabulary",
+        ),
         "llama3-70b": Deployment(
-            "llama3-70b", decoder_shape(80, tied=False, **llama70), _eagle3_for(**llama70), "eagle3", 4,
-            "meta-llama/Llama-3.1-70B-Instruct config.json, tp=4; EAGLE-3 head with full vocabulary"),
+            "llama3-70b",
+            decoder_shape(80, tied=False, **llama70),
+            _eagle3_for(**llama70),
+            "eagle3",
+            4,
+            "meta-llama/Llama-3.1-70B-Instruct config.json, tp=4; EAGLE-3 head with full vocabulary",
+        ),
         "qwen3-coder-30b-a3b": Deployment(
             "qwen3-coder-30b-a3b",
             decoder_shape(48, tied=False, qk_norm=True, experts=128, experts_active=8, moe_intermediate=768, **coder),
-            _eagle3_for(**coder), "eagle3", 1,
-            "Qwen/Qwen3-Coder-30B-A3B-Instruct config.json (MoE 128x768, top-8); dense EAGLE-3 head"),
+            _eagle3_for(**coder),
+            "eagle3",
+            1,
+            "Qwen/Qwen3-Coder-30B-A3B-Instruct config.json (MoE 128x768, top-8); dense EAGLE-3 head",
+        ),
     }
 
 
@@ -103,7 +126,9 @@ def proxy_deployment(spec: LlamaSpec | None, draft_kind: str = "eagle3") -> Depl
     if draft_kind == "none":  # target-only for now; a day-0 EAGLE head may be swapped in later
         draft_kind, label = "eagle3", "none (a later draft costed as eagle3)"
     if draft_kind == "eagle3":
-        draft = _eagle3_for(spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim, spec.intermediate_size, spec.vocab_size)
+        draft = _eagle3_for(
+            spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.head_dim, spec.intermediate_size, spec.vocab_size
+        )
     elif draft_kind == "lm":  # aurora_sim.models.drafts.default_lm_spec: one layer at the target's width
         from dataclasses import replace
 
@@ -123,11 +148,15 @@ def _saved_draft_kind(path: str) -> str:
     except (OSError, ValueError):
         kind = None
     if kind not in ("eagle3", "lm"):
-        raise AuroraError(f"unknown proxy draft kind {path!r} (choose from {', '.join(DRAFT_KINDS)}, none, or a saved draft directory)")
+        raise AuroraError(
+            f"unknown proxy draft kind {path!r} (choose from {', '.join(DRAFT_KINDS)}, none, or a saved draft directory)"
+        )
     return kind
 
 
-def resolve_deployment(name: str, proxy_target: LlamaSpec | None = None, proxy_draft_kind: str = "eagle3") -> Deployment:
+def resolve_deployment(
+    name: str, proxy_target: LlamaSpec | None = None, proxy_draft_kind: str = "eagle3"
+) -> Deployment:
     if name == "proxy":
         return proxy_deployment(proxy_target, proxy_draft_kind)
     if name in DEPLOYMENTS:
@@ -165,9 +194,12 @@ def _arch(cfg: dict) -> dict:
     heads = int(cfg["num_attention_heads"])
     hidden = int(cfg["hidden_size"])
     return dict(
-        hidden=hidden, heads=heads, kv_heads=int(cfg.get("num_key_value_heads") or heads),
+        hidden=hidden,
+        heads=heads,
+        kv_heads=int(cfg.get("num_key_value_heads") or heads),
         head_dim=int(cfg.get("head_dim") or hidden // heads),
-        intermediate=int(cfg.get("intermediate_size") or 0), vocab=int(cfg["vocab_size"]),
+        intermediate=int(cfg.get("intermediate_size") or 0),
+        vocab=int(cfg["vocab_size"]),
     )
 
 
@@ -179,9 +211,12 @@ def _target_from(doc: dict) -> tuple[ModelShape, dict | None]:
     if not experts and not arch["intermediate"]:
         raise ValueError("target needs intermediate_size")
     shape = decoder_shape(
-        int(doc["num_hidden_layers"]), tied=bool(doc.get("tie_word_embeddings", False)),
-        experts=experts, experts_active=int(doc.get("num_experts_per_tok") or 0),
-        moe_intermediate=int(doc.get("moe_intermediate_size") or 0), **arch,
+        int(doc["num_hidden_layers"]),
+        tied=bool(doc.get("tie_word_embeddings", False)),
+        experts=experts,
+        experts_active=int(doc.get("num_experts_per_tok") or 0),
+        moe_intermediate=int(doc.get("moe_intermediate_size") or 0),
+        **arch,
     )
     if experts and not arch["intermediate"]:  # a dense draft layer as wide as the active experts
         arch["intermediate"] = int(doc["moe_intermediate_size"]) * int(doc["num_experts_per_tok"])
@@ -201,5 +236,7 @@ def _draft_from(doc: dict, arch: dict | None) -> tuple[ModelShape, str]:
         vocab = int(doc.get("draft_vocab_size") or arch["vocab"])
         return _eagle3_for(arch["hidden"], arch["heads"], arch["kv_heads"], arch["head_dim"], inter, vocab), kind
     if "hidden_size" in doc:  # an explicit small LM
-        return decoder_shape(int(doc["num_hidden_layers"]), tied=bool(doc.get("tie_word_embeddings", False)), **_arch(doc)), kind
+        return decoder_shape(
+            int(doc["num_hidden_layers"]), tied=bool(doc.get("tie_word_embeddings", False)), **_arch(doc)
+        ), kind
     return decoder_shape(1, tied=False, **arch), kind

@@ -54,8 +54,14 @@ def probe() -> dict:
             disk_r = len(data) / _best_ns(read, 3)
     finally:
         torch.set_num_threads(old)
-    return {"gemm_gflops": round(gemm, 1), "gemv_gbps": round(gemv, 1), "cached_gemv_gbps": round(cached, 1),
-            "disk_write_gbps": round(disk_w, 2), "disk_read_gbps": round(disk_r, 2), "torch": torch.__version__}
+    return {
+        "gemm_gflops": round(gemm, 1),
+        "gemv_gbps": round(gemv, 1),
+        "cached_gemv_gbps": round(cached, 1),
+        "disk_write_gbps": round(disk_w, 2),
+        "disk_read_gbps": round(disk_r, 2),
+        "torch": torch.__version__,
+    }
 
 
 if __name__ == "__main__":  # pragma: no cover

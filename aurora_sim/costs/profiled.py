@@ -25,8 +25,15 @@ from pathlib import Path
 from aurora_sim.costs.shapes import RoundShape
 from aurora_sim.errors import AuroraError
 
-REQUIRED = ("gamma_grid", "batch_grid", "round_ns", "prefill_ns_per_token", "train_step_ns_per_token",
-            "swap_publish_ns", "swap_pause_ns")
+REQUIRED = (
+    "gamma_grid",
+    "batch_grid",
+    "round_ns",
+    "prefill_ns_per_token",
+    "train_step_ns_per_token",
+    "swap_publish_ns",
+    "swap_pause_ns",
+)
 
 
 def _interp(xs: list[int], ys: list[float], x: float) -> float:
@@ -95,8 +102,12 @@ class ProfiledCost:
     def describe(self) -> dict:
         meta = {k: v for k, v in self.table.items() if k != "round_ns"}
         return {
-            "kind": "profiled", "name": self.name, "units": "ns (int)", "path": self.path,
-            "train_unroll": self.train_unroll, "round_ns": self.table["round_ns"],
+            "kind": "profiled",
+            "name": self.name,
+            "units": "ns (int)",
+            "path": self.path,
+            "train_unroll": self.train_unroll,
+            "round_ns": self.table["round_ns"],
             "lookup": "linear in batch (clamped below, extrapolated above), linear in γ; context not an axis",
             **{f"table_{k}": v for k, v in meta.items()},
         }

@@ -41,7 +41,15 @@ class RoundShape:
     prefill_requests: int = 0
 
     def __post_init__(self):
-        for name in ("batch", "gamma", "draft_tokens", "verify_tokens", "prefill_tokens", "context_tokens", "prefill_requests"):
+        for name in (
+            "batch",
+            "gamma",
+            "draft_tokens",
+            "verify_tokens",
+            "prefill_tokens",
+            "context_tokens",
+            "prefill_requests",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise AuroraError(f"RoundShape.{name} must be a non-negative int, got {value!r}")
@@ -120,15 +128,29 @@ class ModelShape:
     @classmethod
     def from_spec(cls, spec: LlamaSpec) -> ModelShape:
         return decoder_shape(
-            layers=spec.num_layers, hidden=spec.hidden_size, intermediate=spec.intermediate_size,
-            heads=spec.num_heads, kv_heads=spec.num_kv_heads, head_dim=spec.head_dim,
-            vocab=spec.vocab_size, tied=spec.tie_embeddings,
+            layers=spec.num_layers,
+            hidden=spec.hidden_size,
+            intermediate=spec.intermediate_size,
+            heads=spec.num_heads,
+            kv_heads=spec.num_kv_heads,
+            head_dim=spec.head_dim,
+            vocab=spec.vocab_size,
+            tied=spec.tie_embeddings,
         )
 
 
 def decoder_shape(
-    layers: int, hidden: int, intermediate: int, heads: int, kv_heads: int, head_dim: int, vocab: int,
-    tied: bool = False, experts: int = 0, experts_active: int = 0, moe_intermediate: int = 0,
+    layers: int,
+    hidden: int,
+    intermediate: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    vocab: int,
+    tied: bool = False,
+    experts: int = 0,
+    experts_active: int = 0,
+    moe_intermediate: int = 0,
     qk_norm: bool = False,
 ) -> ModelShape:
     """A Llama/Qwen-style decoder (gated MLP, GQA, RMSNorm; no biases). With `experts`, every
@@ -144,10 +166,17 @@ def decoder_shape(
     embed = vocab * hidden
     params = layers * per_layer + hidden + embed + (0 if tied else embed)
     return ModelShape(
-        params=params, layers=layers, hidden=hidden, kv_dim=kv_dim, vocab=vocab, q_dim=q_dim,
+        params=params,
+        layers=layers,
+        hidden=hidden,
+        kv_dim=kv_dim,
+        vocab=vocab,
+        q_dim=q_dim,
         # tied: the one table is also the LM head, so it is multiplied and streamed every forward
         embedding_params=0 if tied else embed,
-        moe_experts=experts, moe_active=experts_active if experts else 0, moe_expert_params=expert,
+        moe_experts=experts,
+        moe_active=experts_active if experts else 0,
+        moe_expert_params=expert,
     )
 
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from aurora_sim.engine.protocol import RequestResult, RoundOutcome
 from aurora_sim.engine.proposals import greedy_chains
+from aurora_sim.engine.protocol import RequestResult, RoundOutcome
 from aurora_sim.engine.slots import Live, SlotEngine
-from aurora_sim.learner.teacher import Teacher, teacher_pass
 from aurora_sim.errors import AuroraError
+from aurora_sim.learner.teacher import Teacher, teacher_pass
 from aurora_sim.models.drafts import default_target_layers
 from aurora_sim.models.linear import set_weight_format, weight_format_of
 
@@ -49,8 +49,18 @@ class FastRow(Live):
 
 
 class FastEngine(SlotEngine):
-    def __init__(self, target, draft, gamma: int, max_batch: int, trajectories: dict, max_len: int | None = None,
-                 draft_version: int = 0, teacher: bool = False, full_chains: bool = False):
+    def __init__(
+        self,
+        target,
+        draft,
+        gamma: int,
+        max_batch: int,
+        trajectories: dict,
+        max_len: int | None = None,
+        draft_version: int = 0,
+        teacher: bool = False,
+        full_chains: bool = False,
+    ):
         """trajectories: request_id -> Trajectory (the trajectory cache's, for these requests).
         teacher: keep each request's Teacher on its RequestResult (online learning).
         full_chains: compute every proposal of every round, not just up to the first rejection
@@ -62,8 +72,11 @@ class FastEngine(SlotEngine):
         self.max_len = min(max_len or DEFAULT_MAX_LEN, target.spec.max_position)
         self.trajectories = trajectories
         self.teacher, self.full_chains = teacher, full_chains
-        self.feature_layers = (tuple(draft.target_layers) if draft is not None and draft.uses_features
-                               else default_target_layers(target.spec.num_layers))
+        self.feature_layers = (
+            tuple(draft.target_layers)
+            if draft is not None and draft.uses_features
+            else default_target_layers(target.spec.num_layers)
+        )
         self.draft, self.draft_version = None, draft_version
         self.timings = {"target_s": 0.0, "draft_s": 0.0, "target_requests": 0, "draft_passes": 0}
         self.lookahead = 1
@@ -104,9 +117,16 @@ class FastEngine(SlotEngine):
         emitted = self._emit(row, new, verify_round=True, proposed=len(props), accepted=k)
         truth = row.ext[n + 1 : n + 1 + len(props)]
         return RoundOutcome(
-            request_id=row.req.request_id, round_index=self.round_index, draft_version=self.draft_version,
-            position=n, proposals=props, accepted=k, next_token=new[-1], emitted=emitted,
-            draft_probs=(1.0,) * len(props), target_probs=tuple(1.0 if t == x else 0.0 for t, x in zip(props, truth)),
+            request_id=row.req.request_id,
+            round_index=self.round_index,
+            draft_version=self.draft_version,
+            position=n,
+            proposals=props,
+            accepted=k,
+            next_token=new[-1],
+            emitted=emitted,
+            draft_probs=(1.0,) * len(props),
+            target_probs=tuple(1.0 if t == x else 0.0 for t, x in zip(props, truth)),
             finished=self.live.get(row.slot) is not row,
         )
 
@@ -164,12 +184,22 @@ class FastEngine(SlotEngine):
         if traj is None:
             raise AuroraError(f"request {req.request_id}: no trajectory (the fast path needs one per request)")
         if req.temperature > 0:
-            raise AuroraError(f"request {req.request_id}: temperature {req.temperature} > 0 (the fast path is greedy only)")
+            raise AuroraError(
+                f"request {req.request_id}: temperature {req.temperature} > 0 (the fast path is greedy only)"
+            )
         ext = list(req.prompt_ids) + list(traj.output_ids) + list(traj.overhang)
         if len(traj.overhang) + 1 < self.gamma:
             raise AuroraError(f"request {req.request_id}: trajectory overhang {len(traj.overhang)} < γ-1")
-        return FastRow(req, slot, list(req.prompt_ids), 0, None, RequestResult(req.request_id, req.prompt_ids, []),
-                       ext=ext, end=len(req.prompt_ids) + len(traj.output_ids))
+        return FastRow(
+            req,
+            slot,
+            list(req.prompt_ids),
+            0,
+            None,
+            RequestResult(req.request_id, req.prompt_ids, []),
+            ext=ext,
+            end=len(req.prompt_ids) + len(traj.output_ids),
+        )
 
     def _target_pass(self, rows: list[FastRow]) -> None:
         """Target features (and the learner's last-layer outputs) of each row's whole request.
@@ -183,8 +213,9 @@ class FastEngine(SlotEngine):
         else:
             width, b = max(r.end for r in rows), len(rows)
             tokens = _ids([r.ext[: r.end] + [0] * (width - r.end) for r in rows])
-            _, feats = self.target.trunk(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), None,
-                                         self.feature_layers, last=False)
+            _, feats = self.target.trunk(
+                tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), None, self.feature_layers, last=False
+            )
             for i, row in enumerate(rows):
                 row.features = feats[i, : row.end].clone()
         self.timings["target_s"] += time.perf_counter() - t0

@@ -47,8 +47,16 @@ def _truth_after(truth: torch.Tensor, starts: torch.Tensor, gamma: int) -> torch
 
 
 @torch.no_grad()
-def greedy_chains(draft, tokens: torch.Tensor, target_features, truth: torch.Tensor, lo: torch.Tensor,
-                  count: torch.Tensor, gamma: int, full: bool = False) -> Chains:
+def greedy_chains(
+    draft,
+    tokens: torch.Tensor,
+    target_features,
+    truth: torch.Tensor,
+    lo: torch.Tensor,
+    count: torch.Tensor,
+    gamma: int,
+    full: bool = False,
+) -> Chains:
     """tokens [B, S]: each row's sequence up to its last chain start at least (padded);
     target_features [B, S, F] (EAGLE-3 heads; ignored by LM drafts); truth [B, T]: each row's
     true tokens, far enough past its last chain start for γ comparisons (the trajectory's
@@ -77,8 +85,9 @@ def _lm_chains(draft, truth, starts, gamma):
     # proposes while it is alive: one teacher-forced pass gives every chain.
     b, t = truth.shape
     slots = torch.arange(b, device=truth.device)
-    logits, _ = draft(truth.clamp(min=0), None, slots, torch.zeros(b, dtype=torch.long, device=truth.device),
-                      draft.new_cache(b, t))
+    logits, _ = draft(
+        truth.clamp(min=0), None, slots, torch.zeros(b, dtype=torch.long, device=truth.device), draft.new_cache(b, t)
+    )
     pred = logits.argmax(-1)  # [B, T]
     pos = starts[:, :, None] + torch.arange(gamma, device=truth.device)
     return pred.gather(1, pos.clamp(max=t - 1).flatten(1)).view(pos.shape)

@@ -42,9 +42,7 @@ def sample(probs: torch.Tensor, gen: torch.Generator) -> int:
     return int(torch.multinomial(probs.float().cpu(), 1, generator=gen).item())
 
 
-def verify_chain(
-    proposals: list[int], q: torch.Tensor, p: torch.Tensor, gen: torch.Generator
-) -> tuple[int, int]:
+def verify_chain(proposals: list[int], q: torch.Tensor, p: torch.Tensor, gen: torch.Generator) -> tuple[int, int]:
     """Verify a chain of γ proposals.
 
     q: [γ, V] draft distributions the proposals were drawn from; p: [γ+1, V] target

@@ -93,7 +93,7 @@ class SlotEngine:
             if req.request_id == request_id:
                 del self.waiting[i]
                 return True
-        for slot, row in list(self.live.items()):
+        for _slot, row in list(self.live.items()):
             if row.req.request_id == request_id:
                 self._release(row)
                 return True
@@ -165,7 +165,9 @@ class SlotEngine:
         self.free_slots.append(row.slot)
         self.free_slots.sort()
 
-    def _emit(self, row: Live, new: list[int], verify_round: bool, proposed: int = 0, accepted: int = 0) -> tuple[int, ...]:
+    def _emit(
+        self, row: Live, new: list[int], verify_round: bool, proposed: int = 0, accepted: int = 0
+    ) -> tuple[int, ...]:
         """Append tokens up to max_new_tokens or a stop token; retire the row when done."""
         res, req = row.result, row.req
         kept: list[int] = []

@@ -29,7 +29,6 @@ from aurora_sim.models.drafts import Draft, default_target_layers
 from aurora_sim.models.linear import set_weight_format, weight_format_of
 from aurora_sim.models.llama import Llama
 
-
 DEFAULT_MAX_LEN = 1024
 
 
@@ -57,7 +56,11 @@ class TorchSpecEngine(SlotEngine):
         self.device, self.dtype = p.device, p.dtype
         self.cache = target.new_cache(max_batch, self.max_len)
         # Features are captured even with no draft, so a day-0 head can be swapped in later.
-        self.feature_layers = tuple(draft.target_layers) if draft is not None and draft.uses_features else default_target_layers(target.spec.num_layers)
+        self.feature_layers = (
+            tuple(draft.target_layers)
+            if draft is not None and draft.uses_features
+            else default_target_layers(target.spec.num_layers)
+        )
         width = len(self.feature_layers) * target.spec.hidden_size
         self.features = torch.zeros(max_batch, self.max_len, width, dtype=self.dtype, device=self.device)
         self.draft: Draft | None = None
@@ -96,8 +99,14 @@ class TorchSpecEngine(SlotEngine):
         lengths = [len(r.req.prompt_ids) for r in joining]
         tokens = self._pad([list(r.req.prompt_ids) for r in joining], max(lengths))
         slots = self._ids([r.slot for r in joining])
-        logits, feats = self.target(tokens, slots, self._ids([0] * len(joining)), self.cache, self.feature_layers,
-                                    logits_at=self._ids([n - 1 for n in lengths]))
+        logits, feats = self.target(
+            tokens,
+            slots,
+            self._ids([0] * len(joining)),
+            self.cache,
+            self.feature_layers,
+            logits_at=self._ids([n - 1 for n in lengths]),
+        )
         for i, row in enumerate(joining):
             length = lengths[i]
             self.features[row.slot, :length] = feats[i, :length]
@@ -137,7 +146,9 @@ class TorchSpecEngine(SlotEngine):
         tok = self._pad([[r.tokens[p] for p in s] for r, s in zip(rows, spans)], width)
         feat = self._catchup_features(rows, spans, width) if draft.uses_features else None
         last = self._ids([len(s) - 1 for s in spans])
-        logits, hidden = draft(tok, feat, slots, self._ids([r.draft_len for r in rows]), self.draft_cache, logits_at=last)
+        logits, hidden = draft(
+            tok, feat, slots, self._ids([r.draft_len for r in rows]), self.draft_cache, logits_at=last
+        )
         ar = torch.arange(len(rows), device=self.device)
         step_logits = logits[:, 0]
         prev_hidden = hidden[ar, last][:, None] if hidden is not None else None

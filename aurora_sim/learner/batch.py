@@ -62,8 +62,9 @@ def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, 
     width = tokens.shape[1]
     with torch.no_grad():
         b = tokens.shape[0]
-        logits, feats = target(tokens, torch.arange(b), torch.zeros(b, dtype=torch.long),
-                               target.new_cache(b, width), layers)
+        logits, feats = target(
+            tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), target.new_cache(b, width), layers
+        )
     return Group(tokens, rows_t, cols_t, logits[rows_t, cols_t].float(), feats if layers else None, discard)
 
 
@@ -96,8 +97,9 @@ def batch_tokens(samples: list[Sample], with_discard: bool, branch_context: int)
     return total
 
 
-def build_batch(target, samples: list[Sample], with_discard: bool, branch_context: int,
-                feature_layers: tuple[int, ...]) -> Batch:
+def build_batch(
+    target, samples: list[Sample], with_discard: bool, branch_context: int, feature_layers: tuple[int, ...]
+) -> Batch:
     seqs = [list(s.tokens) for s in samples]
     if all(s.teacher is not None for s in samples):
         groups = [_teacher_group(target, samples, feature_layers)]

@@ -25,7 +25,7 @@ def estimate_al(draft, target, samples: list[Sample], gamma: int, feature_layers
     tokens = group.tokens
     truth = tokens.clone()
     for b, s in enumerate(samples):
-        truth[b, len(s.tokens):] = -2  # padding never matches a proposal
+        truth[b, len(s.tokens) :] = -2  # padding never matches a proposal
     lo = torch.tensor([s.prompt_len for s in samples], dtype=torch.long)
     count = torch.tensor([max(0, len(s.tokens) - 1 - s.prompt_len) for s in samples], dtype=torch.long)
     if int(count.sum()) == 0:

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from aurora_sim.models.chain import teacher_forced_chains
 
 
-def forward_kl(target_logits: torch.Tensor, draft_logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def forward_kl(
+    target_logits: torch.Tensor, draft_logits: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean over (masked) positions of KL(p_target || p_draft). logits: [..., V]; mask: [...]."""
     logp = F.log_softmax(target_logits.float(), dim=-1)
     logq = F.log_softmax(draft_logits.float(), dim=-1)
@@ -40,7 +42,9 @@ def eagle3_ttt_loss(head, tokens, target_features, target_logits, unroll: int = 
 def lm_draft_loss(draft, tokens, target_logits, mask=None):
     b, s = tokens.shape
     slots = torch.arange(b, device=tokens.device)
-    logits, _ = draft(tokens, None, slots, torch.zeros(b, dtype=torch.long, device=tokens.device), draft.new_cache(b, s))
+    logits, _ = draft(
+        tokens, None, slots, torch.zeros(b, dtype=torch.long, device=tokens.device), draft.new_cache(b, s)
+    )
     loss = forward_kl(target_logits, logits, mask)
     return loss, [float(loss.detach())]
 
@@ -66,7 +70,9 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
     if not draft.uses_features:
         b, s = tokens.shape
         slots = torch.arange(b, device=tokens.device)
-        logits, _ = draft(tokens, None, slots, torch.zeros(b, dtype=torch.long, device=tokens.device), draft.new_cache(b, s))
+        logits, _ = draft(
+            tokens, None, slots, torch.zeros(b, dtype=torch.long, device=tokens.device), draft.new_cache(b, s)
+        )
         kl = position_kl(target_logits, logits[rows, cols])
         return kl, [float(kl.detach().mean()) if kl.numel() else 0.0]
     target_logits = draft.restrict(target_logits)
@@ -85,8 +91,15 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
         remap[sub] = torch.arange(len(sub), device=rows.device)
         width = int(last[sub].max()) + 1
         kl, step_sums, step_counts = _unrolled_rows(
-            draft, tokens[sub, :width], target_features[sub, :width], remap[rows[pick]], cols[pick],
-            target_logits[pick], unroll, decay)
+            draft,
+            tokens[sub, :width],
+            target_features[sub, :width],
+            remap[rows[pick]],
+            cols[pick],
+            target_logits[pick],
+            unroll,
+            decay,
+        )
         pieces.append(kl)
         where.append(pick)
         sums = [a + b for a, b in zip(sums, step_sums)]

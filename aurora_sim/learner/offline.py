@@ -50,8 +50,13 @@ RECIPE = {
     # continued greedily for up to `max_new_tokens`, rows of the prompt's last `context` tokens
     # and the continuation (then `seq_len` is unused).
     "tiers": {
-        "tiny": {"steps": 300, "batch": 8, "seq_len": 128, "freeze_lm_head": False,
-                 "self_distill": {"prompts": 480, "max_new_tokens": 128, "context": 64}},
+        "tiny": {
+            "steps": 300,
+            "batch": 8,
+            "seq_len": 128,
+            "freeze_lm_head": False,
+            "self_distill": {"prompts": 480, "max_new_tokens": 128, "context": 64},
+        },
         "smollm2": {"steps": 150, "batch": 4, "seq_len": 64, "freeze_lm_head": True},
     },
     "default": {"steps": 200, "batch": 4, "seq_len": 64, "freeze_lm_head": True},
@@ -67,8 +72,6 @@ FLAVOURS = ("ci", *RECIPE["flavours"])
 # could not pay at AL 1.25); over its 8,192 most frequent tokens the head is 6x cheaper, and cheap
 # enough to train rather than freeze.
 HOT_VOCAB = {"smollm2": {"draft_vocab": 8192, "freeze_lm_head": False, "steps": 400}}
-
-
 
 
 def _streams(tokenizer) -> list[torch.Tensor]:
@@ -106,8 +109,11 @@ def hot_vocabulary(tokenizer, size: int, vocab_size: int) -> torch.Tensor:
     counts = torch.zeros(vocab_size, dtype=torch.long)
     for stream in _streams(tokenizer):
         counts += torch.bincount(stream, minlength=vocab_size)[:vocab_size]
-    special = [i for i in (tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.pad_token_id)
-               if i is not None and 0 <= i < vocab_size]
+    special = [
+        i
+        for i in (tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.pad_token_id)
+        if i is not None and 0 <= i < vocab_size
+    ]
     counts[special] = counts.max() + 1
     # stable sort on -count keeps ascending ids among ties: deterministic
     order = torch.sort(-counts, stable=True).indices[: min(size, vocab_size)]
@@ -139,8 +145,13 @@ def tier_recipe(model: str, kind: str, flavour: str = "ci") -> dict:
 
 
 def train_static_draft(
-    model: str = "tiny", kind: str = "eagle3", out: Path | None = None, steps: int | None = None,
-    seed: int = 0, progress: bool = True, flavour: str = "ci",
+    model: str = "tiny",
+    kind: str = "eagle3",
+    out: Path | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    flavour: str = "ci",
 ) -> Path:
     if kind not in ("eagle3", "lm"):
         raise AuroraError(f"unknown draft kind {kind!r} (eagle3 or lm)")
@@ -150,8 +161,12 @@ def train_static_draft(
     steps = steps or tier["steps"]
     out = Path(out) if out else default_out(model if model in TIERS else Path(model).name, kind, flavour)
     target_sha = sha256_file(next(iter(sorted(model_dir.glob("*.safetensors")))))
-    key = hashlib.sha256(json.dumps([RECIPE, kind, steps, seed, target_sha] + ([hot] if hot else [])
-                                    + ([flavour] if flavour != "ci" else []), sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps(
+            [RECIPE, kind, steps, seed, target_sha] + ([hot] if hot else []) + ([flavour] if flavour != "ci" else []),
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
     prov_file = out / "provenance.json"
     if prov_file.is_file() and json.loads(prov_file.read_text()).get("recipe_hash") == key:
         return out
@@ -186,11 +201,21 @@ def train_static_draft(
         from aurora_sim.learner.selfdistill import batches, self_distill_rows
 
         # only as many continuations as the steps can use (a short test build decodes a few)
-        rows, data_stats = self_distill_rows(target, model_dir, tokenizer, min(sd["prompts"], steps * b), seed,
-                                             sd["max_new_tokens"], sd["context"], progress=progress)
+        rows, data_stats = self_distill_rows(
+            target,
+            model_dir,
+            tokenizer,
+            min(sd["prompts"], steps * b),
+            seed,
+            sd["max_new_tokens"],
+            sd["context"],
+            progress=progress,
+        )
         data = batches(rows, steps, b, seed)
-        source = ("the target's greedy continuations of training-split prompts (traces.prompts kinds, "
-                  "code/finance/chat in turn; never the held-out split); loss on the continuation")
+        source = (
+            "the target's greedy continuations of training-split prompts (traces.prompts kinds, "
+            "code/finance/chat in turn; never the held-out split); loss on the continuation"
+        )
     else:
         windows = token_windows(tokenizer, tier["seq_len"], steps * b, seed)
         data = ((windows[i * b : (i + 1) * b], None) for i in range(steps))
@@ -205,7 +230,9 @@ def train_static_draft(
             rows_b, s = tokens.shape
             with torch.no_grad():
                 cache = target.new_cache(rows_b, s)
-                logits, feats = target(tokens, torch.arange(rows_b), torch.zeros(rows_b, dtype=torch.long), cache, layers)
+                logits, feats = target(
+                    tokens, torch.arange(rows_b), torch.zeros(rows_b, dtype=torch.long), cache, layers
+                )
             if kind == "eagle3":
                 loss, _ = eagle3_ttt_loss(draft, tokens, feats, logits, RECIPE["unroll"], RECIPE["decay"], mask=mask)
             else:
@@ -220,13 +247,21 @@ def train_static_draft(
     draft.eval()
     drafts.save_draft(draft, out, seed=seed)
     prov = {
-        "recipe": RECIPE, "tier_recipe": tier, "flavour": flavour, "recipe_hash": key, "kind": kind, "steps": steps,
-        "seed": seed, "target": str(model_dir), "target_sha256": target_sha,
+        "recipe": RECIPE,
+        "tier_recipe": tier,
+        "flavour": flavour,
+        "recipe_hash": key,
+        "kind": kind,
+        "steps": steps,
+        "seed": seed,
+        "target": str(model_dir),
+        "target_sha256": target_sha,
         "loss_first10": sum(losses[:10]) / max(1, len(losses[:10])),
         "loss_last10": sum(losses[-10:]) / max(1, len(losses[-10:])),
         "wall_s": round(time.perf_counter() - t0, 1),  # the training loop
         "build_wall_s": round(time.perf_counter() - t_build, 1),  # everything: data (decoding) included
-        "data": source, "data_stats": data_stats,
+        "data": source,
+        "data_stats": data_stats,
     }
     (out / "provenance.json").write_text(json.dumps(prov, indent=2))
     return out

@@ -89,8 +89,9 @@ class OnlineLearner:
         parts = {False: [], True: []}
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for g in b.groups:
-                kl, _ = unrolled_kl(self.model, g.tokens, g.features, (g.rows, g.cols), g.target_logits,
-                                    self.cfg.unroll, self.cfg.decay)
+                kl, _ = unrolled_kl(
+                    self.model, g.tokens, g.features, (g.rows, g.cols), g.target_logits, self.cfg.unroll, self.cfg.decay
+                )
                 parts[g.discard].append(kl)
         acc, disc = (torch.cat(parts[k]) if parts[k] else None for k in (False, True))
         zero = next(self.model.parameters()).sum() * 0.0

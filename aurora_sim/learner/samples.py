@@ -46,8 +46,17 @@ def rejected_branches(tokens_len: int, rounds: list[tuple[int, tuple[int, ...], 
     return out
 
 
-def served_sample(uid: int, prompt_ids, output_ids, rounds: list[tuple[int, tuple[int, ...], int]], keep: int,
-                  rng, draft_version: int, capture_ns: int, teacher=None) -> Sample:
+def served_sample(
+    uid: int,
+    prompt_ids,
+    output_ids,
+    rounds: list[tuple[int, tuple[int, ...], int]],
+    keep: int,
+    rng,
+    draft_version: int,
+    capture_ns: int,
+    teacher=None,
+) -> Sample:
     """The sample a finished request gives the learner, with at most `keep` of its rejected
     branches (drawn by `rng`, the learner's stream, so the choice is reproducible)."""
     tokens = tuple(prompt_ids) + tuple(output_ids)

@@ -38,8 +38,9 @@ def _train_pools() -> dict:
     return build_pools(PromptConfig(), documents={d: load_documents(d, "train") for d in DOMAINS})
 
 
-def training_requests(tokenizer, stops: tuple[int, ...], count: int, seed: int, max_new_tokens: int,
-                      window: int) -> list[tuple[str, GenRequest]]:
+def training_requests(
+    tokenizer, stops: tuple[int, ...], count: int, seed: int, max_new_tokens: int, window: int
+) -> list[tuple[str, GenRequest]]:
     """`count` greedy requests of training-split prompts, domains in turn: (domain, request).
     Prompts that would not fit the context window with the continuation are skipped."""
     from aurora_sim.corpora import DOMAINS
@@ -69,22 +70,28 @@ def training_requests(tokenizer, stops: tuple[int, ...], count: int, seed: int, 
     return out
 
 
-def self_distill_rows(target, model_dir, tokenizer, count: int, seed: int, max_new_tokens: int, context: int,
-                      progress: bool = True) -> tuple[list[Row], dict]:
+def self_distill_rows(
+    target, model_dir, tokenizer, count: int, seed: int, max_new_tokens: int, context: int, progress: bool = True
+) -> tuple[list[Row], dict]:
     """The training rows and (trajectory cache info, decode seconds, token counts)."""
     from aurora_sim.generate import stop_ids
     from aurora_sim.replay.trajectories import trajectories_for
 
-    reqs = training_requests(tokenizer, stop_ids(tokenizer, model_dir), count, seed, max_new_tokens,
-                             target.spec.max_position)
+    reqs = training_requests(
+        tokenizer, stop_ids(tokenizer, model_dir), count, seed, max_new_tokens, target.spec.max_position
+    )
     trajs, info = trajectories_for(target, model_dir, [r for _, r in reqs], progress=progress)
     rows = []
     for (dom, r), t in zip(reqs, trajs):
         ctx = tuple(r.prompt_ids[-context:])
         rows.append(Row(dom, ctx + tuple(t.output_ids), len(ctx)))
-    stats = {"requests": len(rows), "decoded": info["decoded"], "decode_s": round(info["build_s"], 1),
-             "continuation_tokens": sum(len(x.tokens) - x.prompt_len for x in rows),
-             "per_domain": {d: sum(1 for x in rows if x.domain == d) for d in dict.fromkeys(x.domain for x in rows)}}
+    stats = {
+        "requests": len(rows),
+        "decoded": info["decoded"],
+        "decode_s": round(info["build_s"], 1),
+        "continuation_tokens": sum(len(x.tokens) - x.prompt_len for x in rows),
+        "per_domain": {d: sum(1 for x in rows if x.domain == d) for d in dict.fromkeys(x.domain for x in rows)},
+    }
     return rows, stats
 
 

@@ -16,10 +16,29 @@ def _view():
     from rich.table import Table
 
     def render(p):
-        t = Table("done", "failed", "req/s", "rolling AL", "draft", "swaps", "refused swaps", "train steps", "elapsed",
-                  title="aurora live")
-        t.add_row(f"{p.finished}/{p.total}", str(p.failed), f"{p.requests_per_s:.2f}", f"{p.rolling_al:.3f}",
-                  f"v{p.version}", str(p.swaps), str(p.rejected), str(p.train_steps), f"{p.elapsed_s:.0f}s")
+        t = Table(
+            "done",
+            "failed",
+            "req/s",
+            "rolling AL",
+            "draft",
+            "swaps",
+            "refused swaps",
+            "train steps",
+            "elapsed",
+            title="aurora live",
+        )
+        t.add_row(
+            f"{p.finished}/{p.total}",
+            str(p.failed),
+            f"{p.requests_per_s:.2f}",
+            f"{p.rolling_al:.3f}",
+            f"v{p.version}",
+            str(p.swaps),
+            str(p.rejected),
+            str(p.train_steps),
+            f"{p.elapsed_s:.0f}s",
+        )
         return t
 
     live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
@@ -31,7 +50,9 @@ def live_command(
     server: str = typer.Option("http://127.0.0.1:30000", help="URL of a running `aurora serve` (or SGLang) server."),
     trace: str = typer.Option("shift-ci", help="Scenario name or trace file to drive against the server."),
     out: Path = typer.Option(Path("runs/live"), "-o", "--out", help="Run directory (event log)."),
-    weights_dir: Path = typer.Option(Path("runs/live-weights"), help="Draft versions are published here; the server's --weights-dir."),
+    weights_dir: Path = typer.Option(
+        Path("runs/live-weights"), help="Draft versions are published here; the server's --weights-dir."
+    ),
     limit: int | None = typer.Option(None, help="Only the first N requests of the trace."),
     concurrency: int = typer.Option(8, help="Requests in flight (closed loop)."),
     model: str = typer.Option("tiny", help="The learner's copy of the target (the server's model)."),
@@ -59,10 +80,21 @@ def live_command(
         from aurora_sim.errors import AuroraError
 
         raise AuroraError(f"unknown policy {policy!r} (cadence, lazy or shadow)")
-    cfg = LiveConfig(server=server, trace=trace, limit=limit, concurrency=concurrency, model=model, init=init,
-                     seed=seed, weights_dir=str(weights_dir), learning=not no_learning, timeout_s=timeout,
-                     retries=retries, learner=LearnerConfig(lambda_discard=lambda_discard),
-                     controller=ControllerConfig(policy=policy, every=every, rollback=rollback))
+    cfg = LiveConfig(
+        server=server,
+        trace=trace,
+        limit=limit,
+        concurrency=concurrency,
+        model=model,
+        init=init,
+        seed=seed,
+        weights_dir=str(weights_dir),
+        learning=not no_learning,
+        timeout_s=timeout,
+        retries=retries,
+        learner=LearnerConfig(lambda_discard=lambda_discard),
+        controller=ControllerConfig(policy=policy, every=every, rollback=rollback),
+    )
     if quiet:
         summary = LiveRunner(cfg, out, api_key=api_key, overwrite=force).run()
     else:

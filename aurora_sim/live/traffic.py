@@ -20,9 +20,17 @@ class Served:
 
 def request_body(item, aurora: bool) -> dict:
     r = item.request
-    body = {"input_ids": list(r.prompt_ids), "rid": r.request_id,
-            "sampling_params": {"max_new_tokens": r.max_new_tokens, "temperature": r.temperature, "top_p": r.top_p,
-                                "sampling_seed": r.seed, "ignore_eos": not r.stop_ids}}
+    body = {
+        "input_ids": list(r.prompt_ids),
+        "rid": r.request_id,
+        "sampling_params": {
+            "max_new_tokens": r.max_new_tokens,
+            "temperature": r.temperature,
+            "top_p": r.top_p,
+            "sampling_seed": r.seed,
+            "ignore_eos": not r.stop_ids,
+        },
+    }
     if aurora:  # our server's extensions; SGLang would reject unknown fields
         body.update(return_spec_details=True, domain=item.domain)
     return body
@@ -35,8 +43,10 @@ class Traffic:
         for it in items:
             self.todo.put(it)
         self.results: queue.Queue = queue.Queue()
-        self.threads = [threading.Thread(target=self._worker, name=f"aurora-client-{i}", daemon=True)
-                        for i in range(max(1, min(concurrency, len(items))))]
+        self.threads = [
+            threading.Thread(target=self._worker, name=f"aurora-client-{i}", daemon=True)
+            for i in range(max(1, min(concurrency, len(items))))
+        ]
         self.stop = threading.Event()
 
     def start(self) -> None:

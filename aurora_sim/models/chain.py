@@ -72,8 +72,15 @@ def gather_chains(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(*idx.shape, *x.shape[2:]))
 
 
-def chain_step(head, tp: TruePass, starts: torch.Tensor, step: int, tokens: torch.Tensor, feature: torch.Tensor,
-               own: list[tuple[torch.Tensor, torch.Tensor]]):
+def chain_step(
+    head,
+    tp: TruePass,
+    starts: torch.Tensor,
+    step: int,
+    tokens: torch.Tensor,
+    feature: torch.Tensor,
+    own: list[tuple[torch.Tensor, torch.Tensor]],
+):
     """Step `step` (>= 1) of the chains starting at `starts` [B, C]: tokens [B, C], feature
     [B, C, H]; `own` = the (k, v) [B, KVH, C, D] of these chains' steps 1..step-1 (in order).
     Returns (hidden [B, C, H], (k, v) of this step)."""

@@ -53,8 +53,13 @@ class Eagle3Head(nn.Module):
     kind = "eagle3"
     uses_features = True
 
-    def __init__(self, target_spec: LlamaSpec, target_layers: tuple[int, ...], embed: nn.Embedding,
-                 draft_vocab: torch.Tensor | None = None):
+    def __init__(
+        self,
+        target_spec: LlamaSpec,
+        target_layers: tuple[int, ...],
+        embed: nn.Embedding,
+        draft_vocab: torch.Tensor | None = None,
+    ):
         """draft_vocab: the target token ids the head can propose (EAGLE-3's hot vocabulary; its
         `d2t`), ascending; None = the whole vocabulary. On a large vocabulary the LM head is most of
         a draft step's cost, and the rare tokens it drops are ones a draft seldom gets accepted."""
@@ -193,8 +198,9 @@ def _seeded(seed: int, build):
         return build()
 
 
-def new_eagle3(target: Llama, seed: int = 0, target_layers: tuple[int, ...] | None = None,
-               draft_vocab: torch.Tensor | None = None) -> Eagle3Head:
+def new_eagle3(
+    target: Llama, seed: int = 0, target_layers: tuple[int, ...] | None = None, draft_vocab: torch.Tensor | None = None
+) -> Eagle3Head:
     """A randomly initialised ("day-0") EAGLE-3 head for `target` (over `draft_vocab` if given)."""
     layers = target_layers or default_target_layers(target.spec.num_layers)
     p = target.lm_head.weight
@@ -261,7 +267,9 @@ def load_draft(path: str | Path, target: Llama) -> Draft:
                 f"{path}: draft expects target hidden size {cfg['target_hidden_size']}, target has {target.spec.hidden_size}"
             )
         d2t = state.get("d2t")
-        if (d2t is None) != (cfg.get("draft_vocab_size") is None) or (d2t is not None and len(d2t) != cfg["draft_vocab_size"]):
+        if (d2t is None) != (cfg.get("draft_vocab_size") is None) or (
+            d2t is not None and len(d2t) != cfg["draft_vocab_size"]
+        ):
             raise AuroraError(f"{path}: draft_vocab_size in config.json does not match the d2t tensor")
         try:
             draft = new_eagle3(target, seed=0, target_layers=tuple(cfg["target_layers"]), draft_vocab=d2t)
@@ -278,6 +286,8 @@ def load_draft(path: str | Path, target: Llama) -> Draft:
     missing, unexpected = draft.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "lm.lm_head.weight" or not draft.spec.tie_embeddings]
     if missing or unexpected:
-        raise AuroraError(f"{path}: draft weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise AuroraError(
+            f"{path}: draft weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     p = target.lm_head.weight
     return draft.to(device=p.device, dtype=p.dtype).eval()

@@ -548,7 +548,7 @@ def build_smollm2(force: bool = False, progress: bool = True, out_dir: Path | No
                 "logits_max_abs_diff_gguf_vs_saved": logits_diff,
                 "weight_max_abs_diff_vs_gguf_dequantize": weight_diff,
             },
-            "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "built_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "stage_seconds": timings,
             "wall_time_s": round(time.perf_counter() - t_start, 3),
         }

@@ -77,8 +77,8 @@ TINY_RECIPE: dict = {
         "hidden_size": 192,
         "intermediate_size": 512,
         "num_hidden_layers": 4,
-        "num_attention_heads": 3,        # head_dim 64
-        "num_key_value_heads": 1,        # grouped-query attention, like SmolLM2
+        "num_attention_heads": 3,  # head_dim 64
+        "num_key_value_heads": 1,  # grouped-query attention, like SmolLM2
         "max_position_embeddings": 1024,
         "rope_theta": 10000.0,
         "rms_norm_eps": 1e-5,
@@ -136,8 +136,6 @@ def recipe_hash(steps: int | None = None) -> str:
     return hashlib.sha256(json.dumps(recipe(steps), sort_keys=True).encode()).hexdigest()[:16]
 
 
-
-
 @contextlib.contextmanager
 def _deterministic_torch(seed: int) -> Iterator[None]:
     """One thread and a fixed seed, restoring the caller's thread count and RNG afterwards."""
@@ -171,9 +169,12 @@ def train_tokenizer(texts: list[str], spec: dict):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=spec["vocab_size"], min_frequency=spec["min_frequency"],
-        special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False)
+        vocab_size=spec["vocab_size"],
+        min_frequency=spec["min_frequency"],
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
 
     def without_specials() -> Iterator[str]:
         # role markers are single added tokens: keep them out of the merge statistics
@@ -185,12 +186,18 @@ def train_tokenizer(texts: list[str], spec: dict):
     tok.train_from_iterator(without_specials(), trainer)
     bos = tok.token_to_id("<|bos|>")
     tok.post_processor = processors.TemplateProcessing(
-        single="<|bos|> $A", pair="<|bos|> $A <|bos|> $B", special_tokens=[("<|bos|>", bos)])
+        single="<|bos|> $A", pair="<|bos|> $A <|bos|> $B", special_tokens=[("<|bos|>", bos)]
+    )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>",
+        tokenizer_object=tok,
+        bos_token="<|bos|>",
+        eos_token="<|eos|>",
+        pad_token="<|pad|>",
         additional_special_tokens=["<|user|>", "<|assistant|>", "<|system|>"],
-        chat_template=CHAT_TEMPLATE, model_max_length=TINY_RECIPE["model"]["max_position_embeddings"],
-        clean_up_tokenization_spaces=False)
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=TINY_RECIPE["model"]["max_position_embeddings"],
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def token_stream(tokenizer, docs: list[dict]) -> torch.Tensor:
@@ -224,11 +231,15 @@ def new_model(spec: dict, tokenizer):
         rms_norm_eps=spec["rms_norm_eps"],
         initializer_range=spec["initializer_range"],
         tie_word_embeddings=spec["tie_word_embeddings"],
-        hidden_act="silu", attention_bias=False, mlp_bias=False,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, dtype="float32",
+        hidden_act="silu",
+        attention_bias=False,
+        mlp_bias=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="float32",
     )
-    config._attn_implementation = "sdpa"   # ~30% faster than eager on CPU, same math
+    config._attn_implementation = "sdpa"  # ~30% faster than eager on CPU, same math
     return LlamaForCausalLM(config)
 
 
@@ -242,15 +253,14 @@ def lr_at(step: int, train: dict) -> float:
     return train["lr"] * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def make_batch(streams: dict[str, torch.Tensor], step: int, train: dict,
-               gen: torch.Generator) -> torch.Tensor:
+def make_batch(streams: dict[str, torch.Tensor], step: int, train: dict, gen: torch.Generator) -> torch.Tensor:
     """Random windows; row r of step s comes from domain (s * batch + r) % n_domains."""
     b, t, doms = train["batch_size"], train["seq_len"], train["domains"]
     rows = []
     for r in range(b):
         stream = streams[doms[(step * b + r) % len(doms)]]
         start = int(torch.randint(0, len(stream) - t, (1,), generator=gen))
-        rows.append(stream[start:start + t])
+        rows.append(stream[start : start + t])
     return torch.stack(rows)
 
 
@@ -263,7 +273,7 @@ def heldout_loss(model, streams: dict[str, torch.Tensor], spec: dict) -> dict[st
     for dom, stream in streams.items():
         n = min(k, len(stream) // t)
         x = stream[: n * t].view(n, t)
-        losses = [float(model(input_ids=x[i:i + 4], labels=x[i:i + 4]).loss) for i in range(0, n, 4)]
+        losses = [float(model(input_ids=x[i : i + 4], labels=x[i : i + 4]).loss) for i in range(0, n, 4)]
         out[dom] = round(sum(losses) / len(losses), 4)
     model.train()
     return out
@@ -282,10 +292,11 @@ def greedy_samples(model, tokenizer, heldout: dict[str, list[dict]], new_tokens:
     out = {}
     for dom, docs in heldout.items():
         ids = sample_prompt(docs[0]["text"], 48, tokenizer)
-        gen = model.generate(ids, max_new_tokens=new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
-        out[dom] = {"prompt": tokenizer.decode(ids[0], skip_special_tokens=False),
-                    "continuation": tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=False)}
+        gen = model.generate(ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        out[dom] = {
+            "prompt": tokenizer.decode(ids[0], skip_special_tokens=False),
+            "continuation": tokenizer.decode(gen[0, ids.shape[1] :], skip_special_tokens=False),
+        }
     model.train()
     return out
 
@@ -299,9 +310,11 @@ def _train(model, streams, r: dict, log, progress: bool) -> float:
     train = r["train"]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": train["weight_decay"]},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=train["lr"], betas=tuple(train["betas"]))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=train["lr"],
+        betas=tuple(train["betas"]),
+    )
     gen = torch.Generator().manual_seed(r["seed"] + 1)
     smooth = float("nan")
     with TrainingProgress("tiny: training", train["steps"], progress) as bar:
@@ -320,8 +333,7 @@ def _train(model, streams, r: dict, log, progress: bool) -> float:
             smooth = value if math.isnan(smooth) else 0.95 * smooth + 0.05 * value
             bar.step(smooth)
             if step % 25 == 0 or step == train["steps"] - 1:
-                log(f"step {step:5d}  loss {value:.4f}  smooth {smooth:.4f}  lr {lr_at(step, train):.2e}",
-                    echo=False)
+                log(f"step {step:5d}  loss {value:.4f}  smooth {smooth:.4f}  lr {lr_at(step, train):.2e}", echo=False)
     return smooth
 
 
@@ -336,8 +348,9 @@ def _is_current(path: Path, want: str) -> bool:
     return prov.get("recipe_hash") == want and (path / "model.safetensors").is_file()
 
 
-def build_tiny(force: bool = False, progress: bool = True, steps: int | None = None,
-               out_dir: Path | str | None = None) -> Path:
+def build_tiny(
+    force: bool = False, progress: bool = True, steps: int | None = None, out_dir: Path | str | None = None
+) -> Path:
     """Build the tiny tier into `out_dir` (default models_dir()/"tiny") and return the path.
 
     Reuses an existing build whose provenance has the same recipe hash, unless `force`.
@@ -373,17 +386,21 @@ def _build_into(out: Path, r: dict, want: str, progress: bool) -> None:
     log(f"tiny: corpora ready ({time.time() - t0:.1f}s); training tokenizer")
 
     with _deterministic_torch(r["seed"]):
-        tokenizer = train_tokenizer([x["text"] for d in corpora.DOMAINS for x in train_docs[d]],
-                                    r["tokenizer"])
+        tokenizer = train_tokenizer([x["text"] for d in corpora.DOMAINS for x in train_docs[d]], r["tokenizer"])
         streams = {d: token_stream(tokenizer, train_docs[d]) for d in corpora.DOMAINS}
         held = {d: token_stream(tokenizer, heldout_docs[d]) for d in corpora.DOMAINS}
-        log("tiny: train tokens " + ", ".join(f"{d} {len(s):,}" for d, s in streams.items())
-            + f" ({time.time() - t0:.1f}s)")
+        log(
+            "tiny: train tokens "
+            + ", ".join(f"{d} {len(s):,}" for d, s in streams.items())
+            + f" ({time.time() - t0:.1f}s)"
+        )
 
         model = new_model(r["model"], tokenizer)
         n_params = sum(p.numel() for p in model.parameters())
-        log(f"tiny: {n_params:,} parameters, {r['train']['steps']} steps of "
-            f"{r['train']['batch_size']}x{r['train']['seq_len']} tokens")
+        log(
+            f"tiny: {n_params:,} parameters, {r['train']['steps']} steps of "
+            f"{r['train']['batch_size']}x{r['train']['seq_len']} tokens"
+        )
         before = heldout_loss(model, held, r["eval"])
         log(f"tiny: held-out loss before: {before}")
         t_train = time.time()
@@ -392,8 +409,10 @@ def _build_into(out: Path, r: dict, want: str, progress: bool) -> None:
         after = heldout_loss(model, held, r["eval"])
         log(f"tiny: held-out loss after:  {after}  (train loss {final_train_loss:.3f}, {train_s:.0f}s)")
         model.generation_config = GenerationConfig(
-            bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|user|>")])
+            bos_token_id=tokenizer.bos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|user|>")],
+        )
         samples = greedy_samples(model, tokenizer, heldout_docs)
         for dom, s in samples.items():
             log(f"tiny: sample [{dom}] {s['prompt']!r} -> {s['continuation']!r}", echo=False)
@@ -418,8 +437,11 @@ def _build_into(out: Path, r: dict, want: str, progress: bool) -> None:
         "samples": samples,
         "model_sha256": sha256_file(out / "model.safetensors"),
         "corpus": {"recipe_hash": sources["recipe_hash"], "sources": sources["sources"]},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "tokenizers": _version("tokenizers")},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": _version("tokenizers"),
+        },
         "wall_s": round(time.time() - t0, 1),
     }
     log(f"tiny: built in {prov['wall_s']}s, model sha256 {prov['model_sha256'][:16]}")

@@ -55,12 +55,20 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON 
     if not rows:
         err.print(f"no trajectory-cache entries in {root}", highlight=False, soft_wrap=True, markup=False)
         return
-    table = Table("model", "name", "requests", "tokens", "size", "created", "valid", "path",
-                  title=f"trajectory cache: {root}")
+    table = Table(
+        "model", "name", "requests", "tokens", "size", "created", "valid", "path", title=f"trajectory cache: {root}"
+    )
     for r in rows:
-        table.add_row(r["model"], r["name"] or "-", "-" if r["requests"] is None else f"{r['requests']:,}",
-                      "-" if r["tokens"] is None else f"{r['tokens']:,}", _size(r["bytes"]), r["created"] or "-",
-                      "yes" if r["valid"] else "[red]no[/red]", r["path"])
+        table.add_row(
+            r["model"],
+            r["name"] or "-",
+            "-" if r["requests"] is None else f"{r['requests']:,}",
+            "-" if r["tokens"] is None else f"{r['tokens']:,}",
+            _size(r["bytes"]),
+            r["created"] or "-",
+            "yes" if r["valid"] else "[red]no[/red]",
+            r["path"],
+        )
     Console().print(table)
     print(f"{len(rows)} entries, {_size(total)} in {root}")
 
@@ -68,7 +76,9 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON 
 @cache_app.command("clear")
 @friendly
 def clear_command(
-    model: str = typer.Option(None, "--model", help="Only the entries of this model identity (a prefix, as `aurora cache list` shows)."),
+    model: str = typer.Option(
+        None, "--model", help="Only the entries of this model identity (a prefix, as `aurora cache list` shows)."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ):
     """Remove trajectory-cache entries (all, or one model's); they are rebuilt when next needed."""

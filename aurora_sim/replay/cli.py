@@ -16,23 +16,38 @@ from aurora_sim.errors import AuroraError
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("AL {task.fields[al]:.2f}"), TextColumn("draft v{task.fields[version]}"),
-        TextColumn("swaps {task.fields[swaps]}"), TextColumn("steps {task.fields[steps]}"),
-        TextColumn("virtual {task.fields[vt]:.1f}s"), TimeElapsedColumn(), console=err_console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("AL {task.fields[al]:.2f}"),
+        TextColumn("draft v{task.fields[version]}"),
+        TextColumn("swaps {task.fields[swaps]}"),
+        TextColumn("steps {task.fields[steps]}"),
+        TextColumn("virtual {task.fields[vt]:.1f}s"),
+        TimeElapsedColumn(),
+        console=err_console,
     )
 
 
-def run_with_progress(cfg, out: Path, label: str, resume: bool = False, force: bool = False,
-                      quiet: bool = False) -> dict:
+def run_with_progress(
+    cfg, out: Path, label: str, resume: bool = False, force: bool = False, quiet: bool = False
+) -> dict:
     from aurora_sim.replay.loop import Replay
 
     with _progress() as bar:
         task = bar.add_task(label, total=None, al=1.0, version=0, swaps=0, steps=0, vt=0.0, visible=not quiet)
 
         def update(p):
-            bar.update(task, completed=p.finished, total=p.total, al=p.rolling_al, version=p.version,
-                       swaps=p.swaps, steps=p.train_steps, vt=p.now_ns / 1e9)
+            bar.update(
+                task,
+                completed=p.finished,
+                total=p.total,
+                al=p.rolling_al,
+                version=p.version,
+                swaps=p.swaps,
+                steps=p.train_steps,
+                vt=p.now_ns / 1e9,
+            )
 
         return Replay(cfg, out, resume=resume, overwrite=force, on_progress=update).run()
 
@@ -59,16 +74,25 @@ def print_summary(s: dict, wall: dict | None) -> None:
     t.add_row("swaps / rollbacks / holds", f"{s['swaps']} / {s['rollbacks']} / {s['holds']}")
     t.add_row("trainer lag (ms, capture -> live)", _fmt(s["trainer_lag_ms_mean"], 1))
     for sh in s["shifts"]:
-        t.add_row(f"shift @{sh['shift_at']} -> {sh['to_domain']}: recovery requests (W={sh['window']})",
-                  _fmt(sh["recovery_requests"]))
-        t.add_row(f"  AL over first {sh['head']} after / level before", f"{_fmt(sh['al_after_head'])} / {_fmt(sh['level_before'])}")
+        t.add_row(
+            f"shift @{sh['shift_at']} -> {sh['to_domain']}: recovery requests (W={sh['window']})",
+            _fmt(sh["recovery_requests"]),
+        )
+        t.add_row(
+            f"  AL over first {sh['head']} after / level before",
+            f"{_fmt(sh['al_after_head'])} / {_fmt(sh['level_before'])}",
+        )
     if wall:
         rps = wall.get("requests_per_s")
-        t.add_row(f"replay wall time (s) / requests/s ({wall.get('engine', 'exact')} engine)",
-                  f"{wall.get('replay_s', wall['wall_s']):.1f} / {rps:.1f}" if rps else f"{wall['wall_s']:.1f}")
+        t.add_row(
+            f"replay wall time (s) / requests/s ({wall.get('engine', 'exact')} engine)",
+            f"{wall.get('replay_s', wall['wall_s']):.1f} / {rps:.1f}" if rps else f"{wall['wall_s']:.1f}",
+        )
         if "setup_s" in wall:
-            t.add_row("  set-up: models, drafts, trajectory cache (s)",
-                      f"{wall['setup_s']:.1f} (cache {wall.get('trajectory_cache_s', 0.0):.1f})")
+            t.add_row(
+                "  set-up: models, drafts, trajectory cache (s)",
+                f"{wall['setup_s']:.1f} (cache {wall.get('trajectory_cache_s', 0.0):.1f})",
+            )
     con.print(t)
 
 
@@ -88,38 +112,80 @@ def print_compare(result: dict) -> None:
     t.add_row("speedup vs static", *(_fmt(arms[n].get("speedup_vs_static")) for n in names))
     t.add_row("swaps", *(str(arms[n]["swaps"]) for n in names))
     for k, sh in enumerate(arms[names[0]]["shifts"]):
-        t.add_row(f"recovery @{sh['shift_at']} (requests)", *(_fmt(arms[n]["shifts"][k]["recovery_requests"]) for n in names))
+        t.add_row(
+            f"recovery @{sh['shift_at']} (requests)", *(_fmt(arms[n]["shifts"][k]["recovery_requests"]) for n in names)
+        )
     Console().print(t)
 
 
 @friendly
 def replay_command(
-    trace: str = typer.Argument("shift-ci", help="A scenario name (shift-ci, shift-paper, ordered, mixed, drift, sharp, phase) or a trace file."),
+    trace: str = typer.Argument(
+        "shift-ci", help="A scenario name (shift-ci, shift-paper, ordered, mixed, drift, sharp, phase) or a trace file."
+    ),
     model: str = typer.Option("tiny", help="Proxy target whose tokens and acceptances are real: tiny or smollm2."),
     draft: str = typer.Option("eagle3", help="Draft kind: eagle3 (a one-layer head on target features) or lm."),
-    init: str = typer.Option("static", help="Starting draft: none (no speculation), static (offline-trained, built if missing), static-full (its longer recipe), scratch (day-0), or a draft directory."),
-    policy: str = typer.Option("cadence", help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic)."),
-    recipe: str = typer.Option("fast", help="Learner recipe: fast (this project's CPU-sized defaults: γ 4, lr 1e-3, unroll 4, a candidate every 8 steps) or paper (Aurora's: γ 5, lr 1e-4 from scratch / 1e-5 from a trained draft, unroll 5, a candidate every 50 steps); the options below override it."),
+    init: str = typer.Option(
+        "static",
+        help="Starting draft: none (no speculation), static (offline-trained, built if missing), static-full (its longer recipe), scratch (day-0), or a draft directory.",
+    ),
+    policy: str = typer.Option(
+        "cadence",
+        help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic).",
+    ),
+    recipe: str = typer.Option(
+        "fast",
+        help="Learner recipe: fast (this project's CPU-sized defaults: γ 4, lr 1e-3, unroll 4, a candidate every 8 steps) or paper (Aurora's: γ 5, lr 1e-4 from scratch / 1e-5 from a trained draft, unroll 5, a candidate every 50 steps); the options below override it.",
+    ),
     every: int = typer.Option(None, help="Trainer steps between candidate drafts [recipe: fast 8, paper 50]."),
     rollback: bool = typer.Option(False, help="Revert a swap whose live acceptance falls below the pre-swap level."),
-    lambda_discard: float = typer.Option(0.0, "--lambda-discard", help="Weight of the KL on rejected proposals (0 = Aurora's code; > 0 = the paper's discard sampling)."),
+    lambda_discard: float = typer.Option(
+        0.0,
+        "--lambda-discard",
+        help="Weight of the KL on rejected proposals (0 = Aurora's code; > 0 = the paper's discard sampling).",
+    ),
     learn: bool = typer.Option(True, help="Train the draft online (--no-learn: serve the starting draft frozen)."),
-    lr: float = typer.Option(None, help="Learner AdamW learning rate, for every starting draft [recipe: fast 1e-3, paper 1e-4 from scratch and 1e-5 from a trained draft]."),
-    unroll: int = typer.Option(None, help="TTT unroll steps of the EAGLE head's loss, weights 0.8^i [recipe: fast 4, paper 5]."),
+    lr: float = typer.Option(
+        None,
+        help="Learner AdamW learning rate, for every starting draft [recipe: fast 1e-3, paper 1e-4 from scratch and 1e-5 from a trained draft].",
+    ),
+    unroll: int = typer.Option(
+        None, help="TTT unroll steps of the EAGLE head's loss, weights 0.8^i [recipe: fast 4, paper 5]."
+    ),
     batch: int = typer.Option(8, help="Max batch (concurrent requests in the engine)."),
     gamma: int = typer.Option(None, help="Draft tokens per round (chain length) [recipe: fast 4, paper 5]."),
-    hardware: str = typer.Option("h100", help="Hardware whose time is modelled: h100, h200, a100, cpu, or profiled (with --profile)."),
-    deployment: str = typer.Option("llama3-8b", help="Target/draft sizes whose time is modelled (e.g. llama3-8b, qwen3-8b, llama3-70b, proxy) or a JSON file."),
+    hardware: str = typer.Option(
+        "h100", help="Hardware whose time is modelled: h100, h200, a100, cpu, or profiled (with --profile)."
+    ),
+    deployment: str = typer.Option(
+        "llama3-8b",
+        help="Target/draft sizes whose time is modelled (e.g. llama3-8b, qwen3-8b, llama3-70b, proxy) or a JSON file.",
+    ),
     profile: Path = typer.Option(None, help="A table from `aurora calibrate` (implies --hardware profiled)."),
     seed: int = typer.Option(0, help="Seed of every random stream (trace, learner, draft init)."),
     limit: int = typer.Option(None, help="Replay only the first N requests of the trace."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/<trace>-<init>-<policy>-s<seed>-<config hash>; an existing complete run there is shown, not replayed)."),
-    compare: bool = typer.Option(False, help="Run the paper's four arms (no-spec, static, online-static, online-scratch) into OUT/<arm>."),
-    static_draft: Path = typer.Option(None, help="With --compare: the static arms' draft directory, or static-full (the offline recipe's longer flavour) (default: the offline recipe's, trained if missing)."),
-    resume: Path = typer.Option(None, help="Continue a killed run in this directory (same config; ends with the same log)."),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Run directory (default runs/<trace>-<init>-<policy>-s<seed>-<config hash>; an existing complete run there is shown, not replayed).",
+    ),
+    compare: bool = typer.Option(
+        False, help="Run the paper's four arms (no-spec, static, online-static, online-scratch) into OUT/<arm>."
+    ),
+    static_draft: Path = typer.Option(
+        None,
+        help="With --compare: the static arms' draft directory, or static-full (the offline recipe's longer flavour) (default: the offline recipe's, trained if missing).",
+    ),
+    resume: Path = typer.Option(
+        None, help="Continue a killed run in this directory (same config; ends with the same log)."
+    ),
     force: bool = typer.Option(False, help="Replace an existing run directory."),
     json_out: Path = typer.Option(None, "--json", help="Also write the summary numbers to this file."),
-    engine: str = typer.Option("auto", help="auto: the fast path for greedy traces (target trajectories decoded once into a shared cache, `aurora cache list`; rounds by bookkeeping), the round-by-round engine otherwise; fast; exact (always the round-by-round torch engine; `torch` is an alias); sglang (CUDA + SGLang; docs/sglang.md)."),
+    engine: str = typer.Option(
+        "auto",
+        help="auto: the fast path for greedy traces (target trajectories decoded once into a shared cache, `aurora cache list`; rounds by bookkeeping), the round-by-round engine otherwise; fast; exact (always the round-by-round torch engine; `torch` is an alias); sglang (CUDA + SGLang; docs/sglang.md).",
+    ),
 ):
     """Replay a trace through the real speculative engine in deterministic virtual time, with the
     draft learning online and a controller hot-swapping it; writes an event log (Parquet) and
@@ -128,7 +194,6 @@ def replay_command(
     With no arguments: the shift-ci scenario on the tiny tier (models built if missing)."""
     from aurora_sim.replay.config import INITS, ReplayConfig
     from aurora_sim.replay.summary import summarize
-
     from aurora_sim.sglang.runtime import check_replay_engine
 
     if engine not in ("auto", "fast", "exact", "torch", "sglang"):
@@ -147,27 +212,49 @@ def replay_command(
         summary = summarize(resume)
         print_summary(summary, wall)
         if wall.get("resume_mismatch"):
-            err_console.print(f"[yellow]warning: recomputed part differs from the one on disk: {wall['resume_mismatch']} (replaced)")
+            err_console.print(
+                f"[yellow]warning: recomputed part differs from the one on disk: {wall['resume_mismatch']} (replaced)"
+            )
         _write_json(json_out, summary)
         return
     if profile is not None:
         hardware = "profiled"
-    explicit = {k: v for k, v in {"gamma": gamma, "learner_unroll": unroll, "controller_every": every}.items()
-                if v is not None}
-    if lr is not None:   # one rate for every starting draft
+    explicit = {
+        k: v for k, v in {"gamma": gamma, "learner_unroll": unroll, "controller_every": every}.items() if v is not None
+    }
+    if lr is not None:  # one rate for every starting draft
         explicit.update(learner_lr=lr, learner_lr_finetune=None)
     cfg = ReplayConfig(
-        trace=trace, limit=limit, model=model, draft=draft, init=init, batch=batch,
-        hardware=hardware, deployment=deployment, profile=str(profile) if profile else None, seed=seed, engine=engine,
-    ).with_recipe(recipe, learner_enabled=learn, learner_lambda_discard=lambda_discard, controller_policy=policy,
-                  controller_rollback=rollback, **explicit)
+        trace=trace,
+        limit=limit,
+        model=model,
+        draft=draft,
+        init=init,
+        batch=batch,
+        hardware=hardware,
+        deployment=deployment,
+        profile=str(profile) if profile else None,
+        seed=seed,
+        engine=engine,
+    ).with_recipe(
+        recipe,
+        learner_enabled=learn,
+        learner_lambda_discard=lambda_discard,
+        controller_policy=policy,
+        controller_rollback=rollback,
+        **explicit,
+    )
     stem = Path(trace).stem if Path(trace).suffix else trace
     if compare:
         from aurora_sim.replay.compare import run_compare
 
         out = out or Path("runs") / f"{stem}-compare-s{seed}"
-        result = run_compare(cfg, out, lambda c, d, arm: run_with_progress(c, d, arm, force=force),
-                             static=str(static_draft) if static_draft else "static")
+        result = run_compare(
+            cfg,
+            out,
+            lambda c, d, arm: run_with_progress(c, d, arm, force=force),
+            static=str(static_draft) if static_draft else "static",
+        )
         print_compare(result)
         _write_json(json_out, result)
         err_console.print(f"runs and compare.json in {out}")

@@ -157,4 +157,6 @@ class ReplayConfig:
         learner = {k.removeprefix("learner_"): v for k, v in changes.items() if k.startswith("learner_")}
         ctrl = {k.removeprefix("controller_"): v for k, v in changes.items() if k.startswith("controller_")}
         rest = {k: v for k, v in changes.items() if not k.startswith(("learner_", "controller_"))}
-        return replace(self, learner=replace(self.learner, **learner), controller=replace(self.controller, **ctrl), **rest)
+        return replace(
+            self, learner=replace(self.learner, **learner), controller=replace(self.controller, **ctrl), **rest
+        )

@@ -58,8 +58,9 @@ class Progress:
 
 
 class Replay:
-    def __init__(self, cfg: ReplayConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False,
-                 on_progress=None):
+    def __init__(
+        self, cfg: ReplayConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False, on_progress=None
+    ):
         self.cfg = cfg
         self.out = Path(out)
         self.resume = resume
@@ -74,7 +75,9 @@ class Replay:
             return json.loads(prog.read_text()).get("parts", 0) if prog.is_file() else 0
         if out.exists() and any(out.iterdir()):
             if not self.overwrite:
-                raise AuroraError(f"{out}: run directory exists and is not empty (use --resume to continue it or --force to replace it)")
+                raise AuroraError(
+                    f"{out}: run directory exists and is not empty (use --resume to continue it or --force to replace it)"
+                )
             import shutil
 
             shutil.rmtree(out)
@@ -99,9 +102,14 @@ class Replay:
         self.workload = build_workload(cfg.trace, cfg.seed, tokenizer, stop_ids(tokenizer, model_dir), cfg.limit)
         temperatures = [it.request.temperature for it in self.workload.items]
         self.cfg = cfg = resolved_config(cfg.with_(trace_sha256=self.workload.sha256), temperatures)
-        self.cost = make_cost_model(cfg.hardware, cfg.deployment, proxy_target=self.target.spec,
-                                    proxy_draft_kind=cfg.draft, train_unroll=cfg.learner.unroll,
-                                    profile_path=cfg.profile)
+        self.cost = make_cost_model(
+            cfg.hardware,
+            cfg.deployment,
+            proxy_target=self.target.spec,
+            proxy_draft_kind=cfg.draft,
+            train_unroll=cfg.learner.unroll,
+            profile_path=cfg.profile,
+        )
         self.run_id = cfg.config_hash()
         self.log = EventLog(self.out, self.run_id, cfg.to_json(), skip_parts=self.skip_parts)
         self.registry = VersionRegistry(self.out / "drafts", keep=cfg.keep_versions)
@@ -112,19 +120,28 @@ class Replay:
             draft0 = self.registry.load(0, self.target)
         gamma = cfg.gamma if draft0 is not None else 0
         if cfg.engine == "fast":
-            self.engine = FastEngine(self.target, draft0, gamma=gamma, max_batch=cfg.batch, trajectories={},
-                                     max_len=cfg.max_len, teacher=cfg.learning,
-                                     full_chains=cfg.learning and cfg.learner.lambda_discard > 0)
+            self.engine = FastEngine(
+                self.target,
+                draft0,
+                gamma=gamma,
+                max_batch=cfg.batch,
+                trajectories={},
+                max_len=cfg.max_len,
+                teacher=cfg.learning,
+                full_chains=cfg.learning and cfg.learner.lambda_discard > 0,
+            )
             self.engine.trajectories = self._trajectories(model_dir)
         else:
-            self.engine = TorchSpecEngine(self.target, draft0, gamma=gamma, max_batch=cfg.batch, max_len=cfg.max_len,
-                                          draft_version=0)
+            self.engine = TorchSpecEngine(
+                self.target, draft0, gamma=gamma, max_batch=cfg.batch, max_len=cfg.max_len, draft_version=0
+            )
         self.learner = None
         if cfg.learning:
             from aurora_sim.learner.online import OnlineLearner
 
-            self.learner = OnlineLearner(self.target, draft0, replace(cfg.learner, lr=cfg.learner_lr),
-                                         py_stream(cfg.seed, "learner"), cfg.gamma)
+            self.learner = OnlineLearner(
+                self.target, draft0, replace(cfg.learner, lr=cfg.learner_lr), py_stream(cfg.seed, "learner"), cfg.gamma
+            )
         self.controller = make_controller(cfg.controller)
         self.observer = ObservationBuilder(cfg.controller.rollback_window)
 
@@ -144,8 +161,13 @@ class Replay:
             except AuroraError:
                 pass  # refused at arrival, as by the round-by-round engine
         t0 = time.perf_counter()
-        trajs, info = trajectories_for(self.target, model_dir, reqs, progress=self.on_progress is not None,
-                                       log=lambda m: err_console.print(f"[yellow]{escape(m)}"))
+        trajs, info = trajectories_for(
+            self.target,
+            model_dir,
+            reqs,
+            progress=self.on_progress is not None,
+            log=lambda m: err_console.print(f"[yellow]{escape(m)}"),
+        )
         self._trajectory_s = time.perf_counter() - t0
         self._trajectory_info = {k: v for k, v in info.items() if k in ("hit", "decoded", "reused")}
         self.engine.plan(reqs)
@@ -153,9 +175,16 @@ class Replay:
 
     def _register(self, draft, version, parent, step, now_ns, metrics) -> None:
         v = self.registry.publish(draft, version, parent, step, now_ns, metrics)
-        self.log.add("versions", version=version, parent=parent, train_step=step, created_ns=now_ns,
-                     sha256=v.sha256, path=str(v.path.relative_to(self.out)),
-                     metrics_json=json.dumps(metrics, sort_keys=True))
+        self.log.add(
+            "versions",
+            version=version,
+            parent=parent,
+            train_step=step,
+            created_ns=now_ns,
+            sha256=v.sha256,
+            path=str(v.path.relative_to(self.out)),
+            metrics_json=json.dumps(metrics, sort_keys=True),
+        )
 
     # ---- the run -----------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -212,31 +241,51 @@ class Replay:
         self._write_runs("complete", self.last_end_ns)
         wall = time.perf_counter() - wall0
         replay_s = wall - setup_s
-        wall_info = {"wall_s": round(wall, 3), "setup_s": round(setup_s, 3), "replay_s": round(replay_s, 3),
-                     "engine": self.cfg.engine, "trajectory_cache_s": round(self._trajectory_s, 3),
-                     "trajectory_cache": self._trajectory_info, "engine_timings": _rounded(getattr(self.engine, "timings", {})),
-                     "forward_s": round(self._forward_s, 3),
-                     "trainer_thread_s": round(self._trainer_s, 3), "waited_for_trainer_s": round(self._wait_s, 3),
-                     "requests": len(self.workload.items),
-                     "requests_per_s": round(len(self.workload.items) / replay_s, 3) if replay_s > 0 else None,
-                     "resumed_parts_checked": self.skip_parts, "resume_mismatch": self.log.mismatch}
+        wall_info = {
+            "wall_s": round(wall, 3),
+            "setup_s": round(setup_s, 3),
+            "replay_s": round(replay_s, 3),
+            "engine": self.cfg.engine,
+            "trajectory_cache_s": round(self._trajectory_s, 3),
+            "trajectory_cache": self._trajectory_info,
+            "engine_timings": _rounded(getattr(self.engine, "timings", {})),
+            "forward_s": round(self._forward_s, 3),
+            "trainer_thread_s": round(self._trainer_s, 3),
+            "waited_for_trainer_s": round(self._wait_s, 3),
+            "requests": len(self.workload.items),
+            "requests_per_s": round(len(self.workload.items) / replay_s, 3) if replay_s > 0 else None,
+            "resumed_parts_checked": self.skip_parts,
+            "resume_mismatch": self.log.mismatch,
+        }
         (self.out / "wall.json").write_text(json.dumps(wall_info, indent=1, sort_keys=True))
         return {"run_id": self.run_id, "out": str(self.out), **wall_info}
 
     def _write_runs(self, status: str, end_ns: int) -> None:
         cfg = self.cfg
-        self.log.write_runs({
-            "status": status, "name": f"{self.workload.name}/{cfg.arm}/{cfg.controller.policy if cfg.learning else 'frozen'}",
-            "arm": cfg.arm,
-            "trace": cfg.trace, "trace_sha256": cfg.trace_sha256, "model": cfg.model, "draft": cfg.draft,
-            "init": cfg.init, "policy": cfg.controller.policy if cfg.learning else "none",
-            "lambda_discard": cfg.learner.lambda_discard, "batch": cfg.batch, "gamma": cfg.gamma if cfg.speculative else 0,
-            "hardware": cfg.hardware, "deployment": cfg.deployment, "seed": cfg.seed,
-            "requests": len(self.workload.items), "end_ns": end_ns if status == "complete" else None,
-            "config_json": cfg.to_json(),
-            "cost_model_json": json.dumps(self.cost.describe(), sort_keys=True),
-            "segments_json": json.dumps([list(s) for s in self.workload.segments]),
-        })
+        self.log.write_runs(
+            {
+                "status": status,
+                "name": f"{self.workload.name}/{cfg.arm}/{cfg.controller.policy if cfg.learning else 'frozen'}",
+                "arm": cfg.arm,
+                "trace": cfg.trace,
+                "trace_sha256": cfg.trace_sha256,
+                "model": cfg.model,
+                "draft": cfg.draft,
+                "init": cfg.init,
+                "policy": cfg.controller.policy if cfg.learning else "none",
+                "lambda_discard": cfg.learner.lambda_discard,
+                "batch": cfg.batch,
+                "gamma": cfg.gamma if cfg.speculative else 0,
+                "hardware": cfg.hardware,
+                "deployment": cfg.deployment,
+                "seed": cfg.seed,
+                "requests": len(self.workload.items),
+                "end_ns": end_ns if status == "complete" else None,
+                "config_json": cfg.to_json(),
+                "cost_model_json": json.dumps(self.cost.describe(), sort_keys=True),
+                "segments_json": json.dumps([list(s) for s in self.workload.segments]),
+            }
+        )
 
     # ---- arrivals ----------------------------------------------------------------------------------
     def _on_arrival(self, now: int, item) -> None:
@@ -253,10 +302,25 @@ class Replay:
         self._schedule_round(now)
 
     def _refuse(self, now: int, item, reason: str) -> None:
-        self.log.add("requests", request_index=item.index, request_id=item.request.request_id, domain=item.domain,
-                     segment=item.segment, status="refused", finish_reason=reason, arrival_ns=now, admit_ns=None,
-                     first_token_ns=None, finish_ns=now, prompt_tokens=len(item.request.prompt_ids), output_tokens=0,
-                     rounds=0, proposed=0, accepted=0, output_ids=[])
+        self.log.add(
+            "requests",
+            request_index=item.index,
+            request_id=item.request.request_id,
+            domain=item.domain,
+            segment=item.segment,
+            status="refused",
+            finish_reason=reason,
+            arrival_ns=now,
+            admit_ns=None,
+            first_token_ns=None,
+            finish_ns=now,
+            prompt_tokens=len(item.request.prompt_ids),
+            output_tokens=0,
+            rounds=0,
+            proposed=0,
+            accepted=0,
+            output_ids=[],
+        )
         self._request_done(now)
 
     def _request_done(self, now: int) -> None:
@@ -283,12 +347,22 @@ class Replay:
         s = self.engine.last_round
         from aurora_sim.costs import RoundShape
 
-        shape = RoundShape(batch=max(s.batch, len(s.admitted)), gamma=s.gamma, draft_tokens=s.draft_tokens,
-                           verify_tokens=s.verify_tokens, prefill_tokens=s.prefill_tokens,
-                           context_tokens=s.context_tokens, prefill_requests=len(s.admitted))
+        shape = RoundShape(
+            batch=max(s.batch, len(s.admitted)),
+            gamma=s.gamma,
+            draft_tokens=s.draft_tokens,
+            verify_tokens=s.verify_tokens,
+            prefill_tokens=s.prefill_tokens,
+            context_tokens=s.context_tokens,
+            prefill_requests=len(s.admitted),
+        )
         dt = max(1, int(self.cost.round_ns(shape))) + pause
-        self.q.push(now + dt, ev.ROUND_END, "round_end", (now, self.engine.round_index - 1, outcomes, s.admitted,
-                                                           s.batch, self.engine.pop_finished()))
+        self.q.push(
+            now + dt,
+            ev.ROUND_END,
+            "round_end",
+            (now, self.engine.round_index - 1, outcomes, s.admitted, s.batch, self.engine.pop_finished()),
+        )
 
     def _on_round_end(self, now: int, payload) -> None:
         start, round_index, outcomes, admitted, batch, finished = payload
@@ -301,9 +375,20 @@ class Replay:
         version = self.engine.draft_version
         for o in outcomes:
             st = self.states[o.request_id]
-            self.log.add("rounds", round=round_index, request_index=st.index, t_start_ns=start, t_end_ns=now,
-                         draft_version=o.draft_version if o.proposals else None, batch=batch, position=o.position,
-                         proposed=len(o.proposals), accepted=o.accepted, bonus=1, emitted=len(o.emitted))
+            self.log.add(
+                "rounds",
+                round=round_index,
+                request_index=st.index,
+                t_start_ns=start,
+                t_end_ns=now,
+                draft_version=o.draft_version if o.proposals else None,
+                batch=batch,
+                position=o.position,
+                proposed=len(o.proposals),
+                accepted=o.accepted,
+                bonus=1,
+                emitted=len(o.emitted),
+            )
             if o.proposals:
                 st.rounds.append((o.position, o.proposals, o.accepted))
                 st.min_version = min(st.min_version, o.draft_version)
@@ -326,11 +411,25 @@ class Replay:
         item = self.items[res.request_id]
         if st.admit_ns < 0:  # finished at prefill (one token): admitted in the round that just ended
             st.admit_ns = st.first_token_ns = now
-        self.log.add("requests", request_index=st.index, request_id=res.request_id, domain=item.domain,
-                     segment=item.segment, status="completed", finish_reason=res.finish_reason,
-                     arrival_ns=st.arrival_ns, admit_ns=st.admit_ns, first_token_ns=st.first_token_ns, finish_ns=now,
-                     prompt_tokens=len(res.prompt_ids), output_tokens=len(res.output_ids), rounds=res.rounds,
-                     proposed=res.proposed_tokens, accepted=res.accepted_tokens, output_ids=list(res.output_ids))
+        self.log.add(
+            "requests",
+            request_index=st.index,
+            request_id=res.request_id,
+            domain=item.domain,
+            segment=item.segment,
+            status="completed",
+            finish_reason=res.finish_reason,
+            arrival_ns=st.arrival_ns,
+            admit_ns=st.admit_ns,
+            first_token_ns=st.first_token_ns,
+            finish_ns=now,
+            prompt_tokens=len(res.prompt_ids),
+            output_tokens=len(res.output_ids),
+            rounds=res.rounds,
+            proposed=res.proposed_tokens,
+            accepted=res.accepted_tokens,
+            output_ids=list(res.output_ids),
+        )
         if self.learner is not None and st.rounds:
             from aurora_sim.learner.samples import served_sample
 
@@ -339,18 +438,41 @@ class Replay:
                 from aurora_sim.learner.teacher import teacher_pass
 
                 t0 = time.perf_counter()
-                res.teacher = teacher_pass(self.target, list(res.prompt_ids) + list(res.output_ids),
-                                           len(res.prompt_ids), lr.layers or self.engine.feature_layers)
+                res.teacher = teacher_pass(
+                    self.target,
+                    list(res.prompt_ids) + list(res.output_ids),
+                    len(res.prompt_ids),
+                    lr.layers or self.engine.feature_layers,
+                )
                 self._forward_s += time.perf_counter() - t0
-            lr.capture(served_sample(lr.captured, res.prompt_ids, res.output_ids, st.rounds,
-                                     self.cfg.learner.discard_per_request, lr.rng, st.min_version, now,
-                                     teacher=res.teacher))
+            lr.capture(
+                served_sample(
+                    lr.captured,
+                    res.prompt_ids,
+                    res.output_ids,
+                    st.rounds,
+                    self.cfg.learner.discard_per_request,
+                    lr.rng,
+                    st.min_version,
+                    now,
+                    teacher=res.teacher,
+                )
+            )
         self._request_done(now)
         if self.on_progress is not None:
             g = sum(a for a, _ in self.recent_al)
             r = sum(b for _, b in self.recent_al)
-            self.on_progress(Progress(self.finished, len(self.workload.items), g / r if r else 1.0,
-                                      self.serving_version, self.swaps, self.steps_done, now))
+            self.on_progress(
+                Progress(
+                    self.finished,
+                    len(self.workload.items),
+                    g / r if r else 1.0,
+                    self.serving_version,
+                    self.swaps,
+                    self.steps_done,
+                    now,
+                )
+            )
 
     # ---- the trainer -------------------------------------------------------------------------------
     def _maybe_train(self, now: int) -> None:
@@ -361,9 +483,15 @@ class Replay:
         from aurora_sim.learner.batch import batch_tokens
 
         tokens = batch_tokens(samples, self.cfg.learner.lambda_discard > 0, self.cfg.learner.branch_context)
-        meta = {"samples": len(samples), "new": new, "tokens": tokens,
-                "newest": max(s.capture_ns for s in samples), "oldest": min(s.capture_ns for s in samples),
-                "base_version": min(s.draft_version for s in samples), "step": self.steps_submitted}
+        meta = {
+            "samples": len(samples),
+            "new": new,
+            "tokens": tokens,
+            "newest": max(s.capture_ns for s in samples),
+            "oldest": min(s.capture_ns for s in samples),
+            "base_version": min(s.draft_version for s in samples),
+            "step": self.steps_submitted,
+        }
         self.steps_submitted += 1
         self.train_busy = True
         self.train_future = self.executor.submit(self._train_job, samples)
@@ -376,8 +504,9 @@ class Replay:
 
         t0 = time.perf_counter()
         lr = self.learner
-        batch = build_batch(self.target, samples, self.cfg.learner.lambda_discard > 0,
-                            self.cfg.learner.branch_context, lr.layers)
+        batch = build_batch(
+            self.target, samples, self.cfg.learner.lambda_discard > 0, self.cfg.learner.branch_context, lr.layers
+        )
         out = lr.compute(batch), batch.accepted_positions, batch.discard_positions
         self._trainer_s += time.perf_counter() - t0
         return out
@@ -419,13 +548,24 @@ class Replay:
         while self.pending_steps:
             future, meta = self.pending_steps.popleft()
             result, _, disc_pos = self._trainer_result(future)
-            self.log.add("train_steps", step=meta["step"], status=result.status,
-                         t_start_ns=meta["t_start_ns"], t_end_ns=meta["t_end_ns"], requests=meta["samples"],
-                         new_requests=meta["new"], tokens=meta["tokens"], discard_tokens=disc_pos,
-                         loss=_f(result.loss), loss_accepted=_f(result.loss_accepted),
-                         loss_discard=_f(result.loss_discard), grad_norm=_f(result.grad_norm),
-                         newest_capture_ns=meta["newest"], oldest_capture_ns=meta["oldest"],
-                         base_version=meta["base_version"])
+            self.log.add(
+                "train_steps",
+                step=meta["step"],
+                status=result.status,
+                t_start_ns=meta["t_start_ns"],
+                t_end_ns=meta["t_end_ns"],
+                requests=meta["samples"],
+                new_requests=meta["new"],
+                tokens=meta["tokens"],
+                discard_tokens=disc_pos,
+                loss=_f(result.loss),
+                loss_accepted=_f(result.loss_accepted),
+                loss_discard=_f(result.loss_discard),
+                grad_norm=_f(result.grad_norm),
+                newest_capture_ns=meta["newest"],
+                oldest_capture_ns=meta["oldest"],
+                base_version=meta["base_version"],
+            )
             self.observer.on_train_step(result.status == "ok", result.loss)
 
     def _make_candidate(self, now: int, newest: int) -> None:
@@ -435,8 +575,13 @@ class Replay:
         cand = lr.snapshot()
         metrics = {"train_step": lr.steps, "loss": self.observer.last_loss}
         self._register(cand, version, self.serving_version, lr.steps, now, metrics)
-        meta = {"version": version, "parent": self.serving_version, "step": lr.steps, "newest": newest,
-                "metrics": metrics}
+        meta = {
+            "version": version,
+            "parent": self.serving_version,
+            "step": lr.steps,
+            "newest": newest,
+            "metrics": metrics,
+        }
         eval_set = self.controller.eval_set
         if eval_set is None:
             self._candidate_ready(now, meta)
@@ -466,9 +611,17 @@ class Replay:
 
         index = self.decisions
         self.decisions += 1
-        row = dict(decision=index, policy=self.controller.name, reason=decision.reason, decided_ns=now,
-                   from_version=self.serving_version, to_version=decision.version, train_step=step,
-                   newest_capture_ns=newest, metrics_json=json.dumps(metrics or {}, sort_keys=True))
+        row = dict(
+            decision=index,
+            policy=self.controller.name,
+            reason=decision.reason,
+            decided_ns=now,
+            from_version=self.serving_version,
+            to_version=decision.version,
+            train_step=step,
+            newest_capture_ns=newest,
+            metrics_json=json.dumps(metrics or {}, sort_keys=True),
+        )
         if isinstance(decision, Hold):
             self.log.add("swaps", kind="hold", ready_ns=None, effective_ns=None, **row)
             return
@@ -480,8 +633,13 @@ class Replay:
         kind, row = payload
         if self.pending_swap is not None:  # a newer version overtook one not yet flipped in
             old_kind, old_row, _ = self.pending_swap
-            self.log.add("swaps", kind="superseded", ready_ns=old_row["ready_ns"], effective_ns=None,
-                         **{k: v for k, v in old_row.items() if k != "ready_ns"})
+            self.log.add(
+                "swaps",
+                kind="superseded",
+                ready_ns=old_row["ready_ns"],
+                effective_ns=None,
+                **{k: v for k, v in old_row.items() if k != "ready_ns"},
+            )
         row = dict(row, ready_ns=now)
         self.pending_swap = (kind, row, self.registry.load(row["to_version"], self.target))
         self._schedule_round(now)  # an idle engine picks it up with its next round

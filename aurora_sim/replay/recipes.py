@@ -30,12 +30,28 @@ from __future__ import annotations
 from aurora_sim.errors import AuroraError
 
 RECIPES: dict[str, dict] = {
-    "fast": {"gamma": 4, "learner_lr": 1e-3, "learner_lr_finetune": None, "learner_unroll": 4,
-             "learner_decay": 0.8, "learner_batch_requests": 8, "learner_min_new": 8,
-             "learner_grad_clip": 1.0, "controller_every": 8},
-    "paper": {"gamma": 5, "learner_lr": 1e-4, "learner_lr_finetune": 1e-5, "learner_unroll": 5,
-              "learner_decay": 0.8, "learner_batch_requests": 8, "learner_min_new": 8,
-              "learner_grad_clip": 1.0, "controller_every": 50},
+    "fast": {
+        "gamma": 4,
+        "learner_lr": 1e-3,
+        "learner_lr_finetune": None,
+        "learner_unroll": 4,
+        "learner_decay": 0.8,
+        "learner_batch_requests": 8,
+        "learner_min_new": 8,
+        "learner_grad_clip": 1.0,
+        "controller_every": 8,
+    },
+    "paper": {
+        "gamma": 5,
+        "learner_lr": 1e-4,
+        "learner_lr_finetune": 1e-5,
+        "learner_unroll": 5,
+        "learner_decay": 0.8,
+        "learner_batch_requests": 8,
+        "learner_min_new": 8,
+        "learner_grad_clip": 1.0,
+        "controller_every": 50,
+    },
 }
 INFERRED = {"paper": ("learner_grad_clip", "learner_unroll")}
 

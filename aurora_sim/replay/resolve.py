@@ -34,4 +34,6 @@ def resolve_engine(cfg: ReplayConfig, temperatures) -> str:
 def resolved_config(cfg: ReplayConfig, temperatures) -> ReplayConfig:
     from aurora_sim.learner.online import resolve_precision
 
-    return cfg.with_(engine=resolve_engine(cfg, temperatures), learner_precision=resolve_precision(cfg.learner.precision))
+    return cfg.with_(
+        engine=resolve_engine(cfg, temperatures), learner_precision=resolve_precision(cfg.learner.precision)
+    )

@@ -29,10 +29,14 @@ def per_request(run_dir: Path) -> pl.DataFrame:
     req = read_table(run_dir, "requests").filter(pl.col("status") == "completed")
     rounds = read_table(run_dir, "rounds")  # target-only rounds count too: AL 1.0 each
     g = rounds.group_by("request_index").agg(
-        (pl.col("accepted") + pl.col("bonus")).sum().alias("generated"), pl.len().alias("spec_rounds"))
-    return (req.join(g, on="request_index", how="left").fill_null(0)
-            .sort("request_index").select("request_index", "segment", "domain", "generated", "spec_rounds",
-                                            "output_tokens", "finish_ns"))
+        (pl.col("accepted") + pl.col("bonus")).sum().alias("generated"), pl.len().alias("spec_rounds")
+    )
+    return (
+        req.join(g, on="request_index", how="left")
+        .fill_null(0)
+        .sort("request_index")
+        .select("request_index", "segment", "domain", "generated", "spec_rounds", "output_tokens", "finish_ns")
+    )
 
 
 def _al(frame: pl.DataFrame) -> float | None:
@@ -44,8 +48,14 @@ def recovery(frame: pl.DataFrame, shift_at: int, end: int, window: int = RECOVER
     before = frame.filter((pl.col("request_index") >= shift_at - window) & (pl.col("request_index") < shift_at))
     after = frame.filter((pl.col("request_index") >= shift_at) & (pl.col("request_index") < end))
     level = _al(before)
-    out = {"shift_at": shift_at, "window": window, "level_before": level,
-           "al_after_head": _al(after.head(AFTER_SHIFT_HEAD)), "head": AFTER_SHIFT_HEAD, "recovery_requests": None}
+    out = {
+        "shift_at": shift_at,
+        "window": window,
+        "level_before": level,
+        "al_after_head": _al(after.head(AFTER_SHIFT_HEAD)),
+        "head": AFTER_SHIFT_HEAD,
+        "recovery_requests": None,
+    }
     if level is None or after.height < window:
         return out
     gen = after["generated"].to_list()
@@ -77,36 +87,58 @@ def summarize(run_dir: Path | str) -> dict:
     bounds = [s[0] for s in segments] + [int(runs["requests"])]
     for k, (first, domain) in enumerate(segments):
         part = frame.filter((pl.col("request_index") >= first) & (pl.col("request_index") < bounds[k + 1]))
-        seg_rows.append({"segment": k, "domain": domain, "first_request": first, "requests": part.height,
-                         "acceptance_length": _al(part)})
-    shifts = [recovery(frame, bounds[k], bounds[k + 1]) | {"to_domain": segments[k][1]}
-              for k in range(1, len(segments))]
+        seg_rows.append(
+            {
+                "segment": k,
+                "domain": domain,
+                "first_request": first,
+                "requests": part.height,
+                "acceptance_length": _al(part),
+            }
+        )
+    shifts = [
+        recovery(frame, bounds[k], bounds[k + 1]) | {"to_domain": segments[k][1]} for k in range(1, len(segments))
+    ]
     if not runs["gamma"]:  # no speculation: AL is 1.0 by construction, nothing to recover
         shifts = [sh | {"recovery_requests": None} for sh in shifts]
     ok = steps.filter(pl.col("status") == "ok")
     applied = swaps.filter(pl.col("kind").is_in(["swap", "rollback"]))
     lag = applied.filter(pl.col("newest_capture_ns").is_not_null())
     return {
-        "run_id": runs["run_id"], "name": runs["name"], "init": runs["init"], "policy": runs["policy"],
-        "lambda_discard": runs["lambda_discard"], "hardware": runs["hardware"], "deployment": runs["deployment"],
+        "run_id": runs["run_id"],
+        "name": runs["name"],
+        "init": runs["init"],
+        "policy": runs["policy"],
+        "lambda_discard": runs["lambda_discard"],
+        "hardware": runs["hardware"],
+        "deployment": runs["deployment"],
         "acceptance_length_convention": AL_CONVENTION,
         "requests": int(runs["requests"]),
-        "completed": int((req["status"] == "completed").sum()), "refused": int((req["status"] == "refused").sum()),
-        "output_tokens": tokens, "virtual_s": end_ns / 1e9,
+        "completed": int((req["status"] == "completed").sum()),
+        "refused": int((req["status"] == "refused").sum()),
+        "output_tokens": tokens,
+        "virtual_s": end_ns / 1e9,
         "throughput_tok_s": tokens / (end_ns / 1e9),
         "acceptance_length": _al(frame),
-        "segments": seg_rows, "shifts": shifts,
-        "train_steps": steps.height, "train_steps_ok": ok.height,
+        "segments": seg_rows,
+        "shifts": shifts,
+        "train_steps": steps.height,
+        "train_steps_ok": ok.height,
         "train_steps_dropped": steps.height - ok.height,
         "final_loss": round(float(ok["loss"].tail(10).mean()), 5) if ok.height else None,
-        "swaps": int((swaps["kind"] == "swap").sum()), "rollbacks": int((swaps["kind"] == "rollback").sum()),
+        "swaps": int((swaps["kind"] == "swap").sum()),
+        "rollbacks": int((swaps["kind"] == "rollback").sum()),
         "holds": int((swaps["kind"] == "hold").sum()),
         "trainer_lag_ms_mean": round(float((lag["effective_ns"] - lag["newest_capture_ns"]).mean()) / 1e6, 3)
-        if lag.height else None,
+        if lag.height
+        else None,
     }
 
 
 def speedups(summary: dict, baselines: dict[str, dict]) -> dict:
     """Throughput ratios vs other arms' summaries on the same trace and cost model."""
-    return {f"speedup_vs_{name}": round(summary["throughput_tok_s"] / b["throughput_tok_s"], 4)
-            for name, b in baselines.items() if b and b.get("throughput_tok_s")}
+    return {
+        f"speedup_vs_{name}": round(summary["throughput_tok_s"] / b["throughput_tok_s"], 4)
+        for name, b in baselines.items()
+        if b and b.get("throughput_tok_s")
+    }

@@ -29,7 +29,7 @@ import json
 import time
 import zipfile
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,9 @@ _KIND = "aurora-sim greedy trajectories"
 
 @dataclass(frozen=True)
 class Trajectory:
-    output_ids: tuple[int, ...]  # exactly what TorchSpecEngine emits (ends at its first stop id, inclusive, or at max_new_tokens)
+    output_ids: tuple[
+        int, ...
+    ]  # exactly what TorchSpecEngine emits (ends at its first stop id, inclusive, or at max_new_tokens)
     finish_reason: str  # "stop" | "length", as RequestResult.finish_reason
     overhang: tuple[int, ...]  # the next OVERHANG greedy tokens after output_ids, stop ids ignored
 
@@ -90,10 +92,14 @@ def request_key(req: GenRequest) -> str:
     """sha256 hex of what fixes a greedy output: prompt ids, max_new_tokens, the set of stop ids.
     (request_id, top_p and seed do not matter under greedy decoding.)"""
     if req.temperature > 0.0:
-        raise AuroraError(f"request {req.request_id}: temperature {req.temperature} > 0 has no fixed trajectory "
-                          "(the trajectory cache serves greedy replays only)")
-    blob = json.dumps([[int(t) for t in req.prompt_ids], int(req.max_new_tokens), sorted({int(t) for t in req.stop_ids})],
-                      separators=(",", ":"))
+        raise AuroraError(
+            f"request {req.request_id}: temperature {req.temperature} > 0 has no fixed trajectory "
+            "(the trajectory cache serves greedy replays only)"
+        )
+    blob = json.dumps(
+        [[int(t) for t in req.prompt_ids], int(req.max_new_tokens), sorted({int(t) for t in req.stop_ids})],
+        separators=(",", ":"),
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -138,19 +144,22 @@ def decode_trajectories(target, requests, batch: int = 64, on_progress=None) -> 
         return []
     window = target.spec.max_position
     jobs = []
-    for i, (k, r) in enumerate(unique.items()):
+    for i, (_k, r) in enumerate(unique.items()):
         if not r.prompt_ids:
             raise AuroraError(f"request {r.request_id}: empty prompt")
         if r.max_new_tokens < 1:
             raise AuroraError(f"request {r.request_id}: max_new_tokens must be >= 1")
         room = window - 1 - len(r.prompt_ids) - r.max_new_tokens
         if room < 0:
-            raise AuroraError(f"request {r.request_id}: prompt of {len(r.prompt_ids)} tokens + {r.max_new_tokens} new "
-                              f"exceeds the model's context window ({window})")
+            raise AuroraError(
+                f"request {r.request_id}: prompt of {len(r.prompt_ids)} tokens + {r.max_new_tokens} new "
+                f"exceeds the model's context window ({window})"
+            )
         extra = min(OVERHANG, room)
         # own ids: request ids need not be unique across a trace, engine results are keyed by them
-        jobs.append(replace(r, request_id=str(i), max_new_tokens=r.max_new_tokens + extra, stop_ids=(),
-                            temperature=0.0))
+        jobs.append(
+            replace(r, request_id=str(i), max_new_tokens=r.max_new_tokens + extra, stop_ids=(), temperature=0.0)
+        )
     max_len = max(len(j.prompt_ids) + j.max_new_tokens + 1 for j in jobs)
     engine = TorchSpecEngine(target, None, gamma=0, max_batch=max(1, min(batch, len(jobs))), max_len=max_len)
     # Rows of one length decode in lockstep (no stop ids: each runs exactly its length): they are
@@ -199,9 +208,16 @@ def _pack(trajs: list[Trajectory]) -> dict[str, np.ndarray]:
 def _write(path: Path, identity: str, model_name: str, keys: list[str], trajs: list[Trajectory]) -> None:
     arrays = _pack(trajs)
     header = {
-        "kind": _KIND, "format": FORMAT_VERSION, "model": identity, "model_name": model_name, "overhang": OVERHANG,
-        "count": len(trajs), "tokens": int(arrays["offsets"][-1]), "created": time.time(),
-        "payload_sha256": _payload_sha(arrays), "requests": keys,
+        "kind": _KIND,
+        "format": FORMAT_VERSION,
+        "model": identity,
+        "model_name": model_name,
+        "overhang": OVERHANG,
+        "count": len(trajs),
+        "tokens": int(arrays["offsets"][-1]),
+        "created": time.time(),
+        "payload_sha256": _payload_sha(arrays),
+        "requests": keys,
     }
     blob = np.frombuffer(json.dumps(header, separators=(",", ":")).encode(), dtype=np.uint8)
     with atomic_file(path) as fh:
@@ -255,8 +271,12 @@ def _load(path: Path, identity: str, keys: list[str] | None) -> tuple[list[str],
         raise _Invalid(f"overhang {header.get('overhang')!r}, expected {OVERHANG}")
     stored = header.get("requests")
     n = header.get("count")
-    if (not isinstance(stored, list) or not isinstance(n, int) or len(stored) != n
-            or not all(isinstance(k, str) for k in stored)):
+    if (
+        not isinstance(stored, list)
+        or not isinstance(n, int)
+        or len(stored) != n
+        or not all(isinstance(k, str) for k in stored)
+    ):
         raise _Invalid("request keys do not match the count")
     if keys is not None and stored != keys:
         raise _Invalid("built for other requests")
@@ -269,13 +289,19 @@ def _load(path: Path, identity: str, keys: list[str] | None) -> tuple[list[str],
         raise _Invalid("array shapes do not match the count")
     if header.get("payload_sha256") != _payload_sha(arrays):
         raise _Invalid("payload checksum mismatch")
-    if offsets[0] != 0 or offsets[-1] != len(ids) or (n and np.any(np.diff(offsets) < 1)) or header.get("tokens") != len(ids):
+    if (
+        offsets[0] != 0
+        or offsets[-1] != len(ids)
+        or (n and np.any(np.diff(offsets) < 1))
+        or header.get("tokens") != len(ids)
+    ):
         raise _Invalid("offsets do not match the token count")
     if np.any(finish > 1):
         raise _Invalid("bad finish reason")
     ids_l, off_l, over_l = ids.tolist(), offsets.tolist(), overhang.tolist()
-    trajs = [Trajectory(tuple(ids_l[off_l[i] : off_l[i + 1]]), _FINISH[int(finish[i])], tuple(over_l[i]))
-             for i in range(n)]
+    trajs = [
+        Trajectory(tuple(ids_l[off_l[i] : off_l[i + 1]]), _FINISH[int(finish[i])], tuple(over_l[i])) for i in range(n)
+    ]
     return stored, trajs
 
 
@@ -299,15 +325,24 @@ def _progress_bar(label: str, total: int, enabled: bool):
 
     from aurora_sim.cli_errors import err_console
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("requests"),
-                   TextColumn("{task.fields[tok_s]:.0f} tok/s"), TimeElapsedColumn(), console=err_console,
-                   transient=True, disable=not enabled)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("requests"),
+        TextColumn("{task.fields[tok_s]:.0f} tok/s"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not enabled,
+    )
     task = bar.add_task(label, total=total, tok_s=0.0)
     return bar, task
 
 
-def trajectories_for(target, model_dir, requests, *, root=None, batch: int = 64, progress: bool = True,
-                     log=None) -> tuple[list[Trajectory], dict]:
+def trajectories_for(
+    target, model_dir, requests, *, root=None, batch: int = 64, progress: bool = True, log=None
+) -> tuple[list[Trajectory], dict]:
     """The greedy trajectories of `requests` (in order) under `target` (loaded from `model_dir`),
     from the cache when an entry holds them, else decoded (only the requests no valid entry of
     this model holds) and stored.
@@ -327,8 +362,14 @@ def trajectories_for(target, model_dir, requests, *, root=None, batch: int = 64,
             log(msg)
 
     def info(decoded: int, reused: int, exact: bool) -> dict:
-        return {"entry": path, "hit": decoded == 0, "decoded": decoded, "reused": reused, "exact": exact,
-                "build_s": time.perf_counter() - t0}
+        return {
+            "entry": path,
+            "hit": decoded == 0,
+            "decoded": decoded,
+            "reused": reused,
+            "exact": exact,
+            "build_s": time.perf_counter() - t0,
+        }
 
     if path.exists():
         try:
@@ -425,13 +466,24 @@ def list_entries(root=None) -> list[dict]:
             size = f.stat().st_size
         except OSError:
             continue
-        row = {"path": str(f), "model": f.parent.name, "name": None, "requests": None, "tokens": None,
-               "bytes": size, "created": None, "valid": False}
+        row = {
+            "path": str(f),
+            "model": f.parent.name,
+            "name": None,
+            "requests": None,
+            "tokens": None,
+            "bytes": size,
+            "created": None,
+            "valid": False,
+        }
         try:
             h = read_header(f)
             row.update(
-                model=str(h["model"])[:16], name=h.get("model_name"), requests=int(h["count"]), tokens=int(h["tokens"]),
-                created=datetime.fromtimestamp(float(h["created"]), tz=timezone.utc).isoformat(timespec="seconds"),
+                model=str(h["model"])[:16],
+                name=h.get("model_name"),
+                requests=int(h["count"]),
+                tokens=int(h["tokens"]),
+                created=datetime.fromtimestamp(float(h["created"]), tz=UTC).isoformat(timespec="seconds"),
                 valid=h.get("format") == FORMAT_VERSION,
             )
         except (_Invalid, KeyError, TypeError, ValueError, OverflowError):

@@ -66,8 +66,12 @@ def build_workload(spec: str, seed: int, tokenizer, stop: tuple[int, ...], limit
         else:
             ids = tuple(int(t) for t in r["prompt_token_ids"])
         req = GenRequest(
-            request_id=r["request_id"], prompt_ids=tuple(ids), max_new_tokens=int(r["max_new_tokens"]),
-            temperature=float(r["temperature"]), top_p=float(r["top_p"]), seed=int(r["seed"]),
+            request_id=r["request_id"],
+            prompt_ids=tuple(ids),
+            max_new_tokens=int(r["max_new_tokens"]),
+            temperature=float(r["temperature"]),
+            top_p=float(r["top_p"]),
+            seed=int(r["seed"]),
             stop_ids=() if r["ignore_eos"] else stop,
         )
         items.append(WorkItem(i, r["domain"], int(r["segment"]), int(r["arrival_ns"]), req))

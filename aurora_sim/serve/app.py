@@ -56,7 +56,7 @@ async def read_json(request: Request):
     try:
         raw = await request.body()
     except TooLarge:
-        raise BadRequest(f"request body larger than this server's limit", 413) from None
+        raise BadRequest("request body larger than this server's limit", 413) from None
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -71,8 +71,15 @@ class Generation:
         self.st, self.p = st, p
         self.rid = p.rid or uuid.uuid4().hex
         stops = () if p.ignore_eos else st.stop_ids
-        self.req = GenRequest(self.rid, p.prompt_ids, p.max_new_tokens, p.temperature, p.top_p, p.seed,
-                              tuple(sorted(set(stops) | set(p.stop_token_ids))))
+        self.req = GenRequest(
+            self.rid,
+            p.prompt_ids,
+            p.max_new_tokens,
+            p.temperature,
+            p.top_p,
+            p.seed,
+            tuple(sorted(set(stops) | set(p.stop_token_ids))),
+        )
         self.ids: list[int] = []
         self.text = ""
         self.rounds: list = []
@@ -105,8 +112,11 @@ class Generation:
                     self._decode()
                     if self.finish is None:
                         last = self.ids[-1] if self.ids else None
-                        self.finish = ({"type": "stop", "matched": last} if value.finish_reason == "stop"
-                                       else {"type": "length", "length": len(self.ids)})
+                        self.finish = (
+                            {"type": "stop", "matched": last}
+                            if value.finish_reason == "stop"
+                            else {"type": "length", "length": len(self.ids)}
+                        )
                     done = True
                 yield
         except (asyncio.CancelledError, GeneratorExit):
@@ -134,20 +144,31 @@ class Generation:
         accepted = sum(o.accepted for o in self.rounds)
         per_pos = [sum(1 for o in self.rounds if o.accepted > i) / n for i in range(g)] if n else []
         meta = {
-            "id": self.rid, "finish_reason": self.finish, "prompt_tokens": len(self.p.prompt_ids),
-            "completion_tokens": len(self.ids), "cached_tokens": 0,
+            "id": self.rid,
+            "finish_reason": self.finish,
+            "prompt_tokens": len(self.p.prompt_ids),
+            "completion_tokens": len(self.ids),
+            "cached_tokens": 0,
             "spec_verify_ct": n,
             "spec_accept_length": (accepted + n) / n if n else 1.0,  # bonus included, as SGLang reports it
             "spec_accept_rate": accepted / (g * n) if n and g else 0.0,
-            "spec_accept_token_num": accepted, "spec_draft_token_num": g * n,
+            "spec_accept_token_num": accepted,
+            "spec_draft_token_num": g * n,
             "spec_accept_per_position": per_pos,
             "draft_version": self.rounds[-1].draft_version if self.rounds else None,
             "draft_versions": sorted({o.draft_version for o in self.rounds}),
             "e2e_latency": time.perf_counter() - self.t0,
         }
         if self.p.spec_details:
-            meta["spec_rounds"] = [{"position": o.position, "proposals": list(o.proposals), "accepted": o.accepted,
-                                    "draft_version": o.draft_version} for o in self.rounds]
+            meta["spec_rounds"] = [
+                {
+                    "position": o.position,
+                    "proposals": list(o.proposals),
+                    "accepted": o.accepted,
+                    "draft_version": o.draft_version,
+                }
+                for o in self.rounds
+            ]
         return meta
 
 
@@ -156,7 +177,9 @@ async def _admitted(st: ServerState, request: Request, parse, respond):
     body = await read_json(request)
     p = parse(body, st.cfg, st.tokenizer, st.target.spec.vocab_size)
     if st.in_flight >= st.cfg.max_concurrent:
-        raise BadRequest(f"server busy: {st.in_flight} requests in flight (limit {st.cfg.max_concurrent}); retry later", 429)
+        raise BadRequest(
+            f"server busy: {st.in_flight} requests in flight (limit {st.cfg.max_concurrent}); retry later", 429
+        )
     if not st.worker.alive():
         raise BadRequest(f"engine is not running ({st.worker.error})", 503)
     st.in_flight += 1
@@ -192,7 +215,7 @@ class _Delta:
         self.sent = 0
 
     def take(self, gen: Generation) -> str:
-        d = gen.text[self.sent:]
+        d = gen.text[self.sent :]
         self.sent = len(gen.text)
         return d
 
@@ -217,6 +240,7 @@ def make_app(st: ServerState) -> Starlette:
                 resp = error(exc.status, str(exc))
             st.http[f"{resp.status_code // 100}xx"] += 1
             return resp
+
         return handler
 
     async def completions(request):
@@ -225,13 +249,28 @@ def make_app(st: ServerState) -> Starlette:
         def respond(gen, mode):
             if mode == "delta":
                 text = delta.take(gen)
-                return None if not text else {"id": f"cmpl-{gen.rid}", "object": "text_completion", "created": created,
-                                              "model": st.model_name, "choices": [{"index": 0, "text": text,
-                                                                                   "logprobs": None, "finish_reason": None}]}
+                return (
+                    None
+                    if not text
+                    else {
+                        "id": f"cmpl-{gen.rid}",
+                        "object": "text_completion",
+                        "created": created,
+                        "model": st.model_name,
+                        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": None}],
+                    }
+                )
             text = delta.take(gen) if mode == "final" else gen.text
-            return {"id": f"cmpl-{gen.rid}", "object": "text_completion", "created": created, "model": st.model_name,
-                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": _openai_finish(gen)}],
-                    "usage": _usage(gen), "meta_info": gen.meta_info()}
+            return {
+                "id": f"cmpl-{gen.rid}",
+                "object": "text_completion",
+                "created": created,
+                "model": st.model_name,
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": _openai_finish(gen)}],
+                "usage": _usage(gen),
+                "meta_info": gen.meta_info(),
+            }
+
         return await _admitted(st, request, parse_completion, respond)
 
     async def chat(request):
@@ -243,17 +282,39 @@ def make_app(st: ServerState) -> Starlette:
                 text = delta.take(gen)
                 first = delta.sent == len(text)
                 d = {"role": "assistant", "content": text} if first else {"content": text}
-                return None if not text else {**base, "object": "chat.completion.chunk",
-                                              "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+                return (
+                    None
+                    if not text
+                    else {
+                        **base,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": d, "finish_reason": None}],
+                    }
+                )
             if mode == "final":
-                return {**base, "object": "chat.completion.chunk",
-                        "choices": [{"index": 0, "delta": {"content": delta.take(gen)},
-                                     "finish_reason": _openai_finish(gen)}],
-                        "usage": _usage(gen), "meta_info": gen.meta_info()}
-            return {**base, "object": "chat.completion",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": gen.text},
-                                 "finish_reason": _openai_finish(gen)}],
-                    "usage": _usage(gen), "meta_info": gen.meta_info()}
+                return {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [
+                        {"index": 0, "delta": {"content": delta.take(gen)}, "finish_reason": _openai_finish(gen)}
+                    ],
+                    "usage": _usage(gen),
+                    "meta_info": gen.meta_info(),
+                }
+            return {
+                **base,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": gen.text},
+                        "finish_reason": _openai_finish(gen),
+                    }
+                ],
+                "usage": _usage(gen),
+                "meta_info": gen.meta_info(),
+            }
+
         return await _admitted(st, request, parse_chat, respond)
 
     async def generate(request):
@@ -262,6 +323,7 @@ def make_app(st: ServerState) -> Starlette:
             if mode == "delta" and gen.finish is not None:
                 return None  # the final chunk carries it
             return {"text": gen.text, "output_ids": list(gen.ids), "meta_info": gen.meta_info()}
+
         return await _admitted(st, request, parse_generate, respond)
 
     async def health(request):
@@ -271,12 +333,22 @@ def make_app(st: ServerState) -> Starlette:
 
     async def model_info(request):
         _, g = st.worker.stats.snapshot()
-        return JSONResponse({"model_path": st.model_name, "tokenizer_path": st.model_name, "is_generation": True,
-                             "aurora": {"draft_version": g["draft_version"], "gamma": st.worker.engine.gamma,
-                                        "max_batch": st.cfg.batch, "served_feed": True,
-                                        "draft": st.worker.engine.draft.kind if st.worker.engine.draft is not None else None,
-                                        "max_prompt_tokens": st.cfg.max_prompt_tokens,
-                                        "max_tokens_limit": st.cfg.max_tokens_limit}})
+        return JSONResponse(
+            {
+                "model_path": st.model_name,
+                "tokenizer_path": st.model_name,
+                "is_generation": True,
+                "aurora": {
+                    "draft_version": g["draft_version"],
+                    "gamma": st.worker.engine.gamma,
+                    "max_batch": st.cfg.batch,
+                    "served_feed": True,
+                    "draft": st.worker.engine.draft.kind if st.worker.engine.draft is not None else None,
+                    "max_prompt_tokens": st.cfg.max_prompt_tokens,
+                    "max_tokens_limit": st.cfg.max_tokens_limit,
+                },
+            }
+        )
 
     async def update_weights(request):
         if st.cfg.api_key is None and not st.cfg.loopback_only:
@@ -285,14 +357,15 @@ def make_app(st: ServerState) -> Starlette:
             raise BadRequest("this server has no --weights-dir: weight updates are disabled", 403)
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model_path"), str):
-            raise BadRequest("body must be {\"model_path\": str, \"version\": int, \"sha256\": str}")
+            raise BadRequest('body must be {"model_path": str, "version": int, "sha256": str}')
         version = body.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
             raise BadRequest("`version` must be an integer >= 0")
         async with st.swap_lock:  # one load at a time: each costs a draft's memory
             try:
-                draft = await asyncio.to_thread(load_verified, st.cfg.weights_dir, body["model_path"],
-                                                body.get("sha256"), st.target)
+                draft = await asyncio.to_thread(
+                    load_verified, st.cfg.weights_dir, body["model_path"], body.get("sha256"), st.target
+                )
             except AuroraError as exc:
                 st.worker.stats.add(swap_failures=1)
                 return JSONResponse({"success": False, "message": str(exc)}, status_code=400)
@@ -331,5 +404,9 @@ def make_app(st: ServerState) -> Starlette:
 
 
 async def _models(st: ServerState, created: int):
-    return JSONResponse({"object": "list", "data": [{"id": st.model_name, "object": "model", "created": created,
-                                                     "owned_by": "aurora-sim"}]})
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [{"id": st.model_name, "object": "model", "created": created, "owned_by": "aurora-sim"}],
+        }
+    )

@@ -45,8 +45,13 @@ def ensure_weights_dir(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AuroraError(f"{path}: cannot create the weights directory ({exc.strerror or exc})") from None
-    err_console.print(f"serve: created the weights directory {path} (empty; `aurora live --weights-dir {path}` "
-                      "publishes draft versions there)", highlight=False, soft_wrap=True, markup=False)
+    err_console.print(
+        f"serve: created the weights directory {path} (empty; `aurora live --weights-dir {path}` "
+        "publishes draft versions there)",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def build_state(cfg: ServeConfig, models=None):
@@ -67,8 +72,10 @@ def build_state(cfg: ServeConfig, models=None):
     target, tokenizer, draft, model_dir = models or load_models(cfg)
     max_len = cfg.max_prompt_tokens + cfg.max_tokens_limit + cfg.gamma + 1
     if max_len > target.spec.max_position:
-        raise AuroraError(f"max_prompt_tokens + max_tokens_limit + gamma + 1 = {max_len} exceeds the model's "
-                          f"context window ({target.spec.max_position})")
+        raise AuroraError(
+            f"max_prompt_tokens + max_tokens_limit + gamma + 1 = {max_len} exceeds the model's "
+            f"context window ({target.spec.max_position})"
+        )
     engine = TorchSpecEngine(target, draft, gamma=cfg.gamma, max_batch=cfg.batch, max_len=max_len, draft_version=0)
     worker = EngineWorker(engine, Stats(draft_version=0), ServedFeed(cfg.feed_size), threads=cfg.threads)
     worker.start()
@@ -82,15 +89,27 @@ def run_server(cfg: ServeConfig) -> None:
     from aurora_sim.serve.app import make_app
 
     if not cfg.loopback_only and cfg.api_key is None:
-        err_console.print(f"[yellow]warning:[/yellow] listening on {cfg.host} without --api-key: "
-                          "anyone who can reach it may generate; weight updates are refused")
+        err_console.print(
+            f"[yellow]warning:[/yellow] listening on {cfg.host} without --api-key: "
+            "anyone who can reach it may generate; weight updates are refused"
+        )
     st = build_state(cfg)
     updates = f"draft updates from {cfg.weights_dir}" if cfg.weights_dir is not None else "draft updates disabled"
-    err_console.print(f"serve: starting {st.model_name} (draft {cfg.draft}) on http://{cfg.host}:{cfg.port}; {updates}",
-                      highlight=False, soft_wrap=True, markup=False)
+    err_console.print(
+        f"serve: starting {st.model_name} (draft {cfg.draft}) on http://{cfg.host}:{cfg.port}; {updates}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
     try:
-        uvicorn.run(make_app(st), host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=5)
+        uvicorn.run(
+            make_app(st),
+            host=cfg.host,
+            port=cfg.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
     finally:
         st.worker.stop()
 
@@ -101,8 +120,13 @@ def serve_command(
     draft: str = typer.Option("static", help="static (the distilled EAGLE-3 head), none, or a draft directory."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless told otherwise)."),
     port: int = typer.Option(30000, help="Port."),
-    api_key: str | None = typer.Option(None, envvar="AURORA_API_KEY", help="Require `Authorization: Bearer KEY` on every endpoint."),
-    weights_dir: Path | None = typer.Option(None, help="The only directory /update_weights_from_disk loads drafts from; created if missing (unset: updates disabled)."),
+    api_key: str | None = typer.Option(
+        None, envvar="AURORA_API_KEY", help="Require `Authorization: Bearer KEY` on every endpoint."
+    ),
+    weights_dir: Path | None = typer.Option(
+        None,
+        help="The only directory /update_weights_from_disk loads drafts from; created if missing (unset: updates disabled).",
+    ),
     gamma: int = typer.Option(4, help="Draft tokens per verify round."),
     batch: int = typer.Option(8, help="Engine slots (continuous batching across clients)."),
     max_body_bytes: int = typer.Option(1 << 20, help="Largest request body accepted (413 beyond)."),
@@ -111,11 +135,29 @@ def serve_command(
     max_concurrent: int = typer.Option(64, help="Requests in flight at once (429 beyond)."),
     threads: int = typer.Option(1, help="Torch threads for the engine."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
-    weight_format: str = typer.Option("fp32", help="CPU serving format of target and draft weights: fp32, or fp16 "
-                                      "(half the bytes read per step; a slightly different model)."),
+    weight_format: str = typer.Option(
+        "fp32",
+        help="CPU serving format of target and draft weights: fp32, or fp16 "
+        "(half the bytes read per step; a slightly different model).",
+    ),
 ):
     """Serve the target with speculative decoding over HTTP (OpenAI + SGLang-compatible endpoints)."""
-    run_server(ServeConfig(model=model, draft=draft, host=host, port=port, api_key=api_key, weights_dir=weights_dir,
-                           gamma=gamma, batch=batch, max_body_bytes=max_body_bytes, max_prompt_tokens=max_prompt_tokens,
-                           max_tokens_limit=max_tokens_limit, max_concurrent=max_concurrent, threads=threads,
-                           device=device, weight_format=weight_format))
+    run_server(
+        ServeConfig(
+            model=model,
+            draft=draft,
+            host=host,
+            port=port,
+            api_key=api_key,
+            weights_dir=weights_dir,
+            gamma=gamma,
+            batch=batch,
+            max_body_bytes=max_body_bytes,
+            max_prompt_tokens=max_prompt_tokens,
+            max_tokens_limit=max_tokens_limit,
+            max_concurrent=max_concurrent,
+            threads=threads,
+            device=device,
+            weight_format=weight_format,
+        )
+    )

@@ -13,9 +13,13 @@ import json
 
 async def _answer(send, status: int, message: str, headers=()) -> None:
     body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": status}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -37,8 +41,12 @@ class Guards:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             given = auth[7:] if auth[:7].lower() == "bearer " else ""
             if not hmac.compare_digest(given.encode(), self.api_key.encode()):
-                return await _answer(send, 401, "missing or wrong API key (send Authorization: Bearer <key>)",
-                                     [(b"www-authenticate", b"Bearer")])
+                return await _answer(
+                    send,
+                    401,
+                    "missing or wrong API key (send Authorization: Bearer <key>)",
+                    [(b"www-authenticate", b"Bearer")],
+                )
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await _answer(send, 413, f"request body larger than this server's limit of {self.max_body} bytes")

@@ -50,8 +50,14 @@ class InProcessServer:
         from aurora_sim.serve.cli import build_state
 
         self.state = build_state(self.cfg, self.models)
-        config = uvicorn.Config(make_app(self.state), host=self.cfg.host, port=self.cfg.port, log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            make_app(self.state),
+            host=self.cfg.host,
+            port=self.cfg.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="aurora-http", daemon=True)
         self.thread.start()
@@ -72,6 +78,10 @@ class InProcessServer:
 
 def spawn(args: list[str], env: dict | None = None, log=None) -> subprocess.Popen:
     """`python -m aurora_sim.serve ARGS` as a child process (its own process group)."""
-    return subprocess.Popen([sys.executable, "-m", "aurora_sim.serve", *args],
-                            env={**os.environ, **(env or {})}, stdout=log or subprocess.DEVNULL,
-                            stderr=log or subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "aurora_sim.serve", *args],
+        env={**os.environ, **(env or {})},
+        stdout=log or subprocess.DEVNULL,
+        stderr=log or subprocess.DEVNULL,
+        start_new_session=True,
+    )

@@ -31,15 +31,23 @@ GAUGES = {
 def render(counters: dict, gauges: dict, http: dict) -> str:
     lines = []
     for k, help_ in COUNTERS.items():
-        lines += [f"# HELP aurora:{k}_total {help_}", f"# TYPE aurora:{k}_total counter", f"aurora:{k}_total {counters[k]}"]
+        lines += [
+            f"# HELP aurora:{k}_total {help_}",
+            f"# TYPE aurora:{k}_total counter",
+            f"aurora:{k}_total {counters[k]}",
+        ]
     for k, help_ in GAUGES.items():
         lines += [f"# HELP aurora:{k} {help_}", f"# TYPE aurora:{k} gauge", f"aurora:{k} {gauges.get(k, 0)}"]
-    lines += ["# HELP aurora:http_requests_total HTTP requests answered, by status class",
-              "# TYPE aurora:http_requests_total counter"]
+    lines += [
+        "# HELP aurora:http_requests_total HTTP requests answered, by status class",
+        "# TYPE aurora:http_requests_total counter",
+    ]
     for status, n in sorted(http.items()):
         lines.append(f'aurora:http_requests_total{{status="{status}"}} {n}')
     rounds = counters["spec_verify_rounds"]
-    lines += ["# HELP aurora:spec_accept_length Tokens per speculative verify round, bonus included (cumulative)",
-              "# TYPE aurora:spec_accept_length gauge",
-              f"aurora:spec_accept_length {counters['round_tokens'] / rounds if rounds else 0.0}"]
+    lines += [
+        "# HELP aurora:spec_accept_length Tokens per speculative verify round, bonus included (cumulative)",
+        "# TYPE aurora:spec_accept_length gauge",
+        f"aurora:spec_accept_length {counters['round_tokens'] / rounds if rounds else 0.0}",
+    ]
     return "\n".join(lines) + "\n"

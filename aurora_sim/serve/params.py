@@ -116,8 +116,12 @@ def parse_completion(body, cfg: ServeConfig, tok, vocab: int) -> Parsed:
     else:
         raise BadRequest("`prompt` must be a string or a list of token ids (batched prompts are not supported)")
     s = _sampling(body, cfg, "max_tokens", 16, vocab)
-    return Parsed(_check_prompt(ids, cfg), stream=bool(body.get("stream", False)),
-                  spec_details=bool(body.get("return_spec_details", False)), **s)
+    return Parsed(
+        _check_prompt(ids, cfg),
+        stream=bool(body.get("stream", False)),
+        spec_details=bool(body.get("return_spec_details", False)),
+        **s,
+    )
 
 
 def parse_chat(body, cfg: ServeConfig, tok, vocab: int) -> Parsed:
@@ -126,8 +130,13 @@ def parse_chat(body, cfg: ServeConfig, tok, vocab: int) -> Parsed:
     body = _obj(body)
     _n_one(body)
     msgs = body.get("messages")
-    if not isinstance(msgs, list) or not msgs or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in msgs):
+    if (
+        not isinstance(msgs, list)
+        or not msgs
+        or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in msgs
+        )
+    ):
         raise BadRequest("`messages` must be a non-empty list of {role, content} objects with string content")
     try:
         ids = encode(tok, [{"role": m["role"], "content": m["content"]} for m in msgs])
@@ -135,9 +144,15 @@ def parse_chat(body, cfg: ServeConfig, tok, vocab: int) -> Parsed:
         raise BadRequest(f"cannot apply the chat template: {exc}") from None
     s = _sampling(body, cfg, "max_tokens", min(128, cfg.max_tokens_limit), vocab)
     if body.get("max_completion_tokens") is not None:
-        s["max_new_tokens"] = _sampling({**body, "max_tokens": body["max_completion_tokens"]}, cfg, "max_tokens", 1, vocab)["max_new_tokens"]
-    return Parsed(_check_prompt(ids, cfg), stream=bool(body.get("stream", False)),
-                  spec_details=bool(body.get("return_spec_details", False)), **s)
+        s["max_new_tokens"] = _sampling(
+            {**body, "max_tokens": body["max_completion_tokens"]}, cfg, "max_tokens", 1, vocab
+        )["max_new_tokens"]
+    return Parsed(
+        _check_prompt(ids, cfg),
+        stream=bool(body.get("stream", False)),
+        spec_details=bool(body.get("return_spec_details", False)),
+        **s,
+    )
 
 
 def parse_generate(body, cfg: ServeConfig, tok, vocab: int) -> Parsed:
@@ -162,5 +177,11 @@ def parse_generate(body, cfg: ServeConfig, tok, vocab: int) -> Parsed:
     meta = {}
     if isinstance(body.get("domain"), str):  # aurora extension: recorded in the served feed
         meta["domain"] = body["domain"][:32]
-    return Parsed(_check_prompt(ids, cfg), stream=bool(body.get("stream", False)),
-                  spec_details=bool(body.get("return_spec_details", False)), rid=rid, meta=meta, **s)
+    return Parsed(
+        _check_prompt(ids, cfg),
+        stream=bool(body.get("stream", False)),
+        spec_details=bool(body.get("return_spec_details", False)),
+        rid=rid,
+        meta=meta,
+        **s,
+    )

@@ -42,10 +42,22 @@ class Stats:
 
     def __init__(self, draft_version: int):
         self.lock = threading.Lock()
-        self.c = dict(requests_completed=0, requests_aborted=0, requests_rejected=0, prompt_tokens=0,
-                      generation_tokens=0, verify_rounds=0, spec_verify_rounds=0, round_tokens=0,
-                      accepted_tokens=0, proposed_tokens=0, engine_steps=0, engine_step_rows=0,
-                      swaps=0, swap_failures=0)
+        self.c = dict(
+            requests_completed=0,
+            requests_aborted=0,
+            requests_rejected=0,
+            prompt_tokens=0,
+            generation_tokens=0,
+            verify_rounds=0,
+            spec_verify_rounds=0,
+            round_tokens=0,
+            accepted_tokens=0,
+            proposed_tokens=0,
+            engine_steps=0,
+            engine_step_rows=0,
+            swaps=0,
+            swap_failures=0,
+        )
         self.g = dict(draft_version=draft_version, running=0, waiting=0, max_batch_observed=0)
 
     def add(self, **kw) -> None:
@@ -196,7 +208,7 @@ class EngineWorker:
         for res in [row.result for row in self.engine.live.values()] + finished:
             job = self.jobs.get(res.request_id)
             if job is not None and len(res.output_ids) > job.sent:
-                job.send("tokens", (by_rid.get(res.request_id), list(res.output_ids[job.sent:])))
+                job.send("tokens", (by_rid.get(res.request_id), list(res.output_ids[job.sent :])))
                 job.sent = len(res.output_ids)
         for res in finished:
             job = self.jobs.pop(res.request_id, None)
@@ -208,20 +220,31 @@ class EngineWorker:
             job.send("done", res)
         self.stats.add(**c)
         _, g = self.stats.snapshot()
-        self.stats.set(running=len(self.engine.live), waiting=len(self.engine.waiting),
-                       max_batch_observed=max(g["max_batch_observed"], rounds.batch))
+        self.stats.set(
+            running=len(self.engine.live),
+            waiting=len(self.engine.waiting),
+            max_batch_observed=max(g["max_batch_observed"], rounds.batch),
+        )
 
     def _record(self, job: Job, res: RequestResult) -> None:
         r = job.req
-        self.feed.add({
-            "request_id": r.request_id, "prompt_ids": list(r.prompt_ids), "output_ids": list(res.output_ids),
-            "max_new_tokens": r.max_new_tokens, "temperature": r.temperature, "top_p": r.top_p, "seed": r.seed,
-            "ignore_eos": not r.stop_ids, "finish_reason": res.finish_reason,
-            "arrival_ns": job.arrival_ns, "finish_ns": self.now_ns(),
-            "rounds": [list(x) for x in job.rounds], **job.meta,
-        })
-
-
+        self.feed.add(
+            {
+                "request_id": r.request_id,
+                "prompt_ids": list(r.prompt_ids),
+                "output_ids": list(res.output_ids),
+                "max_new_tokens": r.max_new_tokens,
+                "temperature": r.temperature,
+                "top_p": r.top_p,
+                "seed": r.seed,
+                "ignore_eos": not r.stop_ids,
+                "finish_reason": res.finish_reason,
+                "arrival_ns": job.arrival_ns,
+                "finish_ns": self.now_ns(),
+                "rounds": [list(x) for x in job.rounds],
+                **job.meta,
+            }
+        )
 
 
 __all__ = ["EngineWorker", "Job", "RoundOutcome", "ServedFeed", "Stats"]

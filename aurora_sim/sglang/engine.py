@@ -25,9 +25,18 @@ from aurora_sim.sglang.meta import spec_stats
 from aurora_sim.sglang.runtime import require_sglang
 
 
-def engine_kwargs(target_dir: Path, draft_dir: Path | None, algorithm: str, gamma: int, max_batch: int,
-                  dtype: str = "float32", attention_backend: str = "triton", seed: int = 0,
-                  deterministic: bool = True, **extra) -> dict:
+def engine_kwargs(
+    target_dir: Path,
+    draft_dir: Path | None,
+    algorithm: str,
+    gamma: int,
+    max_batch: int,
+    dtype: str = "float32",
+    attention_backend: str = "triton",
+    seed: int = 0,
+    deterministic: bool = True,
+    **extra,
+) -> dict:
     """Keyword arguments of `sglang.Engine` (= ServerArgs fields) for a chain draft of length γ."""
     kw = {
         "model_path": str(target_dir),
@@ -42,21 +51,27 @@ def engine_kwargs(target_dir: Path, draft_dir: Path | None, algorithm: str, gamm
         "log_level": "error",
     }
     if draft_dir is not None:
-        kw.update({
-            "speculative_algorithm": algorithm,
-            "speculative_draft_model_path": str(draft_dir),
-            # SGLang wants all three or none; a chain: topk 1, verify width γ + 1
-            "speculative_num_steps": gamma,
-            "speculative_eagle_topk": 1,
-            "speculative_num_draft_tokens": gamma + 1,
-        })
+        kw.update(
+            {
+                "speculative_algorithm": algorithm,
+                "speculative_draft_model_path": str(draft_dir),
+                # SGLang wants all three or none; a chain: topk 1, verify width γ + 1
+                "speculative_num_steps": gamma,
+                "speculative_eagle_topk": 1,
+                "speculative_num_draft_tokens": gamma + 1,
+            }
+        )
     kw.update(extra)
     return kw
 
 
 def sampling_params(req: GenRequest) -> dict:
-    p = {"max_new_tokens": req.max_new_tokens, "temperature": req.temperature, "top_p": req.top_p,
-         "sampling_seed": req.seed}
+    p = {
+        "max_new_tokens": req.max_new_tokens,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "sampling_seed": req.seed,
+    }
     if req.stop_ids:
         p["stop_token_ids"] = list(req.stop_ids)
     return p
@@ -68,14 +83,31 @@ def to_result(req: GenRequest, out: dict) -> RequestResult:
     s = spec_stats(meta)
     reason = meta.get("finish_reason")
     reason = reason.get("type", "") if isinstance(reason, dict) else str(reason or "")
-    return RequestResult(req.request_id, req.prompt_ids, list(out["output_ids"]), rounds=s.verify_rounds,
-                         round_tokens=s.round_tokens, accepted_tokens=s.accepted_drafts,
-                         proposed_tokens=s.proposed_drafts, finish_reason=reason)
+    return RequestResult(
+        req.request_id,
+        req.prompt_ids,
+        list(out["output_ids"]),
+        rounds=s.verify_rounds,
+        round_tokens=s.round_tokens,
+        accepted_tokens=s.accepted_drafts,
+        proposed_tokens=s.proposed_drafts,
+        finish_reason=reason,
+    )
 
 
 class SGLangEngine:
-    def __init__(self, target_dir: Path, draft_dir: Path | None, *, algorithm: str = "EAGLE3", gamma: int = 4,
-                 max_batch: int = 8, draft_version: int = 0, target_spec=None, **engine_extra):
+    def __init__(
+        self,
+        target_dir: Path,
+        draft_dir: Path | None,
+        *,
+        algorithm: str = "EAGLE3",
+        gamma: int = 4,
+        max_batch: int = 8,
+        draft_version: int = 0,
+        target_spec=None,
+        **engine_extra,
+    ):
         self.version = require_sglang()
         import sglang
 
@@ -104,8 +136,9 @@ class SGLangEngine:
         wave = [self.waiting.popleft() for _ in range(min(self.max_batch, len(self.waiting)))]
         if not wave:
             return []
-        outs = self.engine.generate(input_ids=[list(r.prompt_ids) for r in wave],
-                                    sampling_params=[sampling_params(r) for r in wave])
+        outs = self.engine.generate(
+            input_ids=[list(r.prompt_ids) for r in wave], sampling_params=[sampling_params(r) for r in wave]
+        )
         self._finished.extend(to_result(r, o) for r, o in zip(wave, outs))
         self.round_index += 1
         return []  # SGLang reports per-request totals, not rounds

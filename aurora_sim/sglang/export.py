@@ -37,12 +37,18 @@ from aurora_sim.sglang.source import resolve
 
 FORMATS = ("sglang-eagle3", "sglang-standalone")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "generation_config.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+)
 
 
-def export_draft(src: Path, fmt: str, out: Path, model: str | None = None, dtype: str = "float32",
-                 version: str = "serving") -> dict:
+def export_draft(
+    src: Path, fmt: str, out: Path, model: str | None = None, dtype: str = "float32", version: str = "serving"
+) -> dict:
     """Export the draft at `src` (draft dir or run dir) for SGLang into `out` (atomically)."""
     from aurora_sim.models.drafts import load_draft
     from aurora_sim.models.llama import read_config
@@ -62,8 +68,13 @@ def export_draft(src: Path, fmt: str, out: Path, model: str | None = None, dtype
         other = "sglang-standalone" if draft.kind == "lm" else "sglang-eagle3"
         raise AuroraError(f"{source.path}: the draft is of kind {draft.kind}, which exports as {other}, not {fmt}")
     base = read_config(model_dir)
-    provenance = {"format": fmt, "source": str(source.path), "version": source.version, "model": model,
-                  "aurora_sha256": source.sha256}
+    provenance = {
+        "format": fmt,
+        "source": str(source.path),
+        "version": source.version,
+        "model": model,
+        "aurora_sha256": source.sha256,
+    }
     if fmt == "sglang-eagle3":
         cfg, state = eagle3_files(draft, target.spec.num_layers, base, dtype)
     else:
@@ -76,14 +87,21 @@ def export_draft(src: Path, fmt: str, out: Path, model: str | None = None, dtype
             for name in TOKENIZER_FILES:
                 if (model_dir / name).is_file():
                     shutil.copyfile(model_dir / name, tmp / name)
-    return {**provenance, "out": str(out), "dtype": dtype, "weights": sorted(state),
-            "eagle_aux_hidden_state_layer_ids": cfg.get("eagle_config", {}).get("eagle_aux_hidden_state_layer_ids")}
+    return {
+        **provenance,
+        "out": str(out),
+        "dtype": dtype,
+        "weights": sorted(state),
+        "eagle_aux_hidden_state_layer_ids": cfg.get("eagle_config", {}).get("eagle_aux_hidden_state_layer_ids"),
+    }
 
 
 def _cast(state: dict, dtype: str) -> dict:
     # only floating weights take the dtype: d2t (int64) and t2d (bool) are maps
-    return {k: v.detach().to("cpu", DTYPES[dtype] if v.is_floating_point() else v.dtype).contiguous()
-            for k, v in state.items()}
+    return {
+        k: v.detach().to("cpu", DTYPES[dtype] if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in state.items()
+    }
 
 
 def _with_rope(cfg: dict, theta: float) -> dict:
@@ -98,15 +116,26 @@ def _with_rope(cfg: dict, theta: float) -> dict:
 
 def _llama_fields(spec, base: dict, dtype: str) -> dict:
     cfg = {k: v for k, v in base.items() if k not in ("auto_map", "quantization_config", "torch_dtype", "dtype")}
-    cfg.update({
-        "model_type": "llama", "vocab_size": spec.vocab_size, "hidden_size": spec.hidden_size,
-        "intermediate_size": spec.intermediate_size, "num_hidden_layers": spec.num_layers,
-        "num_attention_heads": spec.num_heads, "num_key_value_heads": spec.num_kv_heads,
-        "head_dim": spec.head_dim, "rms_norm_eps": spec.rms_eps, "max_position_embeddings": spec.max_position,
-        "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
-        # SGLang reads `dtype` (then `torch_dtype`); transformers 4 reads `torch_dtype`
-        "dtype": dtype, "torch_dtype": dtype,
-    })
+    cfg.update(
+        {
+            "model_type": "llama",
+            "vocab_size": spec.vocab_size,
+            "hidden_size": spec.hidden_size,
+            "intermediate_size": spec.intermediate_size,
+            "num_hidden_layers": spec.num_layers,
+            "num_attention_heads": spec.num_heads,
+            "num_key_value_heads": spec.num_kv_heads,
+            "head_dim": spec.head_dim,
+            "rms_norm_eps": spec.rms_eps,
+            "max_position_embeddings": spec.max_position,
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+            # SGLang reads `dtype` (then `torch_dtype`); transformers 4 reads `torch_dtype`
+            "dtype": dtype,
+            "torch_dtype": dtype,
+        }
+    )
     return _with_rope(cfg, spec.rope_theta)
 
 
@@ -114,14 +143,16 @@ def eagle3_files(draft, num_target_layers: int, base: dict, dtype: str) -> tuple
     spec = draft.spec
     ids = names.capture_ids(draft.target_layers, num_target_layers)
     cfg = _llama_fields(spec, base, dtype)
-    cfg.update({
-        "architectures": ["LlamaForCausalLMEagle3"],
-        "num_hidden_layers": 1,
-        "tie_word_embeddings": False,
-        # absent => SGLang swaps in the target's LM head; < vocab_size with d2t: a hot vocabulary
-        "draft_vocab_size": draft.draft_vocab_size,
-        "eagle_config": {"eagle_aux_hidden_state_layer_ids": ids, "use_aux_hidden_state": True},
-    })
+    cfg.update(
+        {
+            "architectures": ["LlamaForCausalLMEagle3"],
+            "num_hidden_layers": 1,
+            "tie_word_embeddings": False,
+            # absent => SGLang swaps in the target's LM head; < vocab_size with d2t: a hot vocabulary
+            "draft_vocab_size": draft.draft_vocab_size,
+            "eagle_config": {"eagle_aux_hidden_state_layer_ids": ids, "use_aux_hidden_state": True},
+        }
+    )
     state = names.eagle3_state(dict(draft.state_dict()), draft.target_layers, spec.hidden_size, spec.vocab_size)
     return cfg, _cast(state, dtype)
 

@@ -69,13 +69,15 @@ def spec_stats(meta_info: dict) -> SpecStats:
     verify = int(meta_info.get("spec_verify_ct") or 0)
     if verify == 0:
         return SpecStats(completion, 0, 0, 0, None, "none")
-    for schema, acc_key, prop_key in _NAMES:
+    for schema, acc_key, prop_key in _NAMES:  # noqa: B007 (the match is used after the loop)
         if acc_key in meta_info:
             accepted, proposed = int(meta_info[acc_key]), int(meta_info.get(prop_key) or 0)
             break
     else:
-        raise MetaInfoError(f"meta_info has spec_verify_ct={verify} but no accepted-draft count "
-                            f"(keys: {', '.join(sorted(k for k in meta_info if k.startswith('spec_')))})")
+        raise MetaInfoError(
+            f"meta_info has spec_verify_ct={verify} but no accepted-draft count "
+            f"(keys: {', '.join(sorted(k for k in meta_info if k.startswith('spec_')))})"
+        )
     hist = next((meta_info[k] for k in _HISTOGRAMS if meta_info.get(k)), None)
     hist = tuple(int(x) for x in hist) if hist else None
     if hist is not None and (sum(hist) != verify or sum(i * n for i, n in enumerate(hist)) != accepted):

@@ -74,8 +74,9 @@ def sglang_fc(fc_weight: torch.Tensor, target_layers: tuple[int, ...], hidden: i
     return torch.cat(blocks, dim=1)
 
 
-def eagle3_state(state: dict[str, torch.Tensor], target_layers: tuple[int, ...], hidden: int,
-                 vocab_size: int | None = None) -> dict[str, torch.Tensor]:
+def eagle3_state(
+    state: dict[str, torch.Tensor], target_layers: tuple[int, ...], hidden: int, vocab_size: int | None = None
+) -> dict[str, torch.Tensor]:
     """Our Eagle3Head state_dict -> SGLang checkpoint tensors (exact names, fc re-laid). A
     hot-vocabulary head's `d2t` (ascending target ids) becomes SGLang's `d2t`, stored as the
     difference target id - draft id (its loader adds arange back: hot_token_id), plus `t2d`, the

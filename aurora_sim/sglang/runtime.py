@@ -32,14 +32,18 @@ def require_sglang(what: str = "--engine sglang") -> str:
     import torch
 
     if not torch.cuda.is_available():
-        raise AuroraError(f"{what} needs a CUDA GPU and this machine has none (torch {torch.__version__}); "
-                          f"use --engine torch here ({STAGE_HINT})")
+        raise AuroraError(
+            f"{what} needs a CUDA GPU and this machine has none (torch {torch.__version__}); "
+            f"use --engine torch here ({STAGE_HINT})"
+        )
     version = installed_version()
     if version is None:
         raise AuroraError(f"{what}: SGLang is not installed ({STAGE_HINT})")
     if version_tuple(version) < (0, 5, 12):
-        raise AuroraError(f"{what}: SGLang {version} is too old (0.5.12 or newer: per-request draft counts "
-                          "and draft-reaching weight updates)")
+        raise AuroraError(
+            f"{what}: SGLang {version} is too old (0.5.12 or newer: per-request draft counts "
+            "and draft-reaching weight updates)"
+        )
     try:
         import sglang  # noqa: F401
     except Exception as exc:  # a broken install fails in many ways (missing kernels, libcuda, ...)
@@ -57,5 +61,7 @@ def check_replay_engine(engine: str) -> None:
     require_sglang("--engine sglang")
     # SGLang is usable here, but its statistics are per request, while the replay's virtual
     # clock, event log and learner consume per-round outcomes: not wired yet.
-    raise AuroraError("--engine sglang: the replay loop needs per-round outcomes, which SGLang does not "
-                      "report; run scripts/sglang_gpu_checks.py (docs/sglang.md, 'What remains')")
+    raise AuroraError(
+        "--engine sglang: the replay loop needs per-round outcomes, which SGLang does not "
+        "report; run scripts/sglang_gpu_checks.py (docs/sglang.md, 'What remains')"
+    )

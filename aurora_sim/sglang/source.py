@@ -39,7 +39,9 @@ def resolve(path: Path, version: str = "serving") -> DraftSource:
             if version != "serving":
                 raise AuroraError(f"{path}: --version applies to a run directory, not a draft directory")
             return DraftSource(path, None, None, _weights_sha(path))
-    raise AuroraError(f"{path}: neither a replay run directory (runs.parquet) nor an aurora draft directory (config.json)")
+    raise AuroraError(
+        f"{path}: neither a replay run directory (runs.parquet) nor an aurora draft directory (config.json)"
+    )
 
 
 def _weights_sha(draft_dir: Path) -> str:
@@ -85,5 +87,7 @@ def _from_run(run: Path, version: str) -> DraftSource:
     if not (draft_dir / "model.safetensors").is_file():
         raise AuroraError(f"{draft_dir}: draft version {n} was pruned (try --version latest)")
     if _weights_sha(draft_dir) != sha:
-        raise AuroraError(f"{draft_dir / 'model.safetensors'}: checksum does not match the run's registry (refusing to export)")
+        raise AuroraError(
+            f"{draft_dir / 'model.safetensors'}: checksum does not match the run's registry (refusing to export)"
+        )
     return DraftSource(draft_dir, str(runs["model"][0]), n, sha)

@@ -28,8 +28,9 @@ from aurora_sim.sglang import names
 def draft_tensors(draft) -> list[tuple[str, torch.Tensor]]:
     """The draft's weights under the names SGLang's draft model loads (as `aurora draft export`)."""
     if draft.kind == "eagle3":
-        state = names.eagle3_state(dict(draft.state_dict()), draft.target_layers, draft.spec.hidden_size,
-                                   draft.spec.vocab_size)
+        state = names.eagle3_state(
+            dict(draft.state_dict()), draft.target_layers, draft.spec.hidden_size, draft.spec.vocab_size
+        )
         state = {k: v for k, v in state.items() if k not in ("d2t", "t2d")}  # the map never changes
     else:
         state = dict(draft.lm.state_dict())
@@ -41,8 +42,17 @@ def target_param_names(spec) -> set[str]:
     stacked into qkv_proj, gate/up into gate_up_proj; a tied LM head is the embedding)."""
     out = {"model.embed_tokens.weight", "model.norm.weight"} | (set() if spec.tie_embeddings else {"lm_head.weight"})
     for i in range(spec.num_layers):
-        out |= {f"model.layers.{i}.{n}.weight" for n in ("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj",
-                                                          "mlp.down_proj", "input_layernorm", "post_attention_layernorm")}
+        out |= {
+            f"model.layers.{i}.{n}.weight"
+            for n in (
+                "self_attn.qkv_proj",
+                "self_attn.o_proj",
+                "mlp.gate_up_proj",
+                "mlp.down_proj",
+                "input_layernorm",
+                "post_attention_layernorm",
+            )
+        }
     return out
 
 
@@ -52,8 +62,13 @@ def target_collisions(named: list[tuple[str, torch.Tensor]], target_params: set[
     hits = []
     for name, _ in named:
         stacked = name
-        for shard, fused in ((".q_proj", ".qkv_proj"), (".k_proj", ".qkv_proj"), (".v_proj", ".qkv_proj"),
-                             (".gate_proj", ".gate_up_proj"), (".up_proj", ".gate_up_proj")):
+        for shard, fused in (
+            (".q_proj", ".qkv_proj"),
+            (".k_proj", ".qkv_proj"),
+            (".v_proj", ".qkv_proj"),
+            (".gate_proj", ".gate_up_proj"),
+            (".up_proj", ".gate_up_proj"),
+        ):
             if shard in name:
                 stacked = name.replace(shard, fused)
                 break
@@ -72,8 +87,10 @@ def push_draft(engine, draft, target_params: set[str], target_tied: bool) -> str
         return "begin_weight_update(selector='draft') + update_weights_from_tensor"
     hits = target_collisions(named, target_params, target_tied)
     if hits:
-        raise AuroraError(f"this SGLang sends draft tensor updates to the target too, and {hits[:3]} would "
-                          "overwrite target weights; use SGLang >= 0.5.23 (selector='draft')")
+        raise AuroraError(
+            f"this SGLang sends draft tensor updates to the target too, and {hits[:3]} would "
+            "overwrite target weights; use SGLang >= 0.5.23 (selector='draft')"
+        )
     ok, message = _result(engine.update_weights_from_tensor(named))
     if not ok:
         raise AuroraError(f"SGLang rejected the draft update: {message}")
@@ -88,8 +105,11 @@ def _push_session(engine, named) -> None:
         raise AuroraError(f"SGLang begin_weight_update(selector='draft') failed: {message}")
     try:
         obj = UpdateWeightsFromTensorReqInput(
-            serialized_named_tensors=engine._serialize_tensors_per_rank(named, None), selector="draft")
-        ok, message = _result(engine.loop.run_until_complete(engine.tokenizer_manager.update_weights_from_tensor(obj, None)))
+            serialized_named_tensors=engine._serialize_tensors_per_rank(named, None), selector="draft"
+        )
+        ok, message = _result(
+            engine.loop.run_until_complete(engine.tokenizer_manager.update_weights_from_tensor(obj, None))
+        )
     finally:
         end_ok, end_message = _result(engine.end_weight_update())
     if not ok:

@@ -72,9 +72,24 @@ def fetch(version: str, quiet: bool = True) -> Path:
         return root
     with tempfile.TemporaryDirectory() as tmp:
         # the wheels are per-CPython from 0.5.11; pin one so any host Python fetches the same file
-        cmd = [sys.executable, "-m", "pip", "download", f"sglang=={version}", "--no-deps", "--only-binary=:all:",
-               "--python-version", "3.11", "--platform", "manylinux_2_34_x86_64", "--platform", "any", "-d", tmp,
-               "--disable-pip-version-check"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            f"sglang=={version}",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--platform",
+            "manylinux_2_34_x86_64",
+            "--platform",
+            "any",
+            "-d",
+            tmp,
+            "--disable-pip-version-check",
+        ]
         try:
             subprocess.run(cmd, check=True, capture_output=quiet)
         except (subprocess.CalledProcessError, OSError) as exc:  # no network, no index: nothing to test against
@@ -83,8 +98,13 @@ def fetch(version: str, quiet: bool = True) -> Path:
         with zipfile.ZipFile(wheel) as zf:
             members = set(zf.namelist())
             # a FILES entry ending in "/" takes that folder's .py files; older versions lack some
-            wanted = [m for m in members if not m.endswith("/") and m in FILES or any(
-                f.endswith("/") and m.startswith(f) and m.endswith(".py") for f in FILES)]
+            wanted = [
+                m
+                for m in members
+                if not m.endswith("/")
+                and m in FILES
+                or any(f.endswith("/") and m.startswith(f) and m.endswith(".py") for f in FILES)
+            ]
             for rel in wanted:
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 (root / rel).write_bytes(zf.read(rel))
@@ -127,8 +147,11 @@ def load_function(path: Path, qualname: str, namespace: dict):
 def struct_fields(path: Path, class_name: str) -> dict[str, bool]:
     """A request class's fields (msgspec Struct or dataclass): name -> has a default."""
     cls = find(path, class_name)
-    return {n.target.id: n.value is not None for n in cls.body
-            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    return {
+        n.target.id: n.value is not None
+        for n in cls.body
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+    }
 
 
 def server_arg_fields(version: str) -> set[str]:
@@ -153,8 +176,13 @@ def subscript_keys(path: Path, func_qualname: str, var: str) -> set[str]:
     for n in ast.walk(find(path, func_qualname)):
         if isinstance(n, ast.Assign):
             for t in n.targets:
-                if (isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id == var
-                        and isinstance(t.slice, ast.Constant) and isinstance(t.slice.value, str)):
+                if (
+                    isinstance(t, ast.Subscript)
+                    and isinstance(t.value, ast.Name)
+                    and t.value.id == var
+                    and isinstance(t.slice, ast.Constant)
+                    and isinstance(t.slice.value, str)
+                ):
                     keys.add(t.slice.value)
     return keys
 

@@ -13,15 +13,27 @@ from aurora_sim.errors import AuroraError
 
 @friendly
 def sweep_command(
-    spec: Path = typer.Argument(..., help="Sweep spec (YAML): base settings, a grid and/or a list of runs; keys are "
-                                          "`aurora replay` option names (see docs/sweep.md)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Sweep directory: runs/<name>-<config hash>/, sweep.json, summary.csv. "
-                                                      "Reused: runs already complete with the same config are skipped."),
-    backend: str = typer.Option("ray", help="ray (parallel; a local instance unless --address) or local (one after "
-                                            "another in this process)."),
+    spec: Path = typer.Argument(
+        ...,
+        help="Sweep spec (YAML): base settings, a grid and/or a list of runs; keys are "
+        "`aurora replay` option names (see docs/sweep.md).",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Sweep directory: runs/<name>-<config hash>/, sweep.json, summary.csv. "
+        "Reused: runs already complete with the same config are skipped.",
+    ),
+    backend: str = typer.Option(
+        "ray", help="ray (parallel; a local instance unless --address) or local (one after another in this process)."
+    ),
     workers: int = typer.Option(None, help="Runs at once on a local Ray instance (default: the machine's CPU count)."),
-    address: str = typer.Option(None, help="An existing Ray cluster (e.g. ray://head:10001 or auto). Runs travel back "
-                                           "as bytes; trace files and --init paths must exist on the workers."),
+    address: str = typer.Option(
+        None,
+        help="An existing Ray cluster (e.g. ray://head:10001 or auto). Runs travel back "
+        "as bytes; trace files and --init paths must exist on the workers.",
+    ),
     retries: int = typer.Option(2, help="Re-runs of a run whose worker process died (a replay error is not retried)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs (and which are complete) without running."),
 ):
@@ -51,15 +63,18 @@ def sweep_command(
         return
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    outcomes = execute_with_progress(jobs, f"sweep {sweep.name}", backend=backend, workers=workers, address=address,
-                                     retries=retries)
+    outcomes = execute_with_progress(
+        jobs, f"sweep {sweep.name}", backend=backend, workers=workers, address=address, retries=retries
+    )
     failed = sum(o.status == "failed" for o in outcomes)
     table = summary.rows(sweep, outcomes)
     summary.write(out, sweep, table, backend, time.perf_counter() - t0)
     summary.show(sweep, table)
     made = sum(o.status == "done" for o in outcomes)
     skipped = sum(o.status == "skipped" for o in outcomes)
-    err_console.print(f"{made} made, {skipped} skipped (complete), {failed} failed in {time.perf_counter() - t0:.0f} s; "
-                      f"{out / 'sweep.json'}, {out / 'summary.csv'}")
+    err_console.print(
+        f"{made} made, {skipped} skipped (complete), {failed} failed in {time.perf_counter() - t0:.0f} s; "
+        f"{out / 'sweep.json'}, {out / 'summary.csv'}"
+    )
     if failed:
         raise typer.Exit(1)

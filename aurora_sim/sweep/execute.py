@@ -43,8 +43,9 @@ def prepare(jobs: list[Job]) -> None:
         resolve_model(model)
     from aurora_sim.replay.config import STATIC_INITS
 
-    for model, kind, init in sorted({(j.config.model, j.config.draft, j.config.init) for j in jobs
-                                     if j.config.init in STATIC_INITS}):
+    for model, kind, init in sorted(
+        {(j.config.model, j.config.draft, j.config.init) for j in jobs if j.config.init in STATIC_INITS}
+    ):
         train_static_draft(model, kind, progress=True, flavour=STATIC_INITS[init])
 
 
@@ -63,13 +64,22 @@ def split_done(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
 
 def _finish(job: Job, result: dict) -> Outcome:
     if result.get("status") != "done":
-        return Outcome(job, "failed", result.get("error") or "unknown error", result.get("wall_s"), result.get("worker"))
+        return Outcome(
+            job, "failed", result.get("error") or "unknown error", result.get("wall_s"), result.get("worker")
+        )
     install(result["tar"], job.run_dir)
     return Outcome(job, "done", None, result.get("wall_s"), result.get("worker"), result.get("wall") or {})
 
 
-def execute(jobs: list[Job], backend: str = "ray", workers: int | None = None, address: str | None = None,
-            retries: int = 2, on_outcome=None, on_progress=None) -> list[Outcome]:
+def execute(
+    jobs: list[Job],
+    backend: str = "ray",
+    workers: int | None = None,
+    address: str | None = None,
+    retries: int = 2,
+    on_outcome=None,
+    on_progress=None,
+) -> list[Outcome]:
     """Outcomes in the jobs' order. on_outcome(outcome) is called as each run ends (skipped ones
     first); on_progress(job, progress) with the replay's progress (local backend only)."""
     if backend not in BACKENDS:
@@ -96,4 +106,3 @@ def execute(jobs: list[Job], backend: str = "ray", workers: int | None = None, a
             outcomes[j.name] = _finish(j, result)
             report(outcomes[j.name])
     return [outcomes[j.name] for j in jobs]
-

@@ -37,12 +37,21 @@ def run_job(config_json: str, on_progress=None) -> dict:
     try:
         cfg = ReplayConfig.from_dict(json.loads(config_json))
         wall = Replay(cfg, stage / "run", on_progress=on_progress).run()
-        return {"status": "done", "tar": pack(stage / "run"), "wall": {k: v for k, v in wall.items() if k != "out"},
-                "worker": worker_id(), "wall_s": round(time.perf_counter() - t0, 2)}
+        return {
+            "status": "done",
+            "tar": pack(stage / "run"),
+            "wall": {k: v for k, v in wall.items() if k != "out"},
+            "worker": worker_id(),
+            "wall_s": round(time.perf_counter() - t0, 2),
+        }
     except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded, never fatal to the sweep
         text = str(exc).strip().splitlines()
-        return {"status": "failed", "error": f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "),
-                "worker": worker_id(), "wall_s": round(time.perf_counter() - t0, 2)}
+        return {
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "),
+            "worker": worker_id(),
+            "wall_s": round(time.perf_counter() - t0, 2),
+        }
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

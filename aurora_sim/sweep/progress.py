@@ -12,9 +12,16 @@ def execute_with_progress(jobs, title: str, quiet: bool = False, **kwargs):
     (the local backend also shows the running replay's requests)."""
     from aurora_sim.sweep.execute import execute
 
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("failed {task.fields[failed]}"), TextColumn("{task.fields[now]}"),
-                   TimeElapsedColumn(), console=err_console, disable=quiet)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("{task.fields[now]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+    )
     with bar:
         task = bar.add_task(title, total=len(jobs), failed=0, now="")
         failed = 0

@@ -30,8 +30,13 @@ def _start(workers: int | None, address: str | None) -> bool:
             # a small object store: results are one run's event log each, and the default (30 % of
             # RAM) fails where /dev/shm is small; address="local": always a new instance, never
             # a cluster that some `ray start` left behind
-            ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                     object_store_memory=512 * 1024**2, **common)
+            ray.init(
+                address="local",
+                num_cpus=workers or os.cpu_count() or 1,
+                include_dashboard=False,
+                object_store_memory=512 * 1024**2,
+                **common,
+            )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise AuroraError(f"cannot start {where}: {str(exc).strip().splitlines()[0]}") from None
@@ -56,8 +61,10 @@ def run_on_ray(jobs, workers: int | None = None, address: str | None = None, ret
                     result = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker died on every attempt
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    result = {"status": "failed",
-                              "error": f"{type(exc).__name__} after {retries + 1} attempts: {first}"[:300]}
+                    result = {
+                        "status": "failed",
+                        "error": f"{type(exc).__name__} after {retries + 1} attempts: {first}"[:300],
+                    }
                 yield job, result
     finally:
         if started:

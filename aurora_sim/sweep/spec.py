@@ -30,8 +30,12 @@ from aurora_sim.replay.config import INITS, ControllerConfig, LearnerConfig, Rep
 
 # `aurora replay` option names → ReplayConfig.with_ keys
 ALIASES = {
-    "policy": "controller_policy", "every": "controller_every", "rollback": "controller_rollback",
-    "lambda_discard": "learner_lambda_discard", "lr": "learner_lr", "unroll": "learner_unroll",
+    "policy": "controller_policy",
+    "every": "controller_every",
+    "rollback": "controller_rollback",
+    "lambda_discard": "learner_lambda_discard",
+    "lr": "learner_lr",
+    "unroll": "learner_unroll",
     "learn": "learner_enabled",
 }
 SPECIAL = ("arm", "static_draft", "name")
@@ -70,8 +74,10 @@ def canonical_key(key: str, where: str) -> str:
     if k in DEFAULTS or k in SPECIAL:
         return k
     top = [d for d in DEFAULTS if not d.startswith(("learner_", "controller_"))]
-    raise AuroraError(f"{where}: unknown key {key!r} (known: {', '.join(list(SPECIAL) + sorted(ALIASES) + top)}, "
-                      "learner.<field>, controller.<field>)")
+    raise AuroraError(
+        f"{where}: unknown key {key!r} (known: {', '.join(list(SPECIAL) + sorted(ALIASES) + top)}, "
+        "learner.<field>, controller.<field>)"
+    )
 
 
 def _coerce(key: str, value, where: str):
@@ -147,8 +153,11 @@ def _slug(named: dict, cfg: ReplayConfig) -> str:
 def _normalise(cfg: ReplayConfig) -> ReplayConfig:
     if cfg.learning:
         return cfg
-    return cfg.with_(learner_enabled=False, **{f"learner_{f.name}": f.default for f in fields(LearnerConfig) if f.name != "enabled"},
-                     **{f"controller_{f.name}": f.default for f in fields(ControllerConfig)})
+    return cfg.with_(
+        learner_enabled=False,
+        **{f"learner_{f.name}": f.default for f in fields(LearnerConfig) if f.name != "enabled"},
+        **{f"controller_{f.name}": f.default for f in fields(ControllerConfig)},
+    )
 
 
 def _resolve_file(value: str | None, folder: Path) -> str | None:
@@ -176,9 +185,9 @@ def build_config(settings: dict, folder: Path, where: str) -> ReplayConfig:
     if s.get("profile"):
         s["hardware"] = "profiled"
     try:
-        recipe = s.pop("recipe", "fast")   # a recipe first; the entry's own settings override it
+        recipe = s.pop("recipe", "fast")  # a recipe first; the entry's own settings override it
         if "learner_lr" in s:
-            s.setdefault("learner_lr_finetune", None)   # as `aurora replay --lr`: one rate for every start
+            s.setdefault("learner_lr_finetune", None)  # as `aurora replay --lr`: one rate for every start
         cfg = ReplayConfig().with_recipe(recipe, **s)
         if arm:
             cfg = arm_config(cfg, arm, _resolve_file(static, folder) or "static")

@@ -12,11 +12,10 @@ from pathlib import Path
 import polars as pl
 
 from aurora_sim.errors import AuroraError
+from aurora_sim.hashing import sha256_file as file_sha256
 
 from ..io import write_trace
 from . import hf_datasets, length_only, openai_jsonl, sglang_log, sharegpt
-from aurora_sim.hashing import sha256_file as file_sha256
-
 from .common import ImportOptions, build_frame
 
 FORMATS = ("openai-jsonl", "sharegpt", "sglang-log", "hf-datasets", "length-only")
@@ -45,9 +44,12 @@ def import_frame(fmt: str, src: Path | str, opts: ImportOptions | None = None, *
         arrivals = details.pop("source_arrivals")
     details.pop("source_arrivals", None)
     config = {
-        "name": f"import-{fmt}", "importer": fmt, "source": str(src),
+        "name": f"import-{fmt}",
+        "importer": fmt,
+        "source": str(src),
         "source_sha256": file_sha256(src) if src.is_file() else None,
-        "options": opts.to_dict() | details, "arrivals": arrivals,
+        "options": opts.to_dict() | details,
+        "arrivals": arrivals,
     }
     return frame, config
 

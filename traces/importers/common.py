@@ -21,24 +21,31 @@ import polars as pl
 from aurora_sim.errors import AuroraError
 
 from .. import parse
-from ..parse import jsonl_objects  # noqa: F401  (re-exported for importers)
 from ..arrivals import Arrivals, Closed
+from ..parse import jsonl_objects  # noqa: F401  (re-exported for importers)
 from ..schema import COLUMNS, DOMAINS, ROLES
 from ..seeding import stream
 
-ROLE_ALIASES = {"developer": "system", "human": "user", "gpt": "assistant", "chatgpt": "assistant",
-                "bard": "assistant", "bing": "assistant", "model": "assistant"}
+ROLE_ALIASES = {
+    "developer": "system",
+    "human": "user",
+    "gpt": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "bing": "assistant",
+    "model": "assistant",
+}
 MAX_TOKEN_ID = 2**31 - 1
 
 
 @dataclass
 class Imported:
-    where: str                                   # "FILE: line N" for messages
+    where: str  # "FILE: line N" for messages
     prompt: str | None = None
     messages: list[tuple[str, str]] | None = None
     prompt_token_ids: list[int] | None = None
     request_id: str | None = None
-    arrival_ns: int | None = None                # source time (any origin); made relative
+    arrival_ns: int | None = None  # source time (any origin); made relative
     max_new_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -56,14 +63,18 @@ class ImportOptions:
     top_p: float = 1.0
     seed: int = 0
     arrivals: Arrivals = field(default_factory=Closed)
-    use_source_times: bool = True                # False: `arrivals` even where the source has times
+    use_source_times: bool = True  # False: `arrivals` even where the source has times
     limit: int | None = None
 
     def to_dict(self) -> dict:
-        return {"domain": self.domain, "max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
-                "top_p": self.top_p, "seed": self.seed, "limit": self.limit}
-
-
+        return {
+            "domain": self.domain,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "limit": self.limit,
+        }
 
 
 def read_text(path: Path) -> str:
@@ -79,8 +90,6 @@ def read_text(path: Path) -> str:
         raise AuroraError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
-
-
 def content_text(content: Any, where: str) -> str:
     """OpenAI message content: a string, or a list of parts of which only text is supported."""
     if isinstance(content, str):
@@ -90,14 +99,19 @@ def content_text(content: Any, where: str) -> str:
         for part in content:
             if isinstance(part, str):
                 texts.append(part)
-            elif isinstance(part, dict) and part.get("type") in ("text", "input_text") and isinstance(part.get("text"), str):
+            elif (
+                isinstance(part, dict)
+                and part.get("type") in ("text", "input_text")
+                and isinstance(part.get("text"), str)
+            ):
                 texts.append(part["text"])
             else:
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
                 raise AuroraError(f"{where}: content part of type {kind!r} is not supported (text only)")
         return "\n".join(texts)
-    raise AuroraError(f"{where}: message content must be a string or a list of text parts, "
-                      f"got {type(content).__name__}")
+    raise AuroraError(
+        f"{where}: message content must be a string or a list of text parts, got {type(content).__name__}"
+    )
 
 
 def role_of(raw: Any, where: str) -> str:
@@ -111,7 +125,7 @@ def split_reply(msgs: list[tuple[str, str]], where: str) -> tuple[list[tuple[str
     """Drop trailing assistant turns (the recorded reply); the rest must end with a user turn."""
     reply = None
     while msgs and msgs[-1][0] == "assistant":
-        reply = msgs.pop()[1]   # ends as the first reply after the last user turn
+        reply = msgs.pop()[1]  # ends as the first reply after the last user turn
     if not msgs or msgs[-1][0] != "user":
         raise AuroraError(f"{where}: messages do not contain a user turn to answer")
     if not msgs[-1][1].strip():
@@ -127,7 +141,9 @@ def chat_messages(raw: Any, where: str) -> tuple[list[tuple[str, str]], str | No
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or "role" not in m:
             raise AuroraError(f"{where}: message {i} must be an object with 'role' and 'content'")
-        msgs.append((role_of(m["role"], f"{where}: message {i}"), content_text(m.get("content"), f"{where}: message {i}")))
+        msgs.append(
+            (role_of(m["role"], f"{where}: message {i}"), content_text(m.get("content"), f"{where}: message {i}"))
+        )
     return split_reply(msgs, where)
 
 
@@ -140,8 +156,11 @@ def opt_float(value: Any, where: str, lo: float, hi: float, lo_open: bool = Fals
 
 
 def token_ids(value: Any, where: str) -> list[int]:
-    if not isinstance(value, list) or not value or not all(
-            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_TOKEN_ID for x in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_TOKEN_ID for x in value)
+    ):
         raise AuroraError(f"{where}: input ids must be a non-empty list of token ids in [0, 2^31)")
     return value
 
@@ -174,23 +193,31 @@ def build_frame(records: list[Imported], opts: ImportOptions, prefix: str, where
     for r in records:
         if r.domain is not None and r.domain not in DOMAINS:
             raise AuroraError(f"{r.where}: unknown domain {r.domain!r} (expected one of {', '.join(DOMAINS)})")
-    frame = pl.DataFrame({
-        "request_id": [r.request_id for r in records],
-        "arrival_ns": t,
-        "domain": [r.domain or opts.domain for r in records],
-        "segment": np.zeros(n, dtype=np.int32),
-        "prompt": [r.prompt for r in records],
-        "messages": [[{"role": a, "content": b} for a, b in r.messages] if r.messages is not None else None
-                     for r in records],
-        "prompt_token_ids": [r.prompt_token_ids for r in records],
-        "max_new_tokens": [r.max_new_tokens or opts.max_new_tokens for r in records],
-        "temperature": [opts.temperature if r.temperature is None else r.temperature for r in records],
-        "top_p": [opts.top_p if r.top_p is None else r.top_p for r in records],
-        "seed": [int(s) if r.seed is None else r.seed for r, s in zip(records, seeds)],
-        "ignore_eos": [bool(r.ignore_eos) for r in records],
-        "metadata": [json.dumps(r.metadata, sort_keys=True, ensure_ascii=False, default=str,
-                                allow_nan=False) if _finite(r.metadata) else "{}" for r in records],
-    }, schema=COLUMNS)
+    frame = pl.DataFrame(
+        {
+            "request_id": [r.request_id for r in records],
+            "arrival_ns": t,
+            "domain": [r.domain or opts.domain for r in records],
+            "segment": np.zeros(n, dtype=np.int32),
+            "prompt": [r.prompt for r in records],
+            "messages": [
+                [{"role": a, "content": b} for a, b in r.messages] if r.messages is not None else None for r in records
+            ],
+            "prompt_token_ids": [r.prompt_token_ids for r in records],
+            "max_new_tokens": [r.max_new_tokens or opts.max_new_tokens for r in records],
+            "temperature": [opts.temperature if r.temperature is None else r.temperature for r in records],
+            "top_p": [opts.top_p if r.top_p is None else r.top_p for r in records],
+            "seed": [int(s) if r.seed is None else r.seed for r, s in zip(records, seeds)],
+            "ignore_eos": [bool(r.ignore_eos) for r in records],
+            "metadata": [
+                json.dumps(r.metadata, sort_keys=True, ensure_ascii=False, default=str, allow_nan=False)
+                if _finite(r.metadata)
+                else "{}"
+                for r in records
+            ],
+        },
+        schema=COLUMNS,
+    )
     return frame, arrivals
 
 

@@ -29,7 +29,7 @@ def _load(src: Path, split: str | None):
         raise AuroraError(f"{src}: not found")
     try:
         ds = datasets.load_from_disk(str(src))
-    except Exception as exc:   # datasets raises FileNotFoundError, ValueError, arrow errors, ...
+    except Exception as exc:  # datasets raises FileNotFoundError, ValueError, arrow errors, ...
         raise AuroraError(f"{src}: not a dataset saved with save_to_disk ({str(exc).splitlines()[0][:160]})") from None
     if isinstance(ds, datasets.DatasetDict):
         names = list(ds)
@@ -70,8 +70,9 @@ def read(src: Path, split: str | None = None, column: str | None = None) -> tupl
     if column is None:
         column = next((c for c in COLUMNS if c in names), None)
         if column is None:
-            raise AuroraError(f"{src}: no prompt column (looked for {', '.join(COLUMNS)}; columns: "
-                              f"{', '.join(names)}); pass --column")
+            raise AuroraError(
+                f"{src}: no prompt column (looked for {', '.join(COLUMNS)}; columns: {', '.join(names)}); pass --column"
+            )
     elif column not in names:
         raise AuroraError(f"{src}: no column {column!r} (columns: {', '.join(names)})")
     out = []

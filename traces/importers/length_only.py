@@ -25,7 +25,7 @@ from ..seeding import stream
 from .common import Imported
 
 FORMAT = "length-only"
-SNAP_CHARS = 400   # look this far for a line start
+SNAP_CHARS = 400  # look this far for a line start
 
 
 class _Text:
@@ -43,10 +43,10 @@ class _Text:
         if nl != -1 and nl + 1 < n:
             offset = nl + 1
             while offset + 1 < n and t[offset] == "\n" and offset - nl < SNAP_CHARS:
-                offset += 1   # start on text, not on a blank line
+                offset += 1  # start on text, not on a blank line
         out, need = [], chars
         while need > 0:
-            piece = t[offset: offset + need]
+            piece = t[offset : offset + need]
             out.append(piece)
             need -= len(piece)
             offset = 0
@@ -58,9 +58,16 @@ def _block_offset(seed: int, h: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/block/{h}".encode()).digest()[:8], "little")
 
 
-def read(src: Path, domain: str, seed: int = 0, time_unit: str = "ms", chars_per_token: float = 4.0,
-         block_size: int = 512, max_prompt_chars: int | None = None,
-         documents: list[dict] | None = None) -> tuple[list[Imported], dict]:
+def read(
+    src: Path,
+    domain: str,
+    seed: int = 0,
+    time_unit: str = "ms",
+    chars_per_token: float = 4.0,
+    block_size: int = 512,
+    max_prompt_chars: int | None = None,
+    documents: list[dict] | None = None,
+) -> tuple[list[Imported], dict]:
     if not 0.5 <= chars_per_token <= 20:
         raise AuroraError(f"--chars-per-token {chars_per_token} is outside [0.5, 20]")
     if block_size < 1:
@@ -88,8 +95,22 @@ def read(src: Path, domain: str, seed: int = 0, time_unit: str = "ms", chars_per
         else:
             text = ring.window(int(offsets[k]), chars)
         meta = {"source_format": FORMAT, "line": int(trace.lines[k]), "input_tokens": n_in, "output_tokens": n_out}
-        out.append(Imported(f"{src}: line {int(trace.lines[k])}", prompt=text, arrival_ns=int(trace.arrival_ns[k]),
-                            max_new_tokens=max(n_out, 1), ignore_eos=True, domain=domain, metadata=meta))
+        out.append(
+            Imported(
+                f"{src}: line {int(trace.lines[k])}",
+                prompt=text,
+                arrival_ns=int(trace.arrival_ns[k]),
+                max_new_tokens=max(n_out, 1),
+                ignore_eos=True,
+                domain=domain,
+                metadata=meta,
+            )
+        )
     arrivals = {"kind": "trace", "path": str(src), "time_unit": time_unit, "speed": 1.0, "sha256": trace.sha256}
-    return out, {"chars_per_token": chars_per_token, "block_size": block_size, "max_prompt_chars": max_prompt_chars,
-                 "source_arrivals": arrivals, "mean_input_tokens": float(np.mean(trace.input_tokens))}
+    return out, {
+        "chars_per_token": chars_per_token,
+        "block_size": block_size,
+        "max_prompt_chars": max_prompt_chars,
+        "source_arrivals": arrivals,
+        "mean_input_tokens": float(np.mean(trace.input_tokens)),
+    }

@@ -37,8 +37,9 @@ def read(src: Path) -> tuple[list[Imported], dict]:
         where = f"{src}: line {no}"
         body = obj.get("body") if isinstance(obj.get("body"), dict) else obj
         if "messages" in body and "prompt" in body:
-            raise AuroraError(f"{where}: both 'messages' and 'prompt' (a chat request has messages, "
-                              "a completions request a prompt)")
+            raise AuroraError(
+                f"{where}: both 'messages' and 'prompt' (a chat request has messages, a completions request a prompt)"
+            )
         if "messages" in body:
             msgs, reply = chat_messages(body["messages"], where)
             prompt = None
@@ -46,8 +47,9 @@ def read(src: Path) -> tuple[list[Imported], dict]:
             msgs, reply = None, None
             prompt = completion_prompt(body["prompt"], where)
         else:
-            raise AuroraError(f"{where}: no 'messages' or 'prompt' (expected a chat or completions request, "
-                              "or a Batch API line)")
+            raise AuroraError(
+                f"{where}: no 'messages' or 'prompt' (expected a chat or completions request, or a Batch API line)"
+            )
         rid = obj.get("custom_id", obj.get("id"))
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
         meta = {"source_format": FORMAT, "line": no}
@@ -58,13 +60,20 @@ def read(src: Path) -> tuple[list[Imported], dict]:
         domain = obj.get("domain")
         if domain is not None and not isinstance(domain, str):
             raise AuroraError(f"{where}: domain must be a string")
-        out.append(Imported(
-            where, prompt=prompt, messages=msgs, request_id=str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None,
-            max_new_tokens=opt_int(max_tokens, f"{where}: max_tokens", 1, 1_000_000),
-            temperature=opt_float(body.get("temperature"), f"{where}: temperature", 0.0, 100.0),
-            top_p=opt_float(body.get("top_p"), f"{where}: top_p", 0.0, 1.0, lo_open=True),
-            seed=opt_int(body.get("seed"), f"{where}: seed", 0, 2**63 - 1),
-            domain=domain, metadata=meta))
+        out.append(
+            Imported(
+                where,
+                prompt=prompt,
+                messages=msgs,
+                request_id=str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None,
+                max_new_tokens=opt_int(max_tokens, f"{where}: max_tokens", 1, 1_000_000),
+                temperature=opt_float(body.get("temperature"), f"{where}: temperature", 0.0, 100.0),
+                top_p=opt_float(body.get("top_p"), f"{where}: top_p", 0.0, 1.0, lo_open=True),
+                seed=opt_int(body.get("seed"), f"{where}: seed", 0, 2**63 - 1),
+                domain=domain,
+                metadata=meta,
+            )
+        )
     if not out:
         raise AuroraError(f"{src}: no requests (empty file)")
     return out, {}
@@ -78,8 +87,10 @@ def completion_prompt(raw, where: str) -> str:
         elif raw and all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
             raise AuroraError(f"{where}: 'prompt' is a list of token ids (not supported: give the prompt as text)")
         elif len(raw) > 1 and all(isinstance(x, str) for x in raw):
-            raise AuroraError(f"{where}: 'prompt' is a batch of {len(raw)} prompts (one request per line is "
-                              "supported: write one line per prompt)")
+            raise AuroraError(
+                f"{where}: 'prompt' is a batch of {len(raw)} prompts (one request per line is "
+                "supported: write one line per prompt)"
+            )
         else:
             raise AuroraError(f"{where}: 'prompt' must be a string or a list of one string")
     if not isinstance(raw, str):

@@ -50,7 +50,8 @@ FORMAT = "sglang-log"
 TRUNCATED_HINT = "the log truncated it (--log-requests-level 2 cuts at 2048); log with --log-requests-level 3"
 _TEXT_LINE = re.compile(
     r"^\[(?P<ts>(?:\d{4}-)?\d\d-\d\d \d\d:\d\d:\d\d(?:[.,]\d+)?)[^\]]*\]\s+(?:[A-Z]+\s+\S+:\d+:\s+)?"
-    r"(?P<event>Receive|Finish): obj=(?P<body>.*)$")
+    r"(?P<event>Receive|Finish): obj=(?P<body>.*)$"
+)
 _META_INT = {k: re.compile(rf"'{k}': (\d+)") for k in ("completion_tokens", "prompt_tokens")}
 _E2E = re.compile(r"'e2e_latency': ([0-9.eE+-]+)")
 NS = 1_000_000_000
@@ -58,7 +59,7 @@ NS = 1_000_000_000
 
 def _line_time(ts: str) -> int | None:
     ts = ts.replace(",", ".")
-    return datetime_ns(ts if ts[4] == "-" else "2000-" + ts)   # no year in the format: any leap year
+    return datetime_ns(ts if ts[4] == "-" else "2000-" + ts)  # no year in the format: any leap year
 
 
 def scan_call(s: str) -> tuple[str, dict[str, str], str]:
@@ -86,7 +87,7 @@ def scan_call(s: str) -> tuple[str, dict[str, str], str]:
                     key, eq, value = p.partition("=")
                     if eq and key.strip().isidentifier():
                         fields[key.strip()] = value.strip()
-                return m.group(1), fields, s[i + 1:]
+                return m.group(1), fields, s[i + 1 :]
             depth -= 1
         elif ch == "," and depth == 0:
             parts.append(s[start:i])
@@ -118,18 +119,30 @@ def _items(obj: dict, where: str) -> list[dict]:
     text, ids, params, rid = obj.get("text"), obj.get("input_ids"), obj.get("sampling_params"), obj.get("rid")
     batch_ids = isinstance(ids, list) and bool(ids) and isinstance(ids[0], list)
     if not isinstance(text, list) and not batch_ids:
-        return [{"text": text, "input_ids": ids, "sampling_params": params, "rid": rid,
-                 "received_time": obj.get("received_time")}]
+        return [
+            {
+                "text": text,
+                "input_ids": ids,
+                "sampling_params": params,
+                "rid": rid,
+                "received_time": obj.get("received_time"),
+            }
+        ]
     n = len(text) if isinstance(text, list) else len(ids)
 
-    def item(value, k):   # per-item value of a batch field (a shared value applies to all)
+    def item(value, k):  # per-item value of a batch field (a shared value applies to all)
         return value[k] if isinstance(value, list) and len(value) == n else value
 
-    return [{"text": item(text, k) if isinstance(text, list) else None,
-             "input_ids": item(ids, k) if batch_ids else None,
-             "sampling_params": item(params, k),
-             "rid": item(rid, k) if isinstance(rid, list) else (f"{rid}_{k}" if rid is not None else None),
-             "received_time": obj.get("received_time")} for k in range(n)]
+    return [
+        {
+            "text": item(text, k) if isinstance(text, list) else None,
+            "input_ids": item(ids, k) if batch_ids else None,
+            "sampling_params": item(params, k),
+            "rid": item(rid, k) if isinstance(rid, list) else (f"{rid}_{k}" if rid is not None else None),
+            "received_time": obj.get("received_time"),
+        }
+        for k in range(n)
+    ]
 
 
 def _parse_text_record(body: str, where: str) -> tuple[dict | None, dict]:
@@ -170,12 +183,17 @@ def _records(src: Path, text: str):
             if not isinstance(obj, dict):
                 raise AuroraError(f"{where}: 'obj' must be an object")
             if "text" not in obj and "input_ids" not in obj and "input_embeds" in obj:
-                continue   # an embedding request
+                continue  # an embedding request
             ts = rec.get("timestamp")
             t = datetime_ns(ts) if isinstance(ts, str) else None
             meta = (rec.get("out") or {}).get("meta_info") if isinstance(rec.get("out"), dict) else None
-            out = {k: meta[k] for k in ("completion_tokens", "prompt_tokens", "e2e_latency")
-                   if isinstance(meta, dict) and isinstance(meta.get(k), (int, float)) and not isinstance(meta.get(k), bool)}
+            out = {
+                k: meta[k]
+                for k in ("completion_tokens", "prompt_tokens", "e2e_latency")
+                if isinstance(meta, dict)
+                and isinstance(meta.get(k), (int, float))
+                and not isinstance(meta.get(k), bool)
+            }
             for key in ("text", "input_ids"):
                 if _truncated_json(obj.get(key)):
                     raise AuroraError(f"{where}: {key} is incomplete: {TRUNCATED_HINT}")
@@ -212,8 +230,10 @@ def read(src: Path) -> tuple[list[Imported], dict]:
             if event == "finish" and t is not None:
                 rec.setdefault("finish_ns", t)
     if not order:
-        raise AuroraError(f"{src}: no SGLang request records (expected `Receive: obj=GenerateReqInput(...)` "
-                          "lines or JSON `request.received` events from --log-requests)")
+        raise AuroraError(
+            f"{src}: no SGLang request records (expected `Receive: obj=GenerateReqInput(...)` "
+            "lines or JSON `request.received` events from --log-requests)"
+        )
     recs = [merged[k] for k in order]
     epoch = all(isinstance(r.get("received_time"), float) and 1e9 <= r["received_time"] <= 1e10 for r in recs)
     out = []
@@ -221,8 +241,10 @@ def read(src: Path) -> tuple[list[Imported], dict]:
         where = r["where"]
         text, ids = r.get("text"), r.get("input_ids")
         if text is None and ids is None:
-            raise AuroraError(f"{where}: request {r['rid']!r} has no logged prompt (text and input_ids absent: "
-                              "--log-requests-level 0 and 1 omit prompts; use 3)")
+            raise AuroraError(
+                f"{where}: request {r['rid']!r} has no logged prompt (text and input_ids absent: "
+                "--log-requests-level 0 and 1 omit prompts; use 3)"
+            )
         if text is not None and (not isinstance(text, str) or not text.strip()):
             raise AuroraError(f"{where}: request {r['rid']!r}: text must be a non-empty string")
         params = r.get("sampling_params") or {}
@@ -241,17 +263,28 @@ def read(src: Path) -> tuple[list[Imported], dict]:
             if isinstance(r.get(k), int):
                 meta[k] = r[k]
         ignore_eos = params.get("ignore_eos")
-        out.append(Imported(
-            where, prompt=text, prompt_token_ids=token_ids(ids, where) if ids is not None else None,
-            request_id=str(r["rid"]) if r["rid"] is not None else None, arrival_ns=t,
-            max_new_tokens=opt_int(params.get("max_new_tokens") or r.get("completion_tokens") or None,
-                                   f"{where}: max_new_tokens", 1, 1_000_000),
-            temperature=opt_float(params.get("temperature"), f"{where}: temperature", 0.0, 100.0),
-            top_p=opt_float(params.get("top_p"), f"{where}: top_p", 0.0, 1.0, lo_open=True),
-            seed=opt_int(params.get("sampling_seed"), f"{where}: sampling_seed", 0, 2**63 - 1),
-            ignore_eos=ignore_eos if isinstance(ignore_eos, bool) else None, metadata=meta))
+        out.append(
+            Imported(
+                where,
+                prompt=text,
+                prompt_token_ids=token_ids(ids, where) if ids is not None else None,
+                request_id=str(r["rid"]) if r["rid"] is not None else None,
+                arrival_ns=t,
+                max_new_tokens=opt_int(
+                    params.get("max_new_tokens") or r.get("completion_tokens") or None,
+                    f"{where}: max_new_tokens",
+                    1,
+                    1_000_000,
+                ),
+                temperature=opt_float(params.get("temperature"), f"{where}: temperature", 0.0, 100.0),
+                top_p=opt_float(params.get("top_p"), f"{where}: top_p", 0.0, 1.0, lo_open=True),
+                seed=opt_int(params.get("sampling_seed"), f"{where}: sampling_seed", 0, 2**63 - 1),
+                ignore_eos=ignore_eos if isinstance(ignore_eos, bool) else None,
+                metadata=meta,
+            )
+        )
     if not all(r.arrival_ns is not None for r in out):
         for r in out:
-            r.arrival_ns = None   # no usable times for some: fall back to --rate/--concurrency
+            r.arrival_ns = None  # no usable times for some: fall back to --rate/--concurrency
     clock = "received_time (Unix s)" if epoch else "log line timestamps"
     return out, {"arrival_clock": clock if out[0].arrival_ns is not None else "none"}
