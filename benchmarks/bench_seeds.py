@@ -21,10 +21,9 @@ import statistics
 import time
 from pathlib import Path
 
-from aurora_sim.replay.compare import ARMS, add_speedups, arm_config
+from aurora_sim.replay.compare import ARMS, run_compare
 from aurora_sim.replay.config import ReplayConfig
 from aurora_sim.replay.loop import Replay
-from aurora_sim.replay.summary import summarize
 
 RESULTS = Path(__file__).parent / "results"
 # two-sided 95 % Student-t quantiles by degrees of freedom (no scipy needed for five numbers)
@@ -49,18 +48,14 @@ def interval(xs: list[float]) -> dict:
 
 
 def one_seed(base: ReplayConfig, seed: int, out: Path) -> dict:
-    cfg = base.with_(seed=seed)
-    summaries = {}
-    for arm in ARMS:
+    """The four arms on this seed's trace (replay.compare.run_compare, on the fast path)."""
+
+    def run_one(cfg: ReplayConfig, run_dir: Path, arm: str) -> None:
         t0 = time.perf_counter()
-        Replay(arm_config(cfg, arm).with_(engine="fast"), out / f"s{seed}" / arm, overwrite=True).run()
-        summaries[arm] = summarize(out / f"s{seed}" / arm)
-        print(
-            f"seed {seed} {arm:15s} AL {summaries[arm]['acceptance_length']:.3f} ({time.perf_counter() - t0:.0f}s)",
-            flush=True,
-        )
-    add_speedups(summaries)
-    return summaries
+        Replay(cfg.with_(engine="fast"), run_dir, overwrite=True).run()
+        print(f"seed {seed} {arm:15s} ({time.perf_counter() - t0:.0f}s)", flush=True)
+
+    return run_compare(base.with_(seed=seed), out / f"s{seed}", run_one)["arms"]
 
 
 def main() -> None:

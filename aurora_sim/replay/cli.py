@@ -220,10 +220,10 @@ def replay_command(
     if profile is not None:
         hardware = "profiled"
     explicit = {
-        k: v for k, v in {"gamma": gamma, "learner_unroll": unroll, "controller_every": every}.items() if v is not None
+        k: v
+        for k, v in {"gamma": gamma, "learner_lr": lr, "learner_unroll": unroll, "controller_every": every}.items()
+        if v is not None
     }
-    if lr is not None:  # one rate for every starting draft
-        explicit.update(learner_lr=lr, learner_lr_finetune=None)
     cfg = ReplayConfig(
         trace=trace,
         limit=limit,

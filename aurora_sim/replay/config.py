@@ -111,9 +111,13 @@ class ReplayConfig:
         return self.learner.lr_finetune if finetune else self.learner.lr
 
     def with_recipe(self, name: str, **overrides) -> ReplayConfig:
-        """This config with a named recipe's settings, then `overrides` (ReplayConfig.with_ keys)."""
+        """This config with a named recipe's settings, then `overrides` (ReplayConfig.with_ keys).
+        A learner_lr override without a learner_lr_finetune one is one rate for every starting
+        draft (as `aurora replay --lr` and a sweep's `lr:` mean it)."""
         from aurora_sim.replay.recipes import recipe_changes
 
+        if "learner_lr" in overrides:
+            overrides.setdefault("learner_lr_finetune", None)
         return self.with_(**{**recipe_changes(name), **overrides})
 
     @property

@@ -186,8 +186,6 @@ def build_config(settings: dict, folder: Path, where: str) -> ReplayConfig:
         s["hardware"] = "profiled"
     try:
         recipe = s.pop("recipe", "fast")  # a recipe first; the entry's own settings override it
-        if "learner_lr" in s:
-            s.setdefault("learner_lr_finetune", None)  # as `aurora replay --lr`: one rate for every start
         cfg = ReplayConfig().with_recipe(recipe, **s)
         if arm:
             cfg = arm_config(cfg, arm, _resolve_file(static, folder) or "static")
