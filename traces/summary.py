@@ -14,14 +14,13 @@ from pathlib import Path
 import duckdb
 
 from .io import publish, read_trace
-from .repeats import segment_repeats
+from .repeats import prompt_keys, segment_repeats
 from .schema import DOMAINS
 
 NS_PER_S = 1e9
 PERCENTILES = (0.5, 0.9, 0.99)
 
 _PROMPT_CHARS = "coalesce(length(prompt), list_sum(list_transform(messages, lambda m: length(m.content))), 0)"
-_PROMPT_KEY = "coalesce(prompt, to_json(messages)::varchar, to_json(prompt_token_ids)::varchar)"
 
 
 def _lengths(con, expr: str, where: str = "true") -> dict:
@@ -83,9 +82,9 @@ def summarize(path: Path | str) -> dict:
                 "prompt_tokens": _lengths(con, "len(prompt_token_ids)", where),
                 "max_new_tokens": _lengths(con, "max_new_tokens", where),
             }
-    distinct, top = con.execute(
-        f"SELECT count(*), max(c) FROM (SELECT {_PROMPT_KEY} k, count(*) c FROM t GROUP BY k)"
-    ).fetchone()
+    # one definition of "the same prompt" for the whole trace and its segments (repeats.prompt_keys)
+    counts = prompt_keys(trace.frame).value_counts()["count"]
+    distinct, top = len(counts), int(counts.max())
     kinds = con.execute(
         "SELECT count(*) FILTER (prompt IS NOT NULL), count(*) FILTER (messages IS NOT NULL), "
         "count(*) FILTER (prompt_token_ids IS NOT NULL), "
