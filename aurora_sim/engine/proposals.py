@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aurora_sim.models.chain import chain_step, gather_chains, true_pass
+from aurora_sim.models.chain import chain_step, gather_chains, true_pass_rows
 
 
 @dataclass
@@ -95,7 +95,7 @@ def _lm_chains(draft, truth, starts, gamma):
 
 def _eagle_chains(head, tokens, target_features, starts, valid, truth_next, gamma, full):
     b, c = starts.shape
-    tp = true_pass(head, tokens, target_features, outputs_from=int(starts.min()))  # the prompt: keys only
+    tp = true_pass_rows(head, tokens, target_features, starts[:, 0], valid.sum(1))  # the prompt: keys only
     props = torch.full((b, c, gamma), -1, dtype=torch.long, device=tokens.device)
     hidden = gather_chains(tp.hidden, starts - tp.offset)  # full layout [B, C, H]
     # the LM head (most of a draft step's arithmetic) only on real chains, not on padding
@@ -116,7 +116,7 @@ def _eagle_chains(head, tokens, target_features, starts, valid, truth_next, gamm
         sub_tok = props[:, :, s - 1].gather(1, order).clamp(min=0)
         sub_hidden = gather_chains(hidden, order)
         sub_own = [(_gather_kv(k, order), _gather_kv(v, order)) for k, v in own]
-        h, (k, v) = chain_step(head, tp, sub_starts, s, sub_tok, sub_hidden, sub_own)
+        h, (k, v) = chain_step(head, tp, sub_starts, s, sub_tok, sub_hidden, sub_own, valid=sel_valid)
         # scatter back into the full layout (padding entries point at a live chain's slot;
         # write only the real ones)
         rows, cols = sel_valid.nonzero(as_tuple=True)

@@ -66,6 +66,53 @@ def true_pass(head, tokens: torch.Tensor, target_features: torch.Tensor, outputs
     return TruePass(hidden, k, v, o)
 
 
+def true_pass_rows(head, tokens: torch.Tensor, target_features: torch.Tensor, lo: torch.Tensor, count: torch.Tensor):
+    """true_pass for serving (no gradient) where row r's chains start at lo[r] .. lo[r] +
+    count[r] - 1: the same TruePass (offset min(lo)), computed only where it is read. Keys and
+    values at positions < lo + count (a chain at n reads keys <= n), outputs at lo .. lo + count
+    - 1, each row's attention over its own width. In a batch of rows sorted by length the
+    prompts still differ, so the dense pass computes outputs over other rows' prompt lengths and
+    padding; this skips them. Positions not computed are zero and never read."""
+    b, s = tokens.shape
+    attn, sp = head.self_attn, head.spec
+    o = int(lo.min())
+    pos = torch.arange(s, device=tokens.device)[None, :]
+    kv_at = (pos < (lo + count)[:, None]).nonzero(as_tuple=True)
+    out_at = ((pos >= lo[:, None]) & (pos < (lo + count)[:, None])).nonzero(as_tuple=True)
+    feature = head.fuse(shift_right(target_features)[kv_at])  # [N, H] at the key positions
+    x = head.layer_input(tokens[kv_at], feature)
+    cos, sin = head.rope_cos[kv_at[1]][:, None], head.rope_sin[kv_at[1]][:, None]  # [N, 1, D]
+    k = apply_rope(attn.k_proj(x).view(-1, sp.num_kv_heads, sp.head_dim), cos, sin)
+    v = attn.v_proj(x).view(-1, sp.num_kv_heads, sp.head_dim)
+    k_full = x.new_zeros(b, s, sp.num_kv_heads, sp.head_dim)
+    v_full = torch.zeros_like(k_full)
+    k_full[kv_at], v_full[kv_at] = k, v
+    k_full, v_full = k_full.transpose(1, 2), v_full.transpose(1, 2)
+    # the output positions are key positions too: their inputs are picked from the keys' rows
+    feat_full = x.new_zeros(b, s, feature.shape[-1])
+    x_full = x.new_zeros(b, s, x.shape[-1])
+    feat_full[kv_at], x_full[kv_at] = feature, x
+    q_in, feat_out = x_full[out_at], feat_full[out_at]
+    cos_o, sin_o = head.rope_cos[out_at[1]][:, None], head.rope_sin[out_at[1]][:, None]
+    q = apply_rope(attn.q_proj(q_in).view(-1, sp.num_heads, sp.head_dim), cos_o, sin_o)  # [M, H, D]
+    att = torch.empty(q.shape[0], sp.num_heads, sp.head_dim, dtype=q.dtype, device=q.device)
+    scale = sp.head_dim**-0.5
+    done = 0
+    for r, n in enumerate(count.tolist()):
+        if n <= 0:
+            continue
+        first, width = int(lo[r]), int(lo[r]) + n
+        qr = q[done : done + n].transpose(0, 1)[None]  # [1, H, n, D]
+        at = torch.arange(first, width, device=q.device)[None]
+        out, _ = _true_attention(qr, k_full[r : r + 1, :, :width], v_full[r : r + 1, :, :width], at, scale)
+        att[done : done + n] = out[0].transpose(0, 1)
+        done += n
+    h = head.layer_output(feat_out, attn.o_proj(att.reshape(att.shape[0], -1)))
+    hidden = x.new_zeros(b, s - o, h.shape[-1])
+    hidden[out_at[0], out_at[1] - o] = h
+    return TruePass(hidden, k_full, v_full, o)
+
+
 def gather_chains(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x [B, S, ...] -> x at per-row positions index [B, C] -> [B, C, ...]."""
     idx = index.clamp(0, x.shape[1] - 1)
@@ -80,10 +127,46 @@ def chain_step(
     tokens: torch.Tensor,
     feature: torch.Tensor,
     own: list[tuple[torch.Tensor, torch.Tensor]],
+    valid: torch.Tensor | None = None,
 ):
     """Step `step` (>= 1) of the chains starting at `starts` [B, C]: tokens [B, C], feature
     [B, C, H]; `own` = the (k, v) [B, KVH, C, D] of these chains' steps 1..step-1 (in order).
-    Returns (hidden [B, C, H], (k, v) of this step)."""
+    Returns (hidden [B, C, H], (k, v) of this step).
+
+    valid [B, C]: the chains that exist (the rest is padding: its hidden state is zero and its
+    keys are never read by a real chain). The projections and the MLP, most of a step's
+    arithmetic, then run on the real chains only; only the attention keeps the padded layout
+    (the true keys are shared per row). Serving's live chains are a ragged third of the padded
+    grid, so this is most of the saving; the values are the same, row by row."""
+    if valid is None:
+        return _chain_step_dense(head, tp, starts, step, tokens, feature, own)
+    attn, sp = head.self_attn, head.spec
+    b, c = tokens.shape
+    idx = valid.nonzero(as_tuple=True)
+    n = idx[0].numel()
+    feat = feature[idx]
+    x = head.layer_input(tokens[idx], feat)  # [N, 2H]
+    pos = (starts[idx] + step).clamp(max=head.rope_cos.shape[0] - 1)
+    cos, sin = head.rope_cos[pos][:, None], head.rope_sin[pos][:, None]  # [N, 1, D]
+    q = apply_rope(attn.q_proj(x).view(n, sp.num_heads, sp.head_dim), cos, sin)
+    k = apply_rope(attn.k_proj(x).view(n, sp.num_kv_heads, sp.head_dim), cos, sin)
+    v = attn.v_proj(x).view(n, sp.num_kv_heads, sp.head_dim)
+    q, k, v = (_spread(t, idx, b, c) for t in (q, k, v))
+    out = _chain_attention(q, tp.k, tp.v, starts, own + [(k, v)], valid)
+    h = head.layer_output(feat, attn.o_proj(out.transpose(1, 2)[idx].reshape(n, -1)))
+    hidden = feature.new_zeros(b, c, h.shape[-1], dtype=h.dtype)
+    hidden[idx] = h
+    return hidden, (k, v)
+
+
+def _spread(x: torch.Tensor, idx, b: int, c: int) -> torch.Tensor:
+    """[N, heads, D] at the valid entries `idx` -> [B, heads, C, D], zeros elsewhere."""
+    out = x.new_zeros(b, c, x.shape[1], x.shape[2])
+    out[idx] = x
+    return out.transpose(1, 2)
+
+
+def _chain_step_dense(head, tp, starts, step, tokens, feature, own):
     attn, sp = head.self_attn, head.spec
     b, c = tokens.shape
     x = head.layer_input(tokens, feature)
@@ -97,11 +180,12 @@ def chain_step(
     return head.layer_output(feature, attn.o_proj(out.transpose(1, 2).reshape(b, c, -1))), (k, v)
 
 
-def _chain_attention(q, k0, v0, starts, own):
+def _chain_attention(q, k0, v0, starts, own, valid=None):
     """q [B, H, C, D] attends to the true keys k0/v0 [B, KVH, S, D] at positions <= its chain's
-    start, and to its own chain's keys `own` [(k, v) [B, KVH, C, D]] (one each, no mask)."""
+    start, and to its own chain's keys `own` [(k, v) [B, KVH, C, D]] (one each, no mask).
+    valid [B, C] (no gradient only): each row's real chains, a prefix of ascending starts."""
     if not torch.is_grad_enabled() or not any(t.requires_grad for t in (q, k0, v0)):
-        return _chain_attention_flash(q, k0, v0, starts, own)
+        return _chain_attention_flash(q, k0, v0, starts, own, valid)
     b, h, c, d = q.shape
     kvh, s = k0.shape[1], k0.shape[2]
     rep = h // kvh  # grouped-query attention: query head i reads kv head i // rep
@@ -135,14 +219,32 @@ def teacher_forced_chains(head, tokens: torch.Tensor, target_features: torch.Ten
         yield hidden
 
 
-def _chain_attention_flash(q, k0, v0, starts, own):
+def _chain_attention_flash(q, k0, v0, starts, own, valid=None):
     """The same attention without materialising the [C, S] scores (serving, no gradient): the
     true keys through the CPU flash kernel, which also returns each query's log-sum-exp, then
     the chain's own keys merged in by log-sum-exp. Equal to _chain_attention to float rounding."""
     b, h, c, d = q.shape
-    kvh, s = k0.shape[1], k0.shape[2]
+    kvh = k0.shape[1]
     rep = h // kvh
     scale = d**-0.5
+    if valid is None:
+        out, lse = _true_attention(q, k0, v0, starts, scale)
+    else:
+        out, lse = _true_attention_rows(q, k0, v0, starts, valid, scale)
+    qg = q.view(b, kvh, rep, c, d)
+    own_scores = [((qg * kk[:, :, None]).sum(-1) * scale).reshape(b, h, c) for kk, _ in own]  # [B, H, C]
+    total = torch.logsumexp(torch.stack([lse, *own_scores], dim=-1), dim=-1)
+    out = out * (lse - total).exp()[..., None]
+    for sc, (_, vv) in zip(own_scores, own):
+        out = out + (sc - total).exp()[..., None] * vv[:, :, None].expand(b, kvh, rep, c, d).reshape(b, h, c, d)
+    return out
+
+
+def _true_attention(q, k0, v0, starts, scale):
+    """(out [B, H, C, D], log-sum-exp [B, H, C]) of q over the true keys at positions <= start."""
+    b, h, c, d = q.shape
+    kvh, s = k0.shape[1], k0.shape[2]
+    rep = h // kvh
     visible = torch.arange(s, device=q.device)[None, None, :] <= starts[:, :, None]  # [B, C, S]
     bias = torch.zeros(visible.shape, dtype=q.dtype, device=q.device).masked_fill_(~visible, float("-inf"))[:, None]
     # kv head i // rep serves query head i; with one kv head an expand is free (stride 0)
@@ -152,10 +254,24 @@ def _chain_attention_flash(q, k0, v0, starts, own):
         k_all = k0[:, :, None].expand(b, kvh, rep, s, d).reshape(b, h, s, d)
         v_all = v0[:, :, None].expand(b, kvh, rep, s, d).reshape(b, h, s, d)
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k_all, v_all, attn_mask=bias, scale=scale)
-    qg = q.view(b, kvh, rep, c, d)
-    own_scores = [((qg * kk[:, :, None]).sum(-1) * scale).reshape(b, h, c) for kk, _ in own]  # [B, H, C]
-    total = torch.logsumexp(torch.stack([lse, *own_scores], dim=-1), dim=-1)
-    out = out * (lse - total).exp()[..., None]
-    for sc, (_, vv) in zip(own_scores, own):
-        out = out + (sc - total).exp()[..., None] * vv[:, :, None].expand(b, kvh, rep, c, d).reshape(b, h, c, d)
-    return out
+    return out, lse
+
+
+def _true_attention_rows(q, k0, v0, starts, valid, scale):
+    """_true_attention one row at a time, over only that row's real chains and the keys up to
+    its last chain's start: a masked flash kernel computes every score of its grid, and serving's
+    live chains fill a third of the padded one (ragged counts, keys past the last start). Padding
+    gets out 0 and log-sum-exp -inf (no weight when the chain's own keys are merged in)."""
+    b, h, c, d = q.shape
+    out = q.new_zeros(b, h, c, d)
+    lse = torch.full((b, h, c), float("-inf"), dtype=torch.float32, device=q.device)
+    counts = valid.sum(1).tolist()
+    for r, n in enumerate(counts):
+        if n == 0:
+            continue
+        st = starts[r : r + 1, :n]
+        width = int(st.max()) + 1
+        o, row_lse = _true_attention(q[r : r + 1, :, :n], k0[r : r + 1, :, :width], v0[r : r + 1, :, :width], st, scale)
+        out[r, :, :n] = o[0]
+        lse[r, :, :n] = row_lse[0]
+    return out, lse
