@@ -385,19 +385,20 @@ DRAW = {
 }
 
 
-def write_figures(con, out_dir: Path) -> dict[str, dict]:
-    """Draw every figure that has data into out_dir/NAME.png and NAME.svg.
-    Returns name -> {png, svg (paths), caption}; a figure without data is left out."""
+def write_figures(con, out_dir: Path, draw: dict | None = None, captions: dict | None = None) -> dict[str, dict]:
+    """Draw every figure that has data (DRAW, or `draw` with its `captions`) into out_dir/NAME.png
+    and NAME.svg. Returns name -> {png, svg (paths), caption}; a figure without data is left out."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
+    draw, captions = (DRAW, FIGURES) if draw is None else (draw, captions)
     with matplotlib.rc_context(RC):
-        for name, draw in DRAW.items():
-            fig = draw(con)
+        for name, make in draw.items():
+            fig = make(con)
             if fig is None:
                 continue
             png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
             fig.savefig(png, dpi=DPI, metadata={"Software": None})
             fig.savefig(svg, metadata={"Date": None, "Creator": None})
-            written[name] = {"png": png, "svg": svg, "caption": FIGURES[name]}
+            written[name] = {"png": png, "svg": svg, "caption": captions[name]}
     return written

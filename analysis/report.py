@@ -270,6 +270,24 @@ def position_table(con, runs: list[dict]) -> Table | None:
     )
 
 
+def validation_table(con) -> Table | None:
+    from analysis.validation import table_rows
+
+    rows = table_rows(con)
+    if rows is None:
+        return None
+    return Table(
+        "validation",
+        "Predicted (virtual time, profiled cost model) vs measured (wall clock, same requests)",
+        *rows,
+        "Relative error = (predicted - measured) / measured. Same rounds: the two clocks served the same "
+        "rounds (a frozen draft in a closed loop does). Look-ups outside the table: rounds of the prediction "
+        "whose shape left the profile's grid. Drift: a steady calibration round timed before and after serving, "
+        "against its profile value (the machine's speed moved by that much since calibration). Serving thread "
+        "on a core: its CPU time over its rounds' wall time (below 100 %, it waited for a core).",
+    )
+
+
 def config_table(con) -> Table:
     """One column per run (a transposed table: the fields are many, the runs few)."""
     rows = _rows(con, "SELECT i.* FROM run_info i JOIN run_dirs d USING (label) ORDER BY d.ord")
@@ -383,8 +401,11 @@ def _html_figure(name: str, info: dict) -> str:
 
 def build(con, fig_dir: Path) -> tuple[str, str, dict]:
     """(html, markdown, {figures, tables}) for the runs of `con`; figures written into fig_dir."""
+    from analysis import validation
+
     runs = run_order(con)
     figs = write_figures(con, fig_dir)
+    figs |= write_figures(con, fig_dir, {"validation": validation.fig_validation}, validation.FIGURES)
     w = int(con.execute("SELECT aurora_window()").fetchone()[0])
     traces = sorted({f"{r['trace']} ({r['requests']} requests)" for r in runs})
     tables = {
@@ -396,6 +417,7 @@ def build(con, fig_dir: Path) -> tuple[str, str, dict]:
             ramp_table(con),
             lag_table(con),
             position_table(con, runs),
+            validation_table(con),
             config_table(con),
             definitions_table(),
         ]
@@ -405,6 +427,7 @@ def build(con, fig_dir: Path) -> tuple[str, str, dict]:
         tables.pop("recovery")
     sections = [  # (title, [figure names], [table ids])
         ("Summary", ["throughput"], ["summary"]),
+        ("Simulator vs real clock", ["validation"], ["validation"]),
         ("Acceptance length over the trace", ["al_vs_request", "segment_al"], ["segments", "recovery", "ramp"]),
         ("Per-position acceptance", ["per_position"], ["positions"]),
         ("Swaps and trainer lag", ["swap_timeline"], ["lag"]),

@@ -22,6 +22,7 @@ from aurora_sim.replay.cache_cli import cache_app
 from aurora_sim.replay.cli import replay_command
 from aurora_sim.serve.cli import serve_command
 from aurora_sim.sweep.cli import sweep_command
+from aurora_sim.validate.cli import validate_command
 from traces.cli import trace_app
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app.command("replay")(replay_command)
 app.command("sweep")(sweep_command)
 app.command("calibrate")(calibrate_command)
 app.command("costs")(costs_command)
+app.command("validate")(validate_command)
 app.command("sql")(sql_command)
 app.command("report")(report_command)
 app.command("figures")(figures_command)

@@ -190,7 +190,10 @@ def test_report_has_every_figure_and_table(tmp_path, runs):
     add_speedups(summaries)
     for arm, s in summaries.items():
         row = summary[arm]
-        assert row["AL"] == f"{s['acceptance_length']:.3f}" and f"| {s['acceptance_length']:.3f} |" in md
+        # the page's SQL and this Python sum in different orders: a value at a rounding boundary
+        # may print one digit apart
+        assert abs(float(row["AL"]) - s["acceptance_length"]) <= 1.0005e-3, (arm, row["AL"], s["acceptance_length"])
+        assert f"| {row['AL']} |" in md
         for key, col in (("speedup_vs_no-spec", "speedup vs no-spec"), ("speedup_vs_static", "speedup vs static")):
             if key not in s:
                 assert row[col] == "–", (arm, col)

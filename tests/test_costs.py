@@ -339,6 +339,15 @@ def test_calibrate_tiny_writes_a_loadable_profile(tiny_dir, tmp_path):
     assert table["prefill_ns_per_token"] > 0 and table["train_step_ns_per_token"] > 0
     assert cost.train_step_ns(256) > 0 and cost.swap_ns()[0] > 0
     assert not list(out.parent.glob(".*.tmp"))  # written atomically: no temp file left behind
+    # the axes a validation meets: context per row and admissions (prompt length, 1 or `batch` prompts)
+    assert table["context_grid"] == [32, 128, 512] and table["prefill_grid"] == [16, 64, 256]
+    assert sorted(table["round_ns_by_context"]) == ["128", "32", "512"]
+    assert table["round_ns"] == table["round_ns_by_context"]["128"]
+    assert set(table["admit_ns"]["2"]["2"]) == {"1", "2"} and set(table["admit_ns"]["0"]["1"]) == {"1"}
+    steady = RoundShape.steady(2, 2, 64)
+    admitting = RoundShape(2, 2, 70, 6, 256, 2 * 64, 2, 128)  # two 128-token prompts join
+    assert cost.round_ns(admitting) > cost.round_ns(steady)  # a real prefill costs something
+    assert cost.coverage()["outside"] == 0
 
 
 # ---- CLI functions (registered as `aurora costs` / `aurora calibrate` by aurora_sim.cli) -------

@@ -37,7 +37,17 @@ def calibrate_command(
     device: str = typer.Option("cpu", help="cpu or cuda."),
     batches: str = typer.Option("1,2,4,8,16", help="Batch sizes to measure, comma-separated."),
     gammas: str = typer.Option("0,1,2,4,6", help="Draft lengths γ to measure (0 = target-only), comma-separated."),
-    rounds: int = typer.Option(12, help="Measured rounds per (γ, batch) after warm-up; the median is kept."),
+    contexts: str = typer.Option(
+        "32,128,512",
+        help="Cached tokens per row to measure steady rounds at, comma-separated (a round's cost grows with "
+        "the context it attends to; look-ups interpolate between these).",
+    ),
+    prefills: str = typer.Option(
+        "16,64,256",
+        help="Prompt lengths to measure admissions at, comma-separated: what a round costs on top when 1 or "
+        "`batch` new prompts of that length join it (their prefill and the draft's catch-up over them).",
+    ),
+    rounds: int = typer.Option(12, help="Measured rounds per cell after warm-up; the median is kept."),
     threads: int = typer.Option(1, help="torch threads (1 matches the replay)."),
     train_unroll: int = typer.Option(5, help="TTT unroll of the measured draft training step."),
     out: Path = typer.Option(
@@ -45,7 +55,9 @@ def calibrate_command(
     ),
 ):
     """Measure round, prefill, training-step and swap times of the real engine on this machine and
-    write a profile table for `--hardware profiled`."""
+    write a profile table for `--hardware profiled`: steady rounds over (context, γ, batch), what
+    admitting 1 or `batch` prompts adds over (γ, batch, prompt length), the trainer step and the
+    swap. `aurora validate` reports which of its look-ups fell outside these grids."""
     from aurora_sim.costs.calibrate import calibrate
 
     path = calibrate(
@@ -53,6 +65,8 @@ def calibrate_command(
         draft=draft,
         batches=parse_ints(batches, "batches"),
         gammas=parse_ints(gammas, "gammas"),
+        contexts=parse_ints(contexts, "contexts"),
+        prefills=parse_ints(prefills, "prefills"),
         rounds=rounds,
         device=device,
         out=out,
@@ -74,6 +88,17 @@ def _print_profile(t: dict) -> None:
         grid.add_row(str(g), *(f"{t['round_ns'][str(g)][str(b)] / 1e6:.2f}" for b in t["batch_grid"]))
     console = Console()
     console.print(grid)
+    if t.get("context_grid"):
+        console.print(f"contexts measured (cached tokens per row): {', '.join(map(str, t['context_grid']))}")
+    if t.get("admit_ns"):
+        adm = Table(
+            "γ", "batch", "k", *(f"{n} tok" for n in t["prefill_grid"]), title="admission adds, ms (k prompts join)"
+        )
+        for g, by_b in t["admit_ns"].items():
+            for b, by_k in by_b.items():
+                for k, row in by_k.items():
+                    adm.add_row(g, b, k, *(f"{row[str(n)] / 1e6:.2f}" for n in t["prefill_grid"]))
+        console.print(adm)
     console.print(
         f"prefill {t['prefill_ns_per_token'] / 1e3:.1f} µs/token · train step {t['train_step_fixed_ns'] / 1e6:.1f} ms + "
         f"{t['train_step_ns_per_token'] / 1e3:.1f} µs/token (unroll {t['train_unroll']}) · swap publish "

@@ -30,6 +30,8 @@ class RoundShape:
     context_tokens  Σ over rows of the KV length the row attends to (already-cached tokens)
     prefill_requests how many prompts make up prefill_tokens (sizes their quadratic attention);
                     0 = unknown, costed as one prompt (an upper bound)
+    prefill_max     the longest of those prompts: the engine pads the prefill (and a draft's
+                    catch-up over it) to this length; 0 = unknown (a profiled cost takes the mean)
     """
 
     batch: int
@@ -39,6 +41,7 @@ class RoundShape:
     prefill_tokens: int = 0
     context_tokens: int = 0
     prefill_requests: int = 0
+    prefill_max: int = 0
 
     def __post_init__(self):
         for name in (
@@ -49,10 +52,25 @@ class RoundShape:
             "prefill_tokens",
             "context_tokens",
             "prefill_requests",
+            "prefill_max",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise AuroraError(f"RoundShape.{name} must be a non-negative int, got {value!r}")
+
+    @classmethod
+    def of_round(cls, stats) -> RoundShape:
+        """The shape of the round an engine just ran (its `last_round`, engine.slots.RoundStats)."""
+        return cls(
+            batch=max(stats.batch, len(stats.admitted)),
+            gamma=stats.gamma,
+            draft_tokens=stats.draft_tokens,
+            verify_tokens=stats.verify_tokens,
+            prefill_tokens=stats.prefill_tokens,
+            context_tokens=stats.context_tokens,
+            prefill_requests=len(stats.admitted),
+            prefill_max=stats.prefill_max,
+        )
 
     @classmethod
     def steady(cls, batch: int, gamma: int, context_per_row: int, accept_len: float = 1.0) -> RoundShape:

@@ -26,6 +26,7 @@ class RoundStats:
     draft_tokens: int = 0  # catch-up + γ-1 single steps, summed over rows
     verify_tokens: int = 0
     prefill_tokens: int = 0
+    prefill_max: int = 0  # the longest prompt admitted (the prefill is padded to it)
     context_tokens: int = 0  # KV length attended to, summed over rows
     admitted: tuple[str, ...] = ()
 
@@ -137,6 +138,7 @@ class SlotEngine:
         joining = self._admit()
         stats.admitted = tuple(r.req.request_id for r in joining)
         stats.prefill_tokens = sum(len(r.req.prompt_ids) for r in joining)
+        stats.prefill_max = max((len(r.req.prompt_ids) for r in joining), default=0)
         rows = [self.live[s] for s in sorted(self.live)]
         speculative = self.draft is not None and self.gamma > 0
         if rows:

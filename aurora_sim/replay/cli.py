@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -29,11 +30,9 @@ def _progress() -> Progress:
     )
 
 
-def run_with_progress(
-    cfg, out: Path, label: str, resume: bool = False, force: bool = False, quiet: bool = False
-) -> dict:
-    from aurora_sim.replay.loop import Replay
-
+@contextlib.contextmanager
+def replay_progress(label: str, quiet: bool = False):
+    """A live bar for one replay; yields the `on_progress` callback to give it."""
     with _progress() as bar:
         task = bar.add_task(label, total=None, al=1.0, version=0, swaps=0, steps=0, vt=0.0, visible=not quiet)
 
@@ -49,6 +48,15 @@ def run_with_progress(
                 vt=p.now_ns / 1e9,
             )
 
+        yield update
+
+
+def run_with_progress(
+    cfg, out: Path, label: str, resume: bool = False, force: bool = False, quiet: bool = False
+) -> dict:
+    from aurora_sim.replay.loop import Replay
+
+    with replay_progress(label, quiet) as update:
         return Replay(cfg, out, resume=resume, overwrite=force, on_progress=update).run()
 
 

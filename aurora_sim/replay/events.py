@@ -48,6 +48,10 @@ class EventQueue:
         self.now_ns = ev.time_ns  # never decreases: push refuses the past
         return ev
 
+    def peek(self) -> Event:
+        """The next event, left in the queue (a wall-clock drain waits for its time)."""
+        return self._heap[0]
+
     def __bool__(self) -> bool:
         return bool(self._heap)
 

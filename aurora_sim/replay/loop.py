@@ -12,6 +12,10 @@ Events (time, priority, sequence) drive everything:
 The trainer's computation runs on a second thread (a second core on this machine) while
 serving goes on, but its result is only used at its virtual end time, so the log never depends
 on which thread finished first. Wall-clock time never enters the log.
+
+The clock is this class's four hooks (`_drain`, `_round_ns`, `_trainer_started`, and the cost
+model's swap times): `aurora validate` overrides them to serve the same requests on the real clock
+(aurora_sim/validate/clock.py); nothing else in the loop knows which clock it runs on.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class Progress:
 
 
 class Replay:
+    run_id_suffix = ""  # a run of the same config on another clock names itself apart (validate)
+
     def __init__(
         self, cfg: ReplayConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False, on_progress=None
     ):
@@ -110,7 +116,7 @@ class Replay:
             train_unroll=cfg.learner.unroll,
             profile_path=cfg.profile,
         )
-        self.run_id = cfg.config_hash()
+        self.run_id = cfg.config_hash() + self.run_id_suffix
         self.log = EventLog(self.out, self.run_id, cfg.to_json(), skip_parts=self.skip_parts)
         self.registry = VersionRegistry(self.out / "drafts", keep=cfg.keep_versions)
         draft0 = initial_draft(cfg, self.target)
@@ -228,9 +234,7 @@ class Replay:
                 while self.pending_items:
                     it = self.pending_items.popleft()
                     q.push(it.arrival_ns, ev.ARRIVAL, "arrival", it)
-            while q:
-                e = q.pop()
-                getattr(self, f"_on_{e.kind}")(e.time_ns, e.payload)
+            self._drain()
             self._collect_steps()
         finally:
             self.executor.shutdown(wait=True)
@@ -259,6 +263,24 @@ class Replay:
         }
         (self.out / "wall.json").write_text(json.dumps(wall_info, indent=1, sort_keys=True))
         return {"run_id": self.run_id, "out": str(self.out), **wall_info}
+
+    def _drain(self) -> None:
+        """Handle events in (time, priority, sequence) order until none is left. Virtual time
+        never waits: an event's time is the instant its handler runs at."""
+        q = self.q
+        while q:
+            e = q.pop()
+            getattr(self, f"_on_{e.kind}")(e.time_ns, e.payload)
+
+    def _round_ns(self, now: int, shape, step_ns: int) -> int:
+        """How long the round that started at `now` lasts: what the cost model charges for its
+        shape (`step_ns`, the wall time engine.step() took, is not part of virtual time)."""
+        return max(1, int(self.cost.round_ns(shape)))
+
+    def _trainer_started(self, now: int, dur_ns: int, payload) -> None:
+        """A trainer job (step or scoring) was just submitted; in virtual time it ends after the
+        cost model's `dur_ns`, whatever the trainer thread's real speed."""
+        self.q.push(now + dur_ns, ev.TRAIN_DONE, "train_done", payload)
 
     def _write_runs(self, status: str, end_ns: int) -> None:
         cfg = self.cfg
@@ -341,22 +363,14 @@ class Replay:
         pause = 0
         if self.pending_swap is not None:
             pause = self._apply_swap(now)
-        t0 = time.perf_counter()
+        t0 = time.perf_counter_ns()
         outcomes = self.engine.step()
-        self._forward_s += time.perf_counter() - t0
+        step_ns = time.perf_counter_ns() - t0
+        self._forward_s += step_ns / 1e9
         s = self.engine.last_round
         from aurora_sim.costs import RoundShape
 
-        shape = RoundShape(
-            batch=max(s.batch, len(s.admitted)),
-            gamma=s.gamma,
-            draft_tokens=s.draft_tokens,
-            verify_tokens=s.verify_tokens,
-            prefill_tokens=s.prefill_tokens,
-            context_tokens=s.context_tokens,
-            prefill_requests=len(s.admitted),
-        )
-        dt = max(1, int(self.cost.round_ns(shape))) + pause
+        dt = self._round_ns(now, RoundShape.of_round(s), step_ns) + pause
         self.q.push(
             now + dt,
             ev.ROUND_END,
@@ -495,8 +509,7 @@ class Replay:
         self.steps_submitted += 1
         self.train_busy = True
         self.train_future = self.executor.submit(self._train_job, samples)
-        dur = max(1, int(self.cost.train_step_ns(tokens)))
-        self.q.push(now + dur, ev.TRAIN_DONE, "train_done", ("step", now, meta))
+        self._trainer_started(now, max(1, int(self.cost.train_step_ns(tokens))), ("step", now, meta))
 
     def _train_job(self, samples):
         torch.set_num_threads(1)  # per thread: the trainer's kernels must be reproducible too
@@ -596,7 +609,7 @@ class Replay:
         dur = max(1, int(self.cost.train_step_ns(tokens) * 2 // 3)) if samples else 1
         self.train_busy = True
         self.train_future = self.executor.submit(self._eval_job, cand, serving, samples)
-        self.q.push(now + dur, ev.TRAIN_DONE, "train_done", ("eval", now, meta))
+        self._trainer_started(now, dur, ("eval", now, meta))
 
     def _candidate_ready(self, now: int, meta: dict) -> None:
         from controller import CandidateInfo
