@@ -6,7 +6,7 @@
         included; model loading and the one-time trajectory cache apart), the ratio, AL per
         segment and swaps of both. -> benchmarks/results/replay.json
 
-    python3 benchmarks/bench_replay.py paper [--limit N] [--arms a,b]
+    python3 benchmarks/bench_replay.py paper [--limit N] [--arms a,b] [--name FILE.json]
         shift-paper's 33,000 requests as a closed loop of 8 (the full figure set's
         `shift-paper-c8`: at its Poisson 10 req/s a batch of 8 falls behind and refuses requests),
         each arm on the fast path: the trajectory cache's one-time build, then per arm where the
@@ -133,9 +133,7 @@ def bench_paper(args) -> dict:
     rows, cache = {}, None
     # arms measured by an earlier invocation on the same slice and recipe are kept (one arm of
     # 33k requests is an hour or more: the four are run one at a time)
-    earlier = (
-        json.loads((RESULTS / "replay_paper.json").read_text()) if (RESULTS / "replay_paper.json").is_file() else {}
-    )
+    earlier = json.loads((RESULTS / args.name).read_text()) if (RESULTS / args.name).is_file() else {}
     if (earlier.get("limit"), earlier.get("recipe")) == (args.limit, args.recipe):
         rows, cache = (
             {a: r for a, r in earlier.get("arms", {}).items() if a not in arms},
@@ -238,13 +236,14 @@ def main() -> None:
     ap.add_argument("--arms", default=None, help="paper: comma-separated arms (default all four)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/aurora-bench-replay"))
     ap.add_argument("--recipe", default="paper", help="paper: the learner recipe (fast or paper)")
+    ap.add_argument("--name", default=None, help="results file under benchmarks/results (default replay[_paper].json)")
     args = ap.parse_args()
+    args.name = args.name or ("replay.json" if args.what == "ci" else "replay_paper.json")
     t0 = time.perf_counter()
     result = bench_ci(args) if args.what == "ci" else bench_paper(args)
     result["bench_wall_s"] = round(time.perf_counter() - t0, 1)
-    name = "replay.json" if args.what == "ci" else "replay_paper.json"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(result, indent=1, sort_keys=True))
+    (RESULTS / args.name).write_text(json.dumps(result, indent=1, sort_keys=True))
     print(json.dumps(result.get("goals") or result.get("met"), indent=1))
 
 
