@@ -307,6 +307,7 @@ def config_table(con) -> Table:
         ("λ_discard", lambda r: fmt(r["lambda_discard"], 2)),
         ("learner lr", lambda r: fmt(r["learner_lr"], 4) if r["policy"] != "none" else "–"),
         ("γ (draft tokens per round)", lambda r: str(r["gamma"])),
+        ("depth policy (γ = the maximum unless fixed)", lambda r: r["depth_policy"]),
         ("batch", lambda r: str(r["batch"])),
         ("hardware", lambda r: r["hardware"]),
         ("deployment", lambda r: r["deployment"]),
@@ -401,11 +402,12 @@ def _html_figure(name: str, info: dict) -> str:
 
 def build(con, fig_dir: Path) -> tuple[str, str, dict]:
     """(html, markdown, {figures, tables}) for the runs of `con`; figures written into fig_dir."""
-    from analysis import validation
+    from analysis import depth, validation
 
     runs = run_order(con)
     figs = write_figures(con, fig_dir)
     figs |= write_figures(con, fig_dir, {"validation": validation.fig_validation}, validation.FIGURES)
+    figs |= write_figures(con, fig_dir, {"depth": depth.fig_depth}, depth.FIGURES)
     w = int(con.execute("SELECT aurora_window()").fetchone()[0])
     traces = sorted({f"{r['trace']} ({r['requests']} requests)" for r in runs})
     tables = {
@@ -430,6 +432,7 @@ def build(con, fig_dir: Path) -> tuple[str, str, dict]:
         ("Simulator vs real clock", ["validation"], ["validation"]),
         ("Acceptance length over the trace", ["al_vs_request", "segment_al"], ["segments", "recovery", "ramp"]),
         ("Per-position acceptance", ["per_position"], ["positions"]),
+        ("Speculation depth", ["depth"], []),
         ("Swaps and trainer lag", ["swap_timeline"], ["lag"]),
         ("Trainer", ["trainer_loss"], []),
         ("Runs", [], ["configs"]),

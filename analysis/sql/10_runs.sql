@@ -22,6 +22,8 @@ SELECT r.run_id, r.label, r.run_dir, r.status, r.name,
                      THEN json_extract(r.config_json, '$.learner.lr_finetune')::DOUBLE END,
                 json_extract(r.config_json, '$.learner.lr')::DOUBLE) AS learner_lr,
        json_extract_string(r.config_json, '$.recipe') AS recipe,  -- NULL: a log from before recipes
+       -- the speculation-depth policy; a config without one (the default, or an older log) is fixed
+       coalesce(json_extract_string(r.config_json, '$.depth.policy'), 'fixed') AS depth_policy,
        json_extract_string(r.cost_model_json, '$.name') AS cost_model,
        r.end_ns,
        coalesce(nullif(r.end_ns, 0), lr.last_ns, 0) AS makespan_ns,

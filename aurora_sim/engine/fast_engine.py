@@ -12,6 +12,7 @@ takes. So this engine runs the models only when the draft's view of a request ch
 and a round is a table look-up: the row at n accepts accepted[n] proposals and emits
 x_{n+1}..x_{n+k+1}. Slots, admission order, max_new_tokens/stop handling and the round's shape
 (what the cost model charges) are the round-by-round engine's own (`aurora_sim.engine.slots`),
+and so is a round's speculation depth (`depth_fn`: 0..γ, read off the chains computed at γ),
 so the two give the same tokens, the same rounds and the same virtual time up to float-order
 noise in the draft (measured in tests/test_fast_replay.py).
 """
@@ -105,12 +106,15 @@ class FastEngine(SlotEngine):
         return outcomes
 
     def _round(self, row: FastRow, speculative: bool) -> RoundOutcome:
-        n, gamma = row.n, self.gamma
+        n, gamma = row.n, self.depth
         if not speculative:
             props, k = (), 0
         else:
+            # Chains are computed at the maximum γ; a greedy round of depth g <= γ proposes the
+            # chain's first g tokens (the draft's steps do not depend on how many follow) and so
+            # accepts min(accepted, g) of them.
             i = n - row.chain_lo
-            props, k = tuple(row.proposals[i]), row.accepted[i]
+            props, k = tuple(row.proposals[i][:gamma]), min(row.accepted[i], gamma)
             # the EAGLE head's cache stays valid up to x_n; an LM draft's also over accepted ones
             row.draft_len = n + 1 + (0 if self.draft.uses_features else min(k, gamma - 1))
         new = row.ext[n + 1 : n + k + 2]

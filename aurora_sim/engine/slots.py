@@ -22,7 +22,7 @@ class RoundStats:
     """Shape of one engine step (what a CostModel charges for)."""
 
     batch: int = 0  # rows in the round (after admission)
-    gamma: int = 0  # draft steps (0 = target-only)
+    gamma: int = 0  # draft steps (0 = target-only); the round's depth unless a chain stopped early
     draft_tokens: int = 0  # catch-up + γ-1 single steps, summed over rows
     verify_tokens: int = 0
     prefill_tokens: int = 0
@@ -59,6 +59,11 @@ class SlotEngine:
         self.round_index = 0
         # What the last step did, for cost models: rows, draft steps and token counts.
         self.last_round = RoundStats()
+        # The speculation depth of each round: depth_fn(batch, context_tokens) -> 0..gamma, asked
+        # after admission (a depth policy sees the round it decides for); None = gamma always.
+        # 0 makes the round a plain decode step. `gamma` stays the maximum: what a request must
+        # fit in the context window and what the fast path's chains are computed at.
+        self.depth_fn = None
 
     def add(self, req: GenRequest) -> None:
         self.check(req)
@@ -140,17 +145,35 @@ class SlotEngine:
         stats.prefill_tokens = sum(len(r.req.prompt_ids) for r in joining)
         stats.prefill_max = max((len(r.req.prompt_ids) for r in joining), default=0)
         rows = [self.live[s] for s in sorted(self.live)]
-        speculative = self.draft is not None and self.gamma > 0
+        self.depth = self._round_depth(rows)
+        speculative = self.draft is not None and self.depth > 0
         if rows:
             stats.batch = len(rows)
             stats.context_tokens = sum(r.n + 1 for r in rows)
             if not speculative:
                 stats.verify_tokens = len(rows)
             else:
-                stats.gamma = self.gamma
-                stats.draft_tokens = sum(r.n + 1 - r.draft_len for r in rows) + (self.gamma - 1) * len(rows)
-                stats.verify_tokens = (self.gamma + 1) * len(rows)
+                self._spec_shape(rows, self.depth, self.depth)
         return rows, speculative
+
+    def _round_depth(self, rows: list[Live]) -> int:
+        if self.draft is None or not rows:
+            return 0
+        if self.depth_fn is None:
+            return self.gamma
+        depth = self.depth_fn(len(rows), sum(r.n + 1 for r in rows))
+        if not isinstance(depth, int) or not 0 <= depth <= self.gamma:
+            raise AuroraError(f"depth policy chose {depth!r}; it must be an int in 0..gamma ({self.gamma})")
+        return depth
+
+    def _spec_shape(self, rows: list[Live], depth: int, draft_steps: int) -> None:
+        """last_round's draft and verify counts for a speculative round of `depth` proposals that
+        ran `draft_steps` draft forwards (one more than depth when a chain stopped early: the step
+        that found the draft unsure was paid for). RoundShape.gamma counts draft steps."""
+        stats = self.last_round
+        stats.gamma = draft_steps
+        stats.draft_tokens = sum(r.n + 1 - r.draft_len for r in rows) + (draft_steps - 1) * len(rows)
+        stats.verify_tokens = (depth + 1) * len(rows)
 
     def _take_waiting(self, make_row) -> list[Live]:
         """Move waiting requests into free slots (lowest slot first); make_row(req, slot)."""

@@ -52,6 +52,9 @@ class TorchSpecEngine(SlotEngine):
         # (smollm2's 8192-token window would cost ~380 MB per slot), not to the model's limit.
         self.max_len = min(max_len or DEFAULT_MAX_LEN, target.spec.max_position)
         self.keep_logits = keep_logits
+        # Stop a round's chain at the first draft step where no row's top draft probability
+        # reaches this (SpecDec++/AdaEDL-style; the `confidence` depth policy); None = never.
+        self.confidence_floor: float | None = None
         p = target.lm_head.weight
         self.device, self.dtype = p.device, p.dtype
         self.cache = target.new_cache(max_batch, self.max_len)
@@ -135,7 +138,7 @@ class TorchSpecEngine(SlotEngine):
         return outcomes
 
     def _spec_round(self, rows: list[Live]) -> list[RoundOutcome]:
-        gamma, draft = self.gamma, self.draft
+        gamma, draft = self.depth, self.draft  # this round's depth (1..self.gamma)
         slots = self._ids([r.slot for r in rows])
         q_rows: list[list[torch.Tensor]] = [[] for _ in rows]
         props: list[list[int]] = [[] for _ in rows]
@@ -152,14 +155,24 @@ class TorchSpecEngine(SlotEngine):
         ar = torch.arange(len(rows), device=self.device)
         step_logits = logits[:, 0]
         prev_hidden = hidden[ar, last][:, None] if hidden is not None else None
-        self._draw(rows, step_logits, q_rows, props)
+        steps = 1
+        if self._unsure(step_logits):
+            gamma = 0
+        else:
+            self._draw(rows, step_logits, q_rows, props)
         # Draft steps 2..γ: each consumes the previous proposal (and the draft's own hidden state).
         for i in range(1, gamma):
             tok = self._ids([[p[-1]] for p in props])
             start = self._ids([r.n + i for r in rows])
             logits, hidden = draft(tok, prev_hidden, slots, start, self.draft_cache)
             prev_hidden = hidden
+            steps += 1
+            if self._unsure(logits[:, 0]):
+                gamma = i  # d_{i+1} is not proposed: the chain ends with i proposals
+                break
             self._draw(rows, logits[:, 0], q_rows, props)
+        if steps != gamma:  # stopped early: the round's shape is what actually ran
+            self._spec_shape(rows, gamma, steps)
 
         # Verify: one target forward over [x_n, d_1..d_γ] for every row.
         tok = self._ids([[r.tokens[-1]] + p for r, p in zip(rows, props)])
@@ -181,18 +194,26 @@ class TorchSpecEngine(SlotEngine):
                 p_tok = tuple(1.0 if t == greedy[i][j] else 0.0 for j, t in enumerate(props[i]))
             else:
                 p = target_probs(logits[i], row.req.temperature, row.req.top_p)
-                q = torch.stack(q_rows[i])
+                q = torch.stack(q_rows[i]) if q_rows[i] else None  # a chain stopped before d_1
                 k, nxt = verify_chain(props[i], q, p, row.gen)
                 q_tok = tuple(float(q[j, t]) for j, t in enumerate(props[i]))
                 p_tok = tuple(float(p[j, t]) for j, t in enumerate(props[i]))
             # Draft KV stays valid where its inputs were true: the LM draft's entries for
             # accepted proposals; the EAGLE head's only up to x_n (later ones used its own features).
-            row.draft_len = n + 1 + (0 if draft.uses_features else min(k, gamma - 1))
+            row.draft_len = n + 1 + (0 if draft.uses_features else min(k, max(gamma - 1, 0)))
             emitted = self._emit(row, props[i][:k] + [nxt], verify_round=True, proposed=gamma, accepted=k)
             outcomes.append(
                 self._outcome(row, n, tuple(props[i]), k, nxt, emitted, q_tok, p_tok, feats[i, : k + 1], logits[i])
             )
         return outcomes
+
+    def _unsure(self, step_logits: torch.Tensor) -> bool:
+        """True when a confidence floor is set and no row's top draft probability reaches it
+        (the batch verifies one chain length, so it stops only when no row would gain)."""
+        if self.confidence_floor is None:
+            return False
+        top = torch.softmax(step_logits.float(), dim=-1).max(dim=-1).values
+        return bool((top < self.confidence_floor).all())
 
     def _draw(self, rows, step_logits, q_rows, props) -> None:
         greedy = step_logits.argmax(-1).tolist()

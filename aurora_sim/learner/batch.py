@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aurora_sim.learner.discard import served_rejections
 from aurora_sim.learner.samples import Sample
 
 
@@ -30,6 +31,7 @@ class Group:
     target_logits: torch.Tensor  # [M, V]
     features: torch.Tensor | None  # [R, S, F] (EAGLE-3 heads)
     discard: bool
+    rejections: object = None  # learner.discard.Rejections at the loss positions (served group)
 
 
 @dataclass
@@ -98,13 +100,22 @@ def batch_tokens(samples: list[Sample], with_discard: bool, branch_context: int)
 
 
 def build_batch(
-    target, samples: list[Sample], with_discard: bool, branch_context: int, feature_layers: tuple[int, ...]
+    target,
+    samples: list[Sample],
+    with_discard: bool,
+    branch_context: int,
+    feature_layers: tuple[int, ...],
+    rejections: bool = False,
 ) -> Batch:
+    """rejections: attach to the served group where each rejection happened (the discard
+    variants that act on served states, learner/discard.py)."""
     seqs = [list(s.tokens) for s in samples]
     if all(s.teacher is not None for s in samples):
         groups = [_teacher_group(target, samples, feature_layers)]
     else:
         groups = [_group(target, seqs, _accepted_spans(samples), feature_layers, False)]
+    if rejections:
+        groups[0].rejections = served_rejections(samples, _accepted_spans(samples))
     if with_discard:
         bseqs, bspans = [], []
         for s in samples:

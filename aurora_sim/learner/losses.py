@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from aurora_sim.learner.discard import step_term
 from aurora_sim.models.chain import teacher_forced_chains
 
 
@@ -57,12 +58,16 @@ def position_kl(target_logits: torch.Tensor, draft_logits: torch.Tensor) -> torc
     return (logp.exp() * (logp - logq)).sum(-1)
 
 
-def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: int, decay: float):
+def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: int, decay: float, extra=None):
     """Weighted (decay**j) mean over TTT steps of the per-position KL at `index` (rows, cols):
     step j at position p is the chain that started at p - j (a step whose chain would start
     before position 0 does not exist and is left out of that position's mean). An LM draft's
     step-j prediction is its teacher-forced one, so it has one step. Returns ([M] KL, per-step
     mean KL).
+
+    extra = (variant, Rejections) (learner/discard.py, EAGLE heads only): also the variant's
+    term on these served states, from the same unroll; then returns ([M] KL, steps, [M] term,
+    [M] where it counts).
 
     Rows run in length-sorted sub-batches of SUB_BATCH, each cut to its longest loss position:
     attention costs the square of the padded width, and served requests vary in length ~10x."""
@@ -78,10 +83,11 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
     target_logits = draft.restrict(target_logits)
     batch = tokens.shape[0]
     if rows.numel() == 0:
-        return target_logits.new_zeros(0), [0.0] * unroll
+        empty = target_logits.new_zeros(0)
+        return (empty, [0.0] * unroll) if extra is None else (empty, [0.0] * unroll, empty, empty.bool())
     last = torch.full((batch,), -1, dtype=torch.long, device=cols.device).scatter_reduce(0, rows, cols, "amax")
     order = sorted(range(batch), key=lambda r: (int(last[r]), r))
-    pieces, where, sums, counts = [], [], [0.0] * unroll, [0] * unroll
+    pieces, where, sums, counts, terms, marks = [], [], [0.0] * unroll, [0] * unroll, [], []
     for i in range(0, batch, SUB_BATCH):
         sub = torch.tensor(order[i : i + SUB_BATCH], dtype=torch.long, device=rows.device)
         pick = torch.isin(rows, sub).nonzero(as_tuple=True)[0]
@@ -90,7 +96,8 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
         remap = torch.full((batch,), -1, dtype=torch.long, device=rows.device)
         remap[sub] = torch.arange(len(sub), device=rows.device)
         width = int(last[sub].max()) + 1
-        kl, step_sums, step_counts = _unrolled_rows(
+        sub_extra = None if extra is None else (extra[0], _pick(extra[1], pick))
+        kl, step_sums, step_counts, term, mark = _unrolled_rows(
             draft,
             tokens[sub, :width],
             target_features[sub, :width],
@@ -99,27 +106,39 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
             target_logits[pick],
             unroll,
             decay,
+            sub_extra,
         )
         pieces.append(kl)
+        terms.append(term)
+        marks.append(mark)
         where.append(pick)
         sums = [a + b for a, b in zip(sums, step_sums)]
         counts = [a + b for a, b in zip(counts, step_counts)]
     inverse = torch.empty_like(rows)
     inverse[torch.cat(where)] = torch.arange(rows.numel(), device=rows.device)
     steps = [sm / c if c else 0.0 for sm, c in zip(sums, counts)]
-    return torch.cat(pieces)[inverse], steps
+    if extra is None:
+        return torch.cat(pieces)[inverse], steps
+    return torch.cat(pieces)[inverse], steps, torch.cat(terms)[inverse], torch.cat(marks)[inverse]
+
+
+def _pick(rej, pick):
+    return type(rej)(rej.step[pick], rej.token[pick])
 
 
 SUB_BATCH = 4
 
 
-def _unrolled_rows(draft, tokens, target_features, rows, cols, target_logits, unroll, decay):
+def _unrolled_rows(draft, tokens, target_features, rows, cols, target_logits, unroll, decay, extra=None):
     starts, lo = _chain_starts(tokens.shape[0], rows, cols, unroll)
     # KL(p || q_j) = sum p log p - sum p log q_j: the target's half is computed once for all j
     logp = F.log_softmax(target_logits.float(), dim=-1)
     p = logp.exp()
     neg_entropy = (p * logp).sum(-1)
     total = weight = 0.0
+    term = torch.zeros(rows.shape[0], device=rows.device)
+    mark = torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
+    term_weight = 0.0
     sums, counts = [], []
     for j, hidden in enumerate(teacher_forced_chains(draft, tokens, target_features, starts, unroll)):
         chain = cols - j - lo[rows]  # the chain (column in `starts`) whose step j sits at (row, col)
@@ -131,7 +150,16 @@ def _unrolled_rows(draft, tokens, target_features, rows, cols, target_logits, un
         total, weight = total + w * kl, weight + w
         sums.append(float(kl.detach().sum()))
         counts.append(int(ok.sum()))
-    return total / weight.clamp(min=1e-12), sums, counts
+        if extra is not None:
+            value, at = step_term(extra[0], j, kl, logq, p, ok, extra[1], draft.d2t)
+            if extra[0] == "lk":  # every step counts, weighted as the KL
+                term, term_weight = term + w * value, term_weight + w
+            else:  # one step per position: where the rejection happened
+                term = term + value
+            mark = mark | at
+    if extra is not None and extra[0] == "lk":
+        term = term / term_weight.clamp(min=1e-12)
+    return total / weight.clamp(min=1e-12), sums, counts, term, mark
 
 
 def _chain_starts(batch: int, rows: torch.Tensor, cols: torch.Tensor, unroll: int):

@@ -5,9 +5,11 @@ asks whether enough new data is there (`ready`), takes a batch from the buffer, 
 (`compute`: on the trainer thread, since nothing else touches the learner's model until the
 step's virtual end), and takes snapshots between steps for the controller's candidates.
 
-Loss (the paper's): mean KL(p_target || p_draft) over accepted positions + λ_discard × mean KL
-over discarded proposals' positions; λ = 0 is Aurora's released code. A step whose loss is not
-finite or whose gradient norm explodes is dropped (no optimizer update) and reported.
+Loss (the paper's): mean KL(p_target || p_draft) over accepted positions + λ_discard × a term
+from the rejected proposals: by default (`discard = branch`) the mean KL over the discarded
+proposals' positions; the other variants (learner/discard.py) take theirs on the served states.
+λ = 0 is Aurora's released code. A step whose loss is not finite or whose gradient norm explodes
+is dropped (no optimizer update) and reported.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 
 from aurora_sim.learner.batch import Batch
 from aurora_sim.learner.buffer import SampleBuffer
+from aurora_sim.learner.discard import extra_term
 from aurora_sim.learner.evaluate import estimate_al
 from aurora_sim.learner.losses import unrolled_kl
 from aurora_sim.learner.samples import Sample
@@ -87,16 +90,20 @@ class OnlineLearner:
     def compute(self, b: Batch) -> StepResult:
         self.attempts += 1
         parts = {False: [], True: []}
+        variant = extra_term(self.cfg.discard, self.cfg.lambda_discard)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for g in b.groups:
-                kl, _ = unrolled_kl(
-                    self.model, g.tokens, g.features, (g.rows, g.cols), g.target_logits, self.cfg.unroll, self.cfg.decay
-                )
+                args = (self.model, g.tokens, g.features, (g.rows, g.cols), g.target_logits, self.cfg.unroll)
+                if variant and not g.discard and g.rejections is not None:
+                    kl, _, term, at = unrolled_kl(*args, self.cfg.decay, extra=(variant, g.rejections))
+                    parts[True].append(term[at])  # the variant's term where it counts
+                else:
+                    kl, _ = unrolled_kl(*args, self.cfg.decay)
                 parts[g.discard].append(kl)
         acc, disc = (torch.cat(parts[k]) if parts[k] else None for k in (False, True))
         zero = next(self.model.parameters()).sum() * 0.0
         loss_acc = acc.mean() if acc is not None and acc.numel() else zero
-        loss_disc = disc.mean() if disc is not None and disc.numel() else zero
+        loss_disc = disc.mean() if disc is not None and disc.numel() and self.cfg.discard != "none" else zero
         loss = loss_acc + self.cfg.lambda_discard * loss_disc
         value = float(loss.detach())
         result = StepResult("ok", value, float(loss_acc.detach()), float(loss_disc.detach()), float("nan"))

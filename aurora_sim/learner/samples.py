@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 class Branch:
     start: int  # sequence index of the first discarded token
     tokens: tuple[int, ...]  # the discarded proposals d_{k+1}..d_γ
+    # k: the draft step (0-based) that proposed tokens[0], so the rejection happened at state
+    # start - 1 on the served sequence, step k of the chain from start - 1 - k (-1 = unknown)
+    step: int = field(default=-1, compare=False)
 
 
 @dataclass
@@ -42,7 +45,7 @@ def rejected_branches(tokens_len: int, rounds: list[tuple[int, tuple[int, ...], 
     out = []
     for n, props, k in rounds:
         if k < len(props) and n + k + 1 <= tokens_len:
-            out.append(Branch(n + k + 1, tuple(props[k:])))
+            out.append(Branch(n + k + 1, tuple(props[k:]), k))
     return out
 
 

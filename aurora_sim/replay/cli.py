@@ -150,7 +150,12 @@ def replay_command(
     lambda_discard: float = typer.Option(
         0.0,
         "--lambda-discard",
-        help="Weight of the KL on rejected proposals (0 = Aurora's code; > 0 = the paper's discard sampling).",
+        help="Weight of the term from rejected proposals (0 = Aurora's code; > 0 = the paper's discard sampling; --discard says which term).",
+    ),
+    discard: str = typer.Option(
+        "branch",
+        "--discard",
+        help="How rejected proposals train the draft, weighted by --lambda-discard: branch (KL on the rejected branch's states: the off-trajectory tail), reject-point (extra KL weight at the state where the draft was wrong), unlikelihood (-log(1 - q(rejected token)) there), lk (-log sum min(p, q) on served states: acceptance directly), none. See aurora_sim/learner/discard.py.",
     ),
     learn: bool = typer.Option(True, help="Train the draft online (--no-learn: serve the starting draft frozen)."),
     lr: float = typer.Option(
@@ -159,6 +164,13 @@ def replay_command(
     ),
     unroll: int = typer.Option(
         None, help="TTT unroll steps of the EAGLE head's loss, weights 0.8^i [recipe: fast 4, paper 5]."
+    ),
+    depth: str = typer.Option(
+        "fixed",
+        help="Speculation depth per round (0 = a plain decode step; --gamma is the maximum): fixed (γ every round, as before); ema (a model of SGLang's adaptive speculative decoding: batch-size tiers of speculative_num_steps switched on an EMA of accepted drafts); cost (the γ in 0..max with the most expected tokens per unit of the cost model's round time, from observed per-position acceptance; 0 where drafting does not pay); confidence (γ max, but a chain stops where the draft's top probability falls below --depth-threshold; round-by-round engine only).",
+    ),
+    depth_threshold: float = typer.Option(
+        0.5, "--depth-threshold", help="With --depth confidence: the top draft probability below which a chain stops."
     ),
     batch: int = typer.Option(8, help="Max batch (concurrent requests in the engine)."),
     gamma: int = typer.Option(None, help="Draft tokens per round (chain length) [recipe: fast 4, paper 5]."),
@@ -248,8 +260,11 @@ def replay_command(
         recipe,
         learner_enabled=learn,
         learner_lambda_discard=lambda_discard,
+        learner_discard=discard,
         controller_policy=policy,
         controller_rollback=rollback,
+        depth_policy=depth,
+        depth_threshold=depth_threshold,
         **explicit,
     )
     stem = Path(trace).stem if Path(trace).suffix else trace

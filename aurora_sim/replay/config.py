@@ -16,6 +16,7 @@ INITS = ("none", "static", "static-full", "scratch")  # or a draft directory
 # The offline static draft each static init names: its flavour (aurora_sim.learner.offline.RECIPE)
 STATIC_INITS = {"static": "ci", "static-full": "full"}
 ENGINES = ("auto", "fast", "exact")
+DEPTHS = ("fixed", "ema", "cost", "confidence")  # controller/depth.py
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class LearnerConfig:
     unroll: int = 4  # TTT unroll steps (Aurora: 5-7), weights decay**i
     decay: float = 0.8
     lambda_discard: float = 0.0  # 0 = Aurora's released code; > 0 = the paper's discard sampling
+    discard: str = "branch"  # how rejections are used (learner/discard.py): branch | reject-point | ...
     discard_per_request: int = 4  # rejected branches kept per request (chosen by the learner RNG)
     branch_context: int = 16  # accepted tokens kept before a rejected branch
     grad_clip: float = 1.0
@@ -53,6 +55,16 @@ class ControllerConfig:
     rollback: bool = False
     rollback_window: int = 64  # verify rounds compared before/after a swap
     rollback_margin: float = 0.05  # revert if live AL falls below (1 - margin) x pre-swap AL
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """The speculation-depth policy (controller/depth.py) and its settings."""
+
+    policy: str = "fixed"  # fixed | ema | cost | confidence
+    threshold: float = 0.5  # confidence: stop a chain below this top draft probability
+    alpha: float = 0.05  # cost: EMA weight of one request's verify in per-position acceptance
+    probe_every: int = 32  # cost: one round in this many runs one step deeper than the best (0 = never)
 
 
 @dataclass(frozen=True)
@@ -81,8 +93,15 @@ class ReplayConfig:
     keep_versions: int = 3  # draft versions kept on disk besides serving and rollback target
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
 
     def __post_init__(self):
+        if self.depth.policy not in DEPTHS:
+            raise AuroraError(f"unknown depth policy {self.depth.policy!r} (choose {', '.join(DEPTHS)})")
+        if not 0.0 <= self.depth.threshold <= 1.0:
+            raise AuroraError(f"depth threshold must be in [0, 1], got {self.depth.threshold}")
+        if not 0.0 < self.depth.alpha <= 1.0 or self.depth.probe_every < 0:
+            raise AuroraError("depth alpha must be in (0, 1] and probe_every >= 0")
         if self.controller.policy not in POLICIES:
             raise AuroraError(f"unknown policy {self.controller.policy!r} (choose {', '.join(POLICIES)})")
         if self.draft not in ("eagle3", "lm"):
@@ -103,6 +122,13 @@ class ReplayConfig:
             raise AuroraError(f"unknown learner recipe {self.recipe!r} (choose {', '.join(RECIPES)})")
         if self.learner.lambda_discard < 0:
             raise AuroraError(f"lambda_discard must be >= 0, got {self.learner.lambda_discard}")
+        from aurora_sim.learner.discard import PLANNED, VARIANTS
+
+        if self.learner.discard not in VARIANTS:
+            planned = " (planned, not built yet)" if self.learner.discard in PLANNED else ""
+            raise AuroraError(
+                f"unknown discard variant {self.learner.discard!r}{planned}; choose one of {', '.join(VARIANTS)}"
+            )
 
     @property
     def learner_lr(self) -> float:
@@ -138,7 +164,16 @@ class ReplayConfig:
         return "online-scratch" if self.init == "scratch" else "online-static"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        # A run with the default depth policy records no `depth` key, so its config, run id and
+        # event log bytes are what they were before depth policies existed (old runs resume,
+        # baselines and default run directories keep their names).
+        if self.depth == DepthConfig():
+            del d["depth"]
+        # likewise the default discard variant (the only one before variants existed)
+        if self.learner.discard == "branch":
+            del d["learner"]["discard"]
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -155,12 +190,18 @@ class ReplayConfig:
         d = dict(d)
         d["learner"] = LearnerConfig(**d.get("learner", {}))
         d["controller"] = ControllerConfig(**d.get("controller", {}))
+        d["depth"] = DepthConfig(**d.get("depth", {}))
         return cls(**d)
 
     def with_(self, **changes) -> ReplayConfig:
         learner = {k.removeprefix("learner_"): v for k, v in changes.items() if k.startswith("learner_")}
         ctrl = {k.removeprefix("controller_"): v for k, v in changes.items() if k.startswith("controller_")}
-        rest = {k: v for k, v in changes.items() if not k.startswith(("learner_", "controller_"))}
+        depth = {k.removeprefix("depth_"): v for k, v in changes.items() if k.startswith("depth_")}
+        rest = {k: v for k, v in changes.items() if not k.startswith(("learner_", "controller_", "depth_"))}
         return replace(
-            self, learner=replace(self.learner, **learner), controller=replace(self.controller, **ctrl), **rest
+            self,
+            learner=replace(self.learner, **learner),
+            controller=replace(self.controller, **ctrl),
+            depth=replace(self.depth, **depth),
+            **rest,
         )

@@ -33,6 +33,7 @@ import torch
 from aurora_sim.engine.fast_engine import FastEngine
 from aurora_sim.engine.torch_engine import TorchSpecEngine
 from aurora_sim.errors import AuroraError
+from aurora_sim.learner.discard import extra_term, uses_branches
 from aurora_sim.replay import events as ev
 from aurora_sim.replay.config import ReplayConfig
 from aurora_sim.replay.eventlog import EventLog
@@ -134,13 +135,14 @@ class Replay:
                 trajectories={},
                 max_len=cfg.max_len,
                 teacher=cfg.learning,
-                full_chains=cfg.learning and cfg.learner.lambda_discard > 0,
+                full_chains=cfg.learning and uses_branches(cfg.learner.discard, cfg.learner.lambda_discard),
             )
             self.engine.trajectories = self._trajectories(model_dir)
         else:
             self.engine = TorchSpecEngine(
                 self.target, draft0, gamma=gamma, max_batch=cfg.batch, max_len=cfg.max_len, draft_version=0
             )
+        self._setup_depth(gamma)
         self.learner = None
         if cfg.learning:
             from aurora_sim.learner.online import OnlineLearner
@@ -150,6 +152,22 @@ class Replay:
             )
         self.controller = make_controller(cfg.controller)
         self.observer = ObservationBuilder(cfg.controller.rollback_window)
+
+    def _setup_depth(self, gamma: int) -> None:
+        """The depth policy decides each round's γ through the engine's depth_fn; `fixed` (the
+        default) installs nothing, so its rounds are exactly the engine's own."""
+        from controller.depth import make_depth_policy
+
+        self.depth = make_depth_policy(self.cfg.depth, gamma, self._steady_round_ns)
+        if self.cfg.depth.policy != "fixed" and gamma > 0:
+            self.engine.depth_fn = self.depth.choose
+            self.engine.confidence_floor = self.depth.confidence_floor
+
+    def _steady_round_ns(self, batch: int, gamma: int, context_per_row: int, accept_len: float) -> float:
+        """What the cost model charges a steady round of this shape (the cost depth policy's view)."""
+        from aurora_sim.costs import RoundShape
+
+        return self.cost.round_ns(RoundShape.steady(batch, gamma, context_per_row, accept_len))
 
     def _trajectories(self, model_dir) -> dict:
         """The target's greedy trajectory of every request the engine will accept, from the
@@ -409,6 +427,11 @@ class Replay:
                 generated += o.accepted + 1
                 rounds += 1
                 version = o.draft_version
+        if outcomes and self.engine.depth_fn is not None:
+            from controller.depth import DepthRound
+
+            depth = len(outcomes[0].proposals)  # one depth per round (batch-wide)
+            self.depth.observe(DepthRound(batch, depth, tuple(o.accepted for o in outcomes)))
         if rounds:
             self.recent_al.append((generated, rounds))
             self.observer.on_round(version, generated, rounds)
@@ -496,7 +519,8 @@ class Replay:
         samples, new = lr.buffer.take(self.cfg.learner.batch_requests)
         from aurora_sim.learner.batch import batch_tokens
 
-        tokens = batch_tokens(samples, self.cfg.learner.lambda_discard > 0, self.cfg.learner.branch_context)
+        lc = self.cfg.learner
+        tokens = batch_tokens(samples, uses_branches(lc.discard, lc.lambda_discard), lc.branch_context)
         meta = {
             "samples": len(samples),
             "new": new,
@@ -517,8 +541,14 @@ class Replay:
 
         t0 = time.perf_counter()
         lr = self.learner
+        lc = self.cfg.learner
         batch = build_batch(
-            self.target, samples, self.cfg.learner.lambda_discard > 0, self.cfg.learner.branch_context, lr.layers
+            self.target,
+            samples,
+            uses_branches(lc.discard, lc.lambda_discard),
+            lc.branch_context,
+            lr.layers,
+            rejections=extra_term(lc.discard, lc.lambda_discard) is not None,
         )
         out = lr.compute(batch), batch.accepted_positions, batch.discard_positions
         self._trainer_s += time.perf_counter() - t0

@@ -26,6 +26,10 @@ def resolve_engine(cfg: ReplayConfig, temperatures) -> str:
         why.append(f"gamma {cfg.gamma} > {OVERHANG + 1} (the cached trajectories' overhang)")
     if cfg.draft == "lm" and cfg.learning and cfg.learner.lambda_discard > 0:
         why.append("discard sampling with an LM draft needs its rejected tails (EAGLE heads only)")
+    if cfg.speculative and cfg.depth.policy == "confidence":
+        why.append(
+            "--depth confidence needs the draft's probability at every step (fast-path chains keep only argmaxes)"
+        )
     if why and cfg.engine == "fast":
         raise AuroraError("--engine fast: " + "; ".join(why) + " (use --engine exact)")
     return "exact" if why else "fast"

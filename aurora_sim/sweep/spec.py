@@ -34,6 +34,7 @@ ALIASES = {
     "every": "controller_every",
     "rollback": "controller_rollback",
     "lambda_discard": "learner_lambda_discard",
+    "discard": "learner_discard",
     "lr": "learner_lr",
     "unroll": "learner_unroll",
     "learn": "learner_enabled",

@@ -1,0 +1,163 @@
+"""The discard-loss variants (aurora_sim/learner/discard.py) on the real tiny target and a real
+EAGLE-3 head: where each rejection lands, each variant's term against its definition computed
+directly, that the served KL is unchanged by asking for a term, that the term trains the head,
+and that a replay with a variant runs, is deterministic and differs from the served KL alone."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aurora_sim.errors import AuroraError
+from aurora_sim.learner.batch import build_batch
+from aurora_sim.learner.discard import served_rejections, uses_branches
+from aurora_sim.learner.losses import unrolled_kl
+from aurora_sim.learner.online import OnlineLearner
+from aurora_sim.learner.samples import Branch, Sample, rejected_branches
+from aurora_sim.models import drafts
+from aurora_sim.replay.config import LearnerConfig, ReplayConfig
+
+UNROLL = 3
+
+
+def _sample(uid, tokens, prompt_len, branches=()):
+    return Sample(uid, tuple(tokens), prompt_len, tuple(branches), 0, uid * 10)
+
+
+def test_branches_know_the_step_that_was_rejected_and_rejections_land_on_its_state():
+    rounds = [(10, (1, 2, 3, 4), 2), (18, (9, 9, 9, 9), 0)]
+    br = rejected_branches(30, rounds)
+    assert [(b.start, b.step) for b in br] == [(13, 2), (19, 0)]
+    s = _sample(0, range(30), 8, br)
+    rej = served_rejections([s], [(7, 29)])  # loss positions 7..28
+    steps = rej.step.tolist()
+    # round at 10 accepted 2, so step 2 of the chain from 10 proposed 3 at state 12 (= 13 - 1)
+    assert steps[12 - 7] == 2 and rej.token[12 - 7] == 3
+    assert steps[18 - 7] == 0 and rej.token[18 - 7] == 9
+    assert sum(x >= 0 for x in steps) == 2
+
+
+@pytest.fixture()
+def parts(tiny_target):
+    head = drafts.new_eagle3(tiny_target, seed=0).float().train()
+    g = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(5, 4000, (40,), generator=g).tolist() for _ in range(2)]
+    # rejections at states 24 (step 1, token 7) and 30 (step 0, token 11)
+    branches = [Branch(25, (7, 8), 1), Branch(31, (11,), 0)]
+    samples = [_sample(i, s, 20, branches) for i, s in enumerate(seqs)]
+    b = build_batch(tiny_target, samples, False, 8, head.target_layers, rejections=True)
+    return head, b.groups[0]
+
+
+def _kl_and_q(head, g, j):
+    """Step j's draft log-probabilities and KL at every loss position, the direct way."""
+    from aurora_sim.models.chain import teacher_forced_chains
+
+    starts = torch.arange(g.tokens.shape[1])[None].expand(g.tokens.shape[0], -1)
+    for i, hidden in enumerate(teacher_forced_chains(head, g.tokens, g.features, starts, j + 1)):
+        if i == j:
+            h = hidden[g.rows, (g.cols - j).clamp(min=0)]
+    logq = F.log_softmax(head.draft_logits(h).float(), -1)
+    logp = F.log_softmax(g.target_logits.float(), -1)
+    return logq, logp.exp(), (logp.exp() * (logp - logq)).sum(-1)
+
+
+@pytest.mark.parametrize("variant", ["reject-point", "unlikelihood", "lk"])
+@torch.no_grad()
+def test_each_term_matches_its_definition(parts, variant):
+    head, g = parts
+    args = (head, g.tokens, g.features, (g.rows, g.cols), g.target_logits, UNROLL, 0.8)
+    kl_plain, _ = unrolled_kl(*args)
+    kl, _, term, at = unrolled_kl(*args, extra=(variant, g.rejections))
+    assert torch.allclose(kl, kl_plain)  # asking for a term leaves the served KL as it was
+    where = at.nonzero().flatten().tolist()
+    if variant == "lk":
+        assert len(where) == len(g.rows)  # every served state
+        weights, acc = 0.0, 0.0
+        for j in range(UNROLL):
+            logq, p, _ = _kl_and_q(head, g, j)
+            ok = (g.cols - j >= 0).float()
+            acc = acc + (0.8**j) * ok * -torch.minimum(p, logq.exp()).sum(-1).log()
+            weights = weights + (0.8**j) * ok
+        assert torch.allclose(term, acc / weights, atol=1e-4)
+        return
+    # one position per rejection and sample: state 24 at step 1, state 30 at step 0
+    assert len(where) == 4
+    for m in where:
+        j = int(g.rejections.step[m])
+        logq, p, kl_j = _kl_and_q(head, g, j)
+        if variant == "reject-point":
+            want = kl_j[m]
+        else:
+            want = -torch.log1p(-logq[m, g.rejections.token[m]].exp())
+        assert abs(float(term[m]) - float(want)) < 1e-4, (variant, m, j)
+    assert float(term[~at].abs().sum()) == 0.0
+
+
+def test_a_term_gives_the_head_a_gradient(parts):
+    head, g = parts
+    args = (head, g.tokens, g.features, (g.rows, g.cols), g.target_logits, UNROLL, 0.8)
+    _, _, term, at = unrolled_kl(*args, extra=("unlikelihood", g.rejections))
+    term[at].mean().backward()
+    assert float(head.lm_head.weight.grad.abs().sum()) > 0 and float(head.fc.weight.grad.abs().sum()) > 0
+
+
+def test_learner_step_adds_lambda_times_the_term(tiny_target, parts):
+    head, g = parts
+    from aurora_sim.learner.batch import Batch
+
+    losses = {}
+    for variant in ("none", "unlikelihood"):
+        cfg = LearnerConfig(lambda_discard=0.5, discard=variant, unroll=UNROLL, precision="fp32")
+        lr = OnlineLearner(tiny_target, head, cfg, random.Random(0), gamma=4)
+        res = lr.compute(Batch([g], 0))
+        losses[variant] = res
+    none, unl = losses["none"], losses["unlikelihood"]
+    assert none.loss_discard == 0.0 and unl.loss_discard > 0
+    assert abs(unl.loss - (unl.loss_accepted + 0.5 * unl.loss_discard)) < 1e-5
+    assert abs(unl.loss_accepted - none.loss_accepted) < 1e-5
+
+
+def test_only_the_branch_variant_needs_branches_and_unknown_names_are_refused():
+    assert uses_branches("branch", 0.5) and not uses_branches("branch", 0.0)
+    assert not any(uses_branches(v, 0.5) for v in ("reject-point", "unlikelihood", "lk", "none"))
+    with pytest.raises(AuroraError, match="planned, not built yet"):
+        ReplayConfig(learner=LearnerConfig(discard="expected-length"))
+    with pytest.raises(AuroraError, match="unknown discard variant 'bogus'"):
+        ReplayConfig(learner=LearnerConfig(discard="bogus"))
+
+
+def test_default_variant_keeps_the_config_and_run_id_of_before():
+    a = ReplayConfig(trace="shift-ci")
+    assert "discard" not in a.to_dict()["learner"]
+    b = a.with_(learner_discard="lk")
+    assert b.to_dict()["learner"]["discard"] == "lk" and b.config_hash() != a.config_hash()
+
+
+def _replay(root, name, **changes):
+    from aurora_sim.replay.loop import Replay
+
+    cfg = ReplayConfig(trace="shift-ci", limit=40, deployment="proxy", init="scratch").with_(
+        learner_batch_requests=4, learner_min_new=4, controller_every=2, **changes
+    )
+    Replay(cfg, root / name).run()
+    return root / name
+
+
+def test_a_replay_with_a_variant_is_deterministic_and_trains_differently(tmp_path, tiny_dir):
+    from aurora_sim.replay.eventlog import read_table
+
+    runs = {
+        "none": _replay(tmp_path, "none", learner_lambda_discard=0.5, learner_discard="none"),
+        "unl": _replay(tmp_path, "unl", learner_lambda_discard=0.5, learner_discard="unlikelihood"),
+        "unl2": _replay(tmp_path, "unl2", learner_lambda_discard=0.5, learner_discard="unlikelihood"),
+    }
+    steps = {k: read_table(v, "train_steps").sort("step") for k, v in runs.items()}
+    assert len(steps["unl"]) > 0
+    # same config, same bytes; the term changes the losses the learner reports
+    for part in ("requests", "rounds", "train_steps"):
+        assert read_table(runs["unl"], part).equals(read_table(runs["unl2"], part)), part
+    assert steps["unl"]["loss_discard"].sum() > 0 and steps["none"]["loss_discard"].sum() == 0
