@@ -40,6 +40,16 @@ def test_branches_know_the_step_that_was_rejected_and_rejections_land_on_its_sta
     assert sum(x >= 0 for x in steps) == 2
 
 
+def test_the_control_marks_as_many_random_states_at_the_same_steps():
+    br = [Branch(13, (3, 4), 2), Branch(19, (9,), 0), Branch(25, (5,), 1)]
+    s = _sample(7, range(40), 8, br)
+    real = served_rejections([s], [(7, 39)])
+    ctrl = served_rejections([s], [(7, 39)], control=True)
+    assert sorted(x for x in ctrl.step.tolist() if x >= 0) == sorted(x for x in real.step.tolist() if x >= 0)
+    assert ctrl.step.tolist() != real.step.tolist()  # elsewhere (seeded: the same every time)
+    assert ctrl.step.tolist() == served_rejections([s], [(7, 39)], control=True).step.tolist()
+
+
 @pytest.fixture()
 def parts(tiny_target):
     head = drafts.new_eagle3(tiny_target, seed=0).float().train()
@@ -123,7 +133,7 @@ def test_learner_step_adds_lambda_times_the_term(tiny_target, parts):
 
 def test_only_the_branch_variant_needs_branches_and_unknown_names_are_refused():
     assert uses_branches("branch", 0.5) and not uses_branches("branch", 0.0)
-    assert not any(uses_branches(v, 0.5) for v in ("reject-point", "unlikelihood", "lk", "none"))
+    assert not any(uses_branches(v, 0.5) for v in ("reject-point", "unlikelihood", "lk", "control", "none"))
     with pytest.raises(AuroraError, match="planned, not built yet"):
         ReplayConfig(learner=LearnerConfig(discard="expected-length"))
     with pytest.raises(AuroraError, match="unknown discard variant 'bogus'"):

@@ -105,17 +105,18 @@ def build_batch(
     with_discard: bool,
     branch_context: int,
     feature_layers: tuple[int, ...],
-    rejections: bool = False,
+    rejections: bool | str = False,
 ) -> Batch:
     """rejections: attach to the served group where each rejection happened (the discard
-    variants that act on served states, learner/discard.py)."""
+    variants that act on served states, learner/discard.py); "control": at random served
+    states instead, as many, at the same steps (the compute-matched control)."""
     seqs = [list(s.tokens) for s in samples]
     if all(s.teacher is not None for s in samples):
         groups = [_teacher_group(target, samples, feature_layers)]
     else:
         groups = [_group(target, seqs, _accepted_spans(samples), feature_layers, False)]
     if rejections:
-        groups[0].rejections = served_rejections(samples, _accepted_spans(samples))
+        groups[0].rejections = served_rejections(samples, _accepted_spans(samples), control=rejections == "control")
     if with_discard:
         bseqs, bspans = [], []
         for s in samples:

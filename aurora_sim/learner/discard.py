@@ -16,6 +16,10 @@ optimise acceptance directly):
   unlikelihood   λ × -log(1 - q(rejected token)) at that state: push the rejected token down
   lk             λ × -log sum_x min(p(x), q(x)) on every served state and unroll step (the
                  acceptance probability of a sampled proposal, 1 - TV(p, q)), weighted as the KL
+  control        the compute-matched control for reject-point: the same extra KL weight on as
+                 many served states, at the same unroll steps, drawn at random instead of at
+                 the rejections (seeded by the sample): separates "more updates" from "the
+                 rejection carries information"
   none           the served KL only (λ ignored)
 
 Every variant keeps the served KL; λ weighs the extra term. The rejections a variant sees are
@@ -28,13 +32,14 @@ differentiable expected accepted length over the drafted chain).
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
 
-VARIANTS = ("branch", "reject-point", "unlikelihood", "lk", "none")
+VARIANTS = ("branch", "reject-point", "unlikelihood", "lk", "control", "none")
 PLANNED = ("reach-weighted", "expected-length")
-ON_SERVED_STATES = ("reject-point", "unlikelihood", "lk")  # terms taken in the served group
+ON_SERVED_STATES = ("reject-point", "unlikelihood", "lk", "control")  # terms taken in the served group
 
 
 def uses_branches(variant: str, lam: float) -> bool:
@@ -56,16 +61,21 @@ class Rejections:
     token: torch.Tensor  # [M] long
 
 
-def served_rejections(samples, spans: list[tuple[int, int]]) -> Rejections:
+def served_rejections(samples, spans: list[tuple[int, int]], control: bool = False) -> Rejections:
     """The rejections of each sample at its loss positions `spans` (lo, hi) per row, laid out as
-    batch._padded lays out (rows, cols): row by row, columns ascending."""
+    batch._padded lays out (rows, cols): row by row, columns ascending. control: as many marks,
+    with the same steps, at served positions drawn at random (random.Random(sample uid))."""
     steps, tokens = [], []
     for s, (lo, hi) in zip(samples, spans):
         st = [-1] * (hi - lo)
         tk = [0] * (hi - lo)
+        rng = random.Random(s.uid)
         for br in s.branches:
             at = br.start - 1 - lo  # the state that proposed the rejected token
             if br.step >= 0 and 0 <= at < hi - lo:
+                if control:
+                    free = [i for i in range(hi - lo) if st[i] < 0]
+                    at = rng.choice(free) if free else at
                 st[at], tk[at] = br.step, br.tokens[0]
         steps.extend(st)
         tokens.extend(tk)
@@ -80,7 +90,7 @@ def step_term(variant: str, j: int, kl, logq, p, ok, rej: Rejections, d2t) -> tu
         accept = torch.minimum(p, logq.exp()).sum(-1).clamp(min=1e-12)
         return -accept.log() * ok, ok
     at = ok & (rej.step == j)
-    if variant == "reject-point":
+    if variant in ("reject-point", "control"):
         return kl * at, at
     # unlikelihood: the rejected token in the head's vocabulary (a hot-vocabulary head cannot
     # have proposed a token outside it; such positions are skipped)

@@ -542,13 +542,14 @@ class Replay:
         t0 = time.perf_counter()
         lr = self.learner
         lc = self.cfg.learner
+        term = extra_term(lc.discard, lc.lambda_discard)
         batch = build_batch(
             self.target,
             samples,
             uses_branches(lc.discard, lc.lambda_discard),
             lc.branch_context,
             lr.layers,
-            rejections=extra_term(lc.discard, lc.lambda_discard) is not None,
+            rejections="control" if term == "control" else term is not None,
         )
         out = lr.compute(batch), batch.accepted_positions, batch.discard_positions
         self._trainer_s += time.perf_counter() - t0
