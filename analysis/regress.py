@@ -82,13 +82,32 @@ def judge(baseline: dict, now: dict) -> list[Verdict]:
     return out
 
 
-def baseline_path(directory: Path, scenario: str) -> Path:
-    """`<scenario>.json`, or `<scenario>.tiny-fp32.json` where the tiny tier is built without bf16
-    autocast (CPUs without native bf16): a different model build, so different exact numbers."""
+def baseline_path(directory: Path, scenario: str, build: str | None = None) -> Path:
+    """`<scenario>.<build>.json` where one was recorded for this model build (`build`: the tiny
+    target's identity, 16 hex digits); else `<scenario>.json`, or `<scenario>.tiny-fp32.json`
+    where the tiny tier is built without bf16 autocast (CPUs without native bf16). The tiny build
+    is deterministic on one kind of CPU but not across kinds (measured: two x86 machines with
+    native bf16 built targets 0.02 apart in held-out loss, and static drafts 0.5 apart in AL), so
+    a baseline only means something for the build it was recorded with."""
     from aurora_sim.models.tiny import recipe
 
+    if build:
+        own = Path(directory) / f"{scenario}.{build}.json"
+        if own.is_file():
+            return own
     flavour = "" if recipe()["train"]["autocast_bf16"] else ".tiny-fp32"
     return Path(directory) / f"{scenario}{flavour}.json"
+
+
+def current_build(model: str = "tiny") -> str | None:
+    """The built target's identity (16 hex digits), or None when it is not built yet."""
+    from aurora_sim.models.registry import resolve_model
+    from aurora_sim.replay.trajectories import model_identity
+
+    try:
+        return model_identity(resolve_model(model, build=False))[:16]
+    except Exception:  # not built (or not a model directory): the generic baseline applies
+        return None
 
 
 def load_baseline(path: Path) -> tuple[dict, dict]:

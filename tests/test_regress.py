@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from analysis.regress import Verdict, judge
+from analysis.regress import Verdict, baseline_path, current_build, judge
 from aurora_sim.cli import app
 
 runner = CliRunner()
@@ -36,6 +36,18 @@ def test_judge_flags_only_changes_for_the_worse():
         "a/recovery_requests/shift@1600": "REGRESSION",
     }
     assert judge({"x/final_loss": 0.5}, {}) == [Verdict("x/final_loss", 0.5, None, "missing")]
+
+
+def test_a_baseline_recorded_for_this_build_is_preferred(tmp_path, tiny_dir):
+    build = current_build()
+    assert build is not None and len(build) == 16
+    generic = baseline_path(tmp_path, "shift-mini", build)
+    assert generic.name in ("shift-mini.json", "shift-mini.tiny-fp32.json")  # none for this build yet
+    own = tmp_path / f"shift-mini.{build}.json"
+    own.write_text("{}")
+    assert baseline_path(tmp_path, "shift-mini", build) == own
+    assert baseline_path(tmp_path, "shift-mini", "0" * 16) == generic  # another build: the generic one
+    assert baseline_path(tmp_path, "shift-mini", None) == generic
 
 
 def test_regress_passes_unchanged_and_catches_a_broken_learner(tmp_path, trained_head_dir):
