@@ -140,6 +140,13 @@ def test_only_the_branch_variant_needs_branches_and_unknown_names_are_refused():
         ReplayConfig(learner=LearnerConfig(discard="bogus"))
 
 
+def test_an_lm_draft_refuses_a_served_state_variant(tiny_target):
+    lm = drafts.new_lm_draft(tiny_target, seed=0)
+    with pytest.raises(AuroraError, match="needs an EAGLE-3 draft"):
+        OnlineLearner(tiny_target, lm, LearnerConfig(lambda_discard=0.5, discard="lk"), random.Random(0), gamma=4)
+    OnlineLearner(tiny_target, lm, LearnerConfig(lambda_discard=0.5, discard="branch"), random.Random(0), gamma=4)
+
+
 def test_default_variant_keeps_the_config_and_run_id_of_before():
     a = ReplayConfig(trace="shift-ci")
     assert "discard" not in a.to_dict()["learner"]

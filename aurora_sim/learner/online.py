@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aurora_sim.errors import AuroraError
 from aurora_sim.learner.batch import Batch
 from aurora_sim.learner.buffer import SampleBuffer
 from aurora_sim.learner.discard import extra_term
@@ -65,6 +66,11 @@ class OnlineLearner:
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
         self.layers = tuple(self.model.target_layers) if self.model.uses_features else ()
         self.bf16 = resolve_precision(cfg.precision) == "bf16"
+        if extra_term(cfg.discard, cfg.lambda_discard) and not self.model.uses_features:
+            raise AuroraError(
+                f"--discard {cfg.discard} needs an EAGLE-3 draft (its term comes from the head's unroll); "
+                "an LM draft supports branch and none"
+            )
         self.buffer = SampleBuffer(cfg.capacity, cfg.buffer, cfg.max_staleness, rng)
         self.heldout: deque[Sample] = deque(maxlen=cfg.eval_requests)
         self.recent: deque[Sample] = deque(maxlen=cfg.eval_requests)
