@@ -55,7 +55,7 @@ def _trace(name: str, seed: int, temperature: float, out: Path) -> str:
     path = out / f"{name}-s{seed}-T{temperature:g}.parquet"
     if not path.is_file():
         frame, config = traces.generate_trace(traces.TraceConfig.from_dict(cfg))
-        write_trace(frame, path, config.to_dict())
+        write_trace(frame, path, config)
     return str(path)
 
 
@@ -108,7 +108,8 @@ def main() -> None:
             cfg = base.with_(learner_lambda_discard=0.0 if v == "none" else args.lam, learner_discard=v)
             run = args.out / f"T{args.temperature:g}" / f"s{seed}" / v
             t = time.perf_counter()
-            Replay(cfg, run, overwrite=True).run()
+            if not (run / "wall.json").is_file():  # finished runs are kept; an interrupted one resumes
+                Replay(cfg, run, resume=run.is_dir()).run()
             per[v][seed] = measure(run, args.head)
             print(
                 f"seed {seed} {v:13s} AL {per[v][seed]['acceptance_length']:.3f} "

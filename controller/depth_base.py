@@ -38,6 +38,9 @@ class DepthPolicy:
     def observe(self, rnd: DepthRound) -> None:
         pass
 
+    def on_swap(self) -> None:
+        """A new draft went live (a live server sees its own weight updates too)."""
+
 
 class Fixed(DepthPolicy):
     """γ every round: what every engine did before depth policies (and the default)."""

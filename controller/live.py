@@ -48,6 +48,13 @@ class LiveLoop:
     ):
         self.client, self.target, self.registry, self.log, self.clock = client, target, registry, log, clock
         self.lcfg, self.gamma, self.seed, self.learning = learner_cfg, gamma, seed, learning
+        if controller_cfg.policy == "payoff":  # it prices a swap with a cost model; a live server has none yet
+            from aurora_sim.errors import AuroraError
+
+            raise AuroraError(
+                "--policy payoff needs a cost model to price swaps, which live runs do not have yet "
+                "(use shadow: the same scoring, gated on AL)"
+            )
         self.controller = make_controller(controller_cfg)
         self.observer = ObservationBuilder(controller_cfg.rollback_window)
         self.fault = fault  # tests: a callable run at the start of each trainer job (may raise)

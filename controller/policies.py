@@ -5,6 +5,8 @@
              the serving draft; swapped only if it wins by δ in estimated acceptance length
     shadow   the candidate is scored on the most recently captured traffic (what it would serve
              next) and swapped unless it does worse than the serving draft (tolerance)
+    payoff   scored like shadow, priced in time: swapped when its expected speedup under the depth
+             policy, over the time until the next candidate, saves more than the swap's pause
     rollback (a guard on any policy) once a swapped-in version has served `window` rounds,
              revert to the previous version if live AL fell below (1 - margin) x the AL the
              previous version had over its last `window` rounds
@@ -93,7 +95,37 @@ class Shadow(Controller):
         return (Swap if ok else Hold)(obs.candidate.version, reason)
 
 
-POLICIES: dict[str, type[Controller]] = {"cadence": Cadence, "lazy": Lazy, "shadow": Shadow}
+class Payoff(Controller):
+    """Swap when the candidate's expected speedup (controller/payoff.py: its acceptance profile on
+    recent traffic, priced by the cost model under the run's depth policy) saves more serving time
+    before the next candidate than the swap's pause costs. The horizon is the time since the last
+    candidate (candidates come at a steady cadence of trainer steps)."""
+
+    eval_set = "recent"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._last_candidate_ns = 0
+
+    def decide(self, obs: Observation) -> Decision:
+        from controller.payoff import time_saved_ns
+
+        horizon = max(obs.now_ns - self._last_candidate_ns, 0)
+        self._last_candidate_ns = obs.now_ns
+        m = obs.candidate.metrics
+        cand, serving, pause = m.get("candidate_speedup"), m.get("serving_speedup"), m.get("swap_pause_ns")
+        if cand is None or serving is None or pause is None or cand != cand or serving != serving:
+            return Hold(obs.candidate.version, "payoff: nothing to price the candidate on")
+        saved = time_saved_ns(serving, cand, horizon)
+        ok = saved > pause
+        reason = (
+            f"payoff: expected speedup {cand:.3f} vs serving {serving:.3f} over {horizon / 1e9:.2f} s "
+            f"saves {saved / 1e9:.3f} s {'>' if ok else '<='} swap pause {pause / 1e9:.3f} s"
+        )
+        return (Swap if ok else Hold)(obs.candidate.version, reason)
+
+
+POLICIES: dict[str, type[Controller]] = {"cadence": Cadence, "lazy": Lazy, "shadow": Shadow, "payoff": Payoff}
 
 
 def make_controller(cfg) -> Controller:

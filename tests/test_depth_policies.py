@@ -50,13 +50,30 @@ def test_cost_picks_gamma_max_when_everything_is_accepted(round_time, batch):
 
 
 def test_cost_updates_conditional_acceptance_per_position(round_time):
-    p = _cost(round_time, alpha=0.5)
-    # one row accepted 1 of 3: position 1 passed, position 2 failed, position 3 not reached
+    p = _cost(round_time, alpha=0.25)
+    # one row accepted 1 of 3: position 1 passed, position 2 failed, position 3 not reached; the
+    # first observation replaces the optimistic prior (a running mean until 1/alpha of them)
     p.observe(DepthRound(1, 3, (1,)))
-    assert p.acceptance == [1.0, 0.5, 1.0, 1.0]
+    assert p.acceptance == [1.0, 0.0, 1.0, 1.0]
     p.observe(DepthRound(1, 3, (0,)))
-    assert p.acceptance == [0.5, 0.5, 1.0, 1.0]
-    assert p.expected_tokens(2) == 1 + 0.5 + 0.25
+    assert p.acceptance == [0.5, 0.0, 1.0, 1.0]
+    assert p.expected_tokens(2) == 1 + 0.5
+    for _ in range(2):
+        p.observe(DepthRound(1, 1, (1,)))
+    assert p.acceptance[0] == pytest.approx(0.5 + 0.5 / 3 + (1 - 0.5 - 0.5 / 3) / 4)  # mean of 4, then EMA
+    p.observe(DepthRound(1, 1, (0,)))
+    assert p.acceptance[0] == pytest.approx(0.75 * (0.5 + 0.5 / 3 + (1 - 0.5 - 0.5 / 3) / 4))
+
+
+def test_cost_prices_a_swapped_in_draft_optimistically_again(round_time):
+    p = _cost(round_time, probe_every=0)
+    for _ in range(50):
+        p.observe(DepthRound(8, 4, (0,) * 8))
+    assert p.choose(8, 8 * 300) == 0
+    p.on_swap()
+    assert p.choose(8, 8 * 300) == 4  # unknown again: measured at depth 4 in the next round
+    p.observe(DepthRound(8, 4, (4,) * 4 + (0,) * 4))
+    assert p.acceptance[0] == pytest.approx(0.5)
 
 
 def test_cost_probes_one_step_deeper_every_n_rounds(round_time):

@@ -19,8 +19,18 @@ from aurora_sim.learner.samples import Sample
 
 @torch.no_grad()
 def estimate_al(draft, target, samples: list[Sample], gamma: int, feature_layers: tuple[int, ...]) -> float:
+    return acceptance_profile(draft, target, samples, gamma, feature_layers)[0]
+
+
+@torch.no_grad()
+def acceptance_profile(
+    draft, target, samples: list[Sample], gamma: int, feature_layers: tuple[int, ...]
+) -> tuple[float, list[float]]:
+    """(estimated AL, survival): survival[j] = P(accepted >= j + 1) over the round starts, j <
+    gamma. A round of depth g then emits 1 + survival[0] + ... + survival[g-1] tokens per row, so
+    the profile prices a draft under any depth policy (controller/payoff.py), not only at γ."""
     if not samples:
-        return float("nan")
+        return float("nan"), [float("nan")] * gamma
     group = build_batch(target, samples, with_discard=False, branch_context=0, feature_layers=feature_layers).groups[0]
     tokens = group.tokens
     truth = tokens.clone()
@@ -29,6 +39,9 @@ def estimate_al(draft, target, samples: list[Sample], gamma: int, feature_layers
     lo = torch.tensor([s.prompt_len for s in samples], dtype=torch.long)
     count = torch.tensor([max(0, len(s.tokens) - 1 - s.prompt_len) for s in samples], dtype=torch.long)
     if int(count.sum()) == 0:
-        return 1.0
+        return 1.0, [0.0] * gamma
     chains = greedy_chains(draft, tokens, group.features, truth, lo, count, gamma)
-    return 1.0 + float(chains.accepted.sum()) / float(chains.valid.sum())
+    valid = float(chains.valid.sum())
+    accepted = chains.accepted[chains.valid]
+    survival = [float((accepted > j).sum()) / valid for j in range(gamma)]
+    return 1.0 + float(chains.accepted.sum()) / valid, survival

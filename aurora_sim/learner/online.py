@@ -26,7 +26,7 @@ from aurora_sim.errors import AuroraError
 from aurora_sim.learner.batch import Batch
 from aurora_sim.learner.buffer import SampleBuffer
 from aurora_sim.learner.discard import extra_term
-from aurora_sim.learner.evaluate import estimate_al
+from aurora_sim.learner.evaluate import acceptance_profile
 from aurora_sim.learner.losses import unrolled_kl
 from aurora_sim.learner.samples import Sample
 
@@ -137,9 +137,13 @@ class OnlineLearner:
         return list(self.heldout if kind == "heldout" else self.recent)
 
     def score(self, draft, samples: list[Sample]) -> float:
+        return self.profile(draft, samples)[0]
+
+    def profile(self, draft, samples: list[Sample]) -> tuple[float, list[float]]:
+        """(estimated AL at γ, survival per draft position): see learner/evaluate.py."""
         was = draft.training
         draft.eval()
         try:
-            return estimate_al(draft, self.target, samples, self.gamma, self.layers)
+            return acceptance_profile(draft, self.target, samples, self.gamma, self.layers)
         finally:
             draft.train(was)

@@ -139,7 +139,7 @@ def replay_command(
     ),
     policy: str = typer.Option(
         "cadence",
-        help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic).",
+        help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic), payoff (swap when the candidate's expected speedup under the cost model and --depth policy, until the next candidate, pays for the swap's pause).",
     ),
     recipe: str = typer.Option(
         "fast",

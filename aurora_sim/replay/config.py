@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from aurora_sim.errors import AuroraError
 
-POLICIES = ("cadence", "lazy", "shadow")
+POLICIES = ("cadence", "lazy", "shadow", "payoff")
 INITS = ("none", "static", "static-full", "scratch")  # or a draft directory
 # The offline static draft each static init names: its flavour (aurora_sim.learner.offline.RECIPE)
 STATIC_INITS = {"static": "ci", "static-full": "full"}
@@ -63,7 +63,7 @@ class DepthConfig:
 
     policy: str = "fixed"  # fixed | ema | cost | confidence
     threshold: float = 0.5  # confidence: stop a chain below this top draft probability
-    alpha: float = 0.05  # cost: EMA weight of one request's verify in per-position acceptance
+    alpha: float = 0.02  # cost: EMA weight of one request's verify in per-position acceptance
     probe_every: int = 32  # cost: one round in this many runs one step deeper than the best (0 = never)
 
 

@@ -242,6 +242,7 @@ class Replay:
         self.swaps = 0
         self.finished = 0
         self.recent_al: deque[tuple[int, int]] = deque(maxlen=400)
+        self.recent_load: deque[tuple[int, int]] = deque(maxlen=64)  # (batch, context per row) per round
         self.last_end_ns = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aurora-trainer")
         try:
@@ -434,6 +435,7 @@ class Replay:
             self.depth.observe(DepthRound(batch, depth, tuple(o.accepted for o in outcomes)))
         if rounds:
             self.recent_al.append((generated, rounds))
+            self.recent_load.append((batch, sum(o.position for o in outcomes) // len(outcomes)))
             self.observer.on_round(version, generated, rounds)
             decision = self.controller.check(self.observer.observe(now))
             if decision is not None:
@@ -558,7 +560,7 @@ class Replay:
     def _eval_job(self, candidate, serving, samples):
         torch.set_num_threads(1)
         t0 = time.perf_counter()
-        out = self.learner.score(candidate, samples), self.learner.score(serving, samples)
+        out = self.learner.profile(candidate, samples), self.learner.profile(serving, samples)
         self._trainer_s += time.perf_counter() - t0
         return out
 
@@ -572,8 +574,9 @@ class Replay:
         kind, start, meta = payload
         self.train_busy = False
         if kind == "eval":
-            cand_al, serving_al = self._trainer_result(self.train_future)
+            (cand_al, cand_surv), (serving_al, serving_surv) = self._trainer_result(self.train_future)
             meta["metrics"].update(candidate_al=round(cand_al, 6), serving_al=round(serving_al, 6))
+            meta["metrics"].update(self._priced(cand_surv, serving_surv))
             self._candidate_ready(now, meta)
             self._maybe_train(now)
             return
@@ -642,6 +645,28 @@ class Replay:
         self.train_future = self.executor.submit(self._eval_job, cand, serving, samples)
         self._trainer_started(now, dur, ("eval", now, meta))
 
+    def _priced(self, cand_surv: list[float], serving_surv: list[float]) -> dict:
+        """Both drafts' expected speedup vs no speculation at the recent batch and context, under
+        the depth policy, and the swap's pause: what `payoff` weighs (controller/payoff.py)."""
+        from controller.payoff import expected_speedup
+
+        if not self.recent_load or any(x != x for x in cand_surv + serving_surv):
+            return {}
+        batch = round(sum(b for b, _ in self.recent_load) / len(self.recent_load))
+        context = sum(c for _, c in self.recent_load) // len(self.recent_load)
+        adaptive = self.cfg.depth.policy != "fixed"
+        cand, cand_g = expected_speedup(cand_surv, batch, context, self._steady_round_ns, adaptive)
+        serving, serving_g = expected_speedup(serving_surv, batch, context, self._steady_round_ns, adaptive)
+        return {
+            "candidate_speedup": round(cand, 6),
+            "serving_speedup": round(serving, 6),
+            "candidate_depth": cand_g,
+            "serving_depth": serving_g,
+            "priced_batch": batch,
+            "priced_context": context,
+            "swap_pause_ns": int(self.cost.swap_ns()[1]),
+        }
+
     def _candidate_ready(self, now: int, meta: dict) -> None:
         from controller import CandidateInfo
 
@@ -693,6 +718,7 @@ class Replay:
         self.pending_swap = None
         old = self.serving_version
         self.engine.swap_draft(draft, row["to_version"])
+        self.depth.on_swap()
         self.serving_version = row["to_version"]
         self.swaps += 1
         row = dict(row, from_version=old)

@@ -1,0 +1,212 @@
+"""Speculate only when it pays (issue 16's benchmark): depth policies and the payoff swap policy
+against no speculation and every fixed γ, under the run's cost model (H100 / Llama-3-8B).
+
+    python3 benchmarks/bench_depth.py arms  [--trace shift-ci] [--limit N] [--window 200]
+    python3 benchmarks/bench_depth.py batch [--trace shift-ci] [--limit 256] [--batches 1,2,4,8,16,32,64]
+
+arms   static, online-static and online-scratch, each with fixed γ ∈ 1..6 (cadence swaps), ema,
+       cost (cadence) and cost + payoff (the online arms). Per run: speedup vs no-spec overall
+       (throughput ratio) and its minimum over every window of --window consecutive completions
+       (the arm's throughput over completions i-W+1..i against no-spec's over the same count),
+       swaps and the serving time their pauses cost. Also the best fixed γ in hindsight per arm.
+       -> benchmarks/results/depth-arms-<trace>.json
+batch  the static draft, frozen, at each batch size (a closed loop of that many requests in
+       flight): no-spec, fixed γ 1..6, ema and cost (γ max 6). Speedup vs no-spec per batch, and
+       how far each adaptive policy is from the better of no-spec and the best fixed γ there.
+       -> benchmarks/results/depth-batch-<trace>.json and depth-batch-<trace>.png
+Runs are kept under --out; a finished run (wall.json present) is measured again, not replayed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import polars as pl
+
+from aurora_sim.replay.config import ReplayConfig
+from aurora_sim.replay.eventlog import read_table
+from aurora_sim.replay.loop import Replay
+
+RESULTS = Path(__file__).parent / "results"
+FIXED = range(1, 7)
+
+
+def _run(cfg: ReplayConfig, run: Path) -> Path:
+    if not (run / "wall.json").is_file():
+        t = time.perf_counter()
+        Replay(cfg, run, resume=run.is_dir()).run()
+        print(f"  {run.name}: {time.perf_counter() - t:.0f} s", flush=True)
+    return run
+
+
+def _completions(run: Path) -> tuple[list[int], list[int]]:
+    req = read_table(run, "requests").filter(pl.col("status") == "completed").sort("finish_ns", "request_index")
+    return req["output_tokens"].to_list(), req["finish_ns"].to_list()
+
+
+def _throughput(run: Path) -> float:
+    tokens, finish = _completions(run)
+    return sum(tokens) / (max(finish) / 1e9)
+
+
+def window_speedups(run: Path, base: Path, window: int) -> list[float]:
+    """Throughput over every W consecutive completions, against no-spec's at the same count."""
+
+    def rolling(tokens, finish):
+        out, tok = [], sum(tokens[:window])
+        for i in range(window, len(tokens) + 1):
+            if i > window:
+                tok += tokens[i - 1] - tokens[i - 1 - window]
+            start = finish[i - 1 - window] if i > window else 0
+            out.append(tok / max(finish[i - 1] - start, 1))
+        return out
+
+    a, b = rolling(*_completions(run)), rolling(*_completions(base))
+    return [x / y for x, y in zip(a, b)]
+
+
+def _swaps(run: Path) -> dict:
+    swaps = read_table(run, "swaps")
+    applied = swaps.filter(pl.col("kind").is_in(["swap", "rollback"])).height if swaps.height else 0
+    held = swaps.filter(pl.col("kind") == "hold").height if swaps.height else 0
+    cost = json.loads(read_table(run, "runs").row(0, named=True)["cost_model_json"])
+    pause = cost.get("swap", {}).get("pause_ns") or 0  # a profiled table names it differently; absent = 0
+    return {"swaps": applied, "holds": held, "pause_s": applied * pause / 1e9}
+
+
+def arms(args) -> None:
+    out = args.out / "arms"
+    base_cfg = ReplayConfig(trace=args.trace, limit=args.limit, seed=args.seed)
+    nospec = _run(base_cfg.with_(init="none", gamma=0, learner_enabled=False), out / "nospec")
+    t_base = _throughput(nospec)
+    plan = {
+        "static": dict(init="static", learner_enabled=False),
+        "online-static": dict(init="static"),
+        "online-scratch": dict(init="scratch"),
+    }
+    result: dict = {"trace": args.trace, "limit": args.limit, "window": args.window, "arms": {}}
+    for arm, base in plan.items():
+        grid = {f"fixed-g{g}": dict(base, gamma=g) for g in FIXED}
+        grid["ema"] = dict(base, gamma=6, depth_policy="ema")
+        grid["cost"] = dict(base, gamma=6, depth_policy="cost")
+        if arm != "static":
+            grid["cost+payoff"] = dict(base, gamma=6, depth_policy="cost", controller_policy="payoff")
+        rows = {}
+        for name, changes in grid.items():
+            print(f"{arm} {name}", flush=True)
+            run = _run(base_cfg.with_(**changes), out / arm / name)
+            w = window_speedups(run, nospec, args.window)
+            rows[name] = {
+                "speedup": round(_throughput(run) / t_base, 4),
+                "min_window_speedup": round(min(w), 4),
+                "windows_below_0.98": sum(1 for x in w if x < 0.98),
+                "windows": len(w),
+                **_swaps(run),
+            }
+            print(f"    {rows[name]}", flush=True)
+        best = max((n for n in rows if n.startswith("fixed")), key=lambda n: rows[n]["speedup"])
+        result["arms"][arm] = {"runs": rows, "best_fixed": best}
+    _write(result, f"depth-arms-{Path(args.trace).stem}")
+
+
+def _closed_trace(name: str, batch: int, limit: int, out: Path) -> str:
+    """The scenario with a closed loop of `batch` requests in flight (the batch the engine fills)."""
+    import traces
+    from traces.io import write_trace
+
+    path = out / f"{name}-c{batch}.parquet"
+    if not path.is_file():
+        cfg = traces.scenario(name, seed=0).to_dict()
+        cfg["arrivals"] = {"kind": "closed", "concurrency": batch}
+        frame, config = traces.generate_trace(traces.TraceConfig.from_dict(cfg))
+        write_trace(frame.head(limit), path, config)
+    return str(path)
+
+
+def batch(args) -> None:
+    out = args.out / "batch"
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = [int(b) for b in args.batches.split(",")]
+    grid = {"no-spec": dict(init="none", gamma=0)}
+    grid |= {f"fixed-g{g}": dict(init="static", gamma=g) for g in FIXED}
+    grid |= {p: dict(init="static", gamma=6, depth_policy=p) for p in ("ema", "cost")}
+    table: dict = {}
+    for b in sizes:
+        trace = _closed_trace(args.trace, b, args.limit, out)
+        thr = {}
+        for name, changes in grid.items():
+            cfg = ReplayConfig(trace=trace, batch=b).with_(learner_enabled=False, **changes)
+            thr[name] = _throughput(_run(cfg, out / f"b{b}" / name))
+        speed = {n: round(t / thr["no-spec"], 4) for n, t in thr.items()}
+        best_fixed = max((n for n in speed if n.startswith("fixed")), key=speed.get)
+        oracle = max(1.0, speed[best_fixed])
+        table[b] = {
+            "speedup": speed,
+            "best_fixed": best_fixed,
+            "oracle": oracle,
+            "gap_to_oracle": {p: round(speed[p] / oracle - 1, 4) for p in ("ema", "cost")},
+        }
+        print(f"batch {b}: {speed} gap {table[b]['gap_to_oracle']}", flush=True)
+    name = f"depth-batch-{Path(args.trace).stem}"
+    _write({"trace": args.trace, "limit": args.limit, "batches": table}, name)
+    _plot(table, RESULTS / f"{name}.png")
+
+
+def _plot(table: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(table)
+    fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
+    for g in FIXED:
+        ax.plot(
+            sizes,
+            [table[b]["speedup"][f"fixed-g{g}"] for b in sizes],
+            color=plt.cm.Greys(0.3 + g / 10),
+            lw=1,
+            label=f"fixed γ={g}",
+        )
+    for p, c in (("ema", "tab:blue"), ("cost", "tab:red")):
+        ax.plot(sizes, [table[b]["speedup"][p] for b in sizes], color=c, lw=2.2, marker="o", label=p)
+    ax.axhline(1.0, color="k", ls=":", lw=1, label="no speculation")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(b) for b in sizes])
+    ax.set_xlabel("batch size (requests in flight)")
+    ax.set_ylabel("speedup vs no speculation\n(virtual throughput, H100 / Llama-3-8B)")
+    ax.set_title("Static draft: speculation depth against batch size")
+    ax.legend(fontsize=7, ncol=3)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _write(result: dict, name: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
+    tmp.replace(path)
+    print(f"-> {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("part", choices=["arms", "batch"])
+    ap.add_argument("--trace", default="shift-ci")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--window", type=int, default=200)
+    ap.add_argument("--batches", default="1,2,4,8,16,32,64")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/aurora-bench-depth"))
+    args = ap.parse_args()
+    if args.part == "batch" and args.limit is None:
+        args.limit = 256
+    arms(args) if args.part == "arms" else batch(args)
+
+
+if __name__ == "__main__":
+    main()
