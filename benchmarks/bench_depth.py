@@ -1,7 +1,7 @@
 """Speculate only when it pays (issue 16's benchmark): depth policies and the payoff swap policy
 against no speculation and every fixed γ, under the run's cost model (H100 / Llama-3-8B).
 
-    python3 benchmarks/bench_depth.py arms  [--trace shift-ci] [--limit N] [--window 200]
+    python3 benchmarks/bench_depth.py arms  [--trace shift-ci] [--limit N] [--window 200] [--fixed 1,2,3,4,5,6]
     python3 benchmarks/bench_depth.py batch [--trace shift-ci] [--limit 256] [--batches 1,2,4,8,16,32,64]
 
 arms   static, online-static and online-scratch, each with fixed γ ∈ 1..6 (cadence swaps), ema,
@@ -89,7 +89,7 @@ def arms(args) -> None:
     }
     result: dict = {"trace": args.trace, "limit": args.limit, "window": args.window, "arms": {}}
     for arm, base in plan.items():
-        grid = {f"fixed-g{g}": dict(base, gamma=g) for g in FIXED}
+        grid = {f"fixed-g{g}": dict(base, gamma=g) for g in args.fixed}
         grid["ema"] = dict(base, gamma=6, depth_policy="ema")
         grid["cost"] = dict(base, gamma=6, depth_policy="cost")
         if arm != "static":
@@ -201,8 +201,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--window", type=int, default=200)
     ap.add_argument("--batches", default="1,2,4,8,16,32,64")
+    ap.add_argument(
+        "--fixed", default="1,2,3,4,5,6", help="arms: the fixed γ grid (the best in hindsight is taken over it)"
+    )
     ap.add_argument("--out", type=Path, default=Path("/tmp/aurora-bench-depth"))
     args = ap.parse_args()
+    args.fixed = [int(g) for g in args.fixed.split(",")]
     if args.part == "batch" and args.limit is None:
         args.limit = 256
     arms(args) if args.part == "arms" else batch(args)

@@ -19,18 +19,24 @@ never pays on H100 / Llama-3-8B at 32 (a probe at γ_max cost ≈3.5 %: measured
 a batch of 8 moves the probed position's EMA (alpha 0.02 per request) ~15 % of the way. If that
 position pays, the next probe goes one further.
 
-Why a running mean first: each position's estimate is the mean of its observations until there
-are 1/alpha of them, then the EMA, so the optimistic prior costs one round, not a slow decay (at
-alpha 0.05 the decay kept a static draft at γ 5-6 for ≈45 rounds of a 390-round run). Why alpha
-0.02: at batch 1 one request's run of rejections moved alpha 0.05 to depth 0, where nothing more is
-observed until a probe (3-5 % behind the best fixed γ in the batch sweep; 0.02 is within 0.5 % in a
-replay of the same acceptance sequence). Why a swap resets it: a new draft's acceptance is unknown,
-so it is priced optimistically again and measured in the next round, instead of waiting for probes.
+Why a running mean first: each position's estimate is the mean of its observations, the
+optimistic prior counting as PRIOR_TRIALS of them, until there are 1/alpha, then the EMA: the prior
+costs a few rounds, not a slow decay (at alpha 0.05 the decay kept a static draft at γ 5-6 for ≈45
+rounds of a 390-round run), yet one atypical first round (every row at its first token) cannot
+send the depth to 0, where nothing more is observed until a probe. Why alpha 0.02 per request and
+ROUND_CAP per round: at batch 1, alpha 0.05 let one request's run of rejections reach depth 0; at
+batch 32, per-request alpha moved an estimate 48 % per round, and the depth swung between 0 and 4
+(7.5 % behind the best fixed γ). Why a swap resets it: a new draft's acceptance is unknown, so it
+is priced optimistically again and measured in the next rounds, instead of waiting for probes.
 """
 
 from __future__ import annotations
 
 from controller.depth_base import DepthPolicy, DepthRound
+
+
+ROUND_CAP = 0.1
+PRIOR_TRIALS = 8  # the optimistic prior counts as this many requests' observations
 
 
 class Cost(DepthPolicy):
@@ -48,15 +54,19 @@ class Cost(DepthPolicy):
         self.rounds = 0
 
     def observe(self, rnd: DepthRound) -> None:
-        for k in rnd.accepted:
-            for j in range(min(k + 1, rnd.depth)):
-                hit = 1.0 if j < k else 0.0
-                # A running mean until 1/alpha observations, then the EMA: the optimistic prior
-                # is dropped at the first observation instead of decaying over ~1/alpha of them
-                # (a warm-up at γ_max cost 2-4 % of a 256-request run).
-                self.seen[j] += 1
-                rate = max(self.alpha, 1.0 / self.seen[j])
-                self.acceptance[j] += rate * (hit - self.acceptance[j])
+        for j in range(rnd.depth):
+            trials = sum(1 for k in rnd.accepted if k >= j)  # rows that tried position j + 1
+            if not trials:
+                break
+            hits = sum(1 for k in rnd.accepted if k > j)
+            self.seen[j] += trials
+            # alpha per request, but one round moves an estimate at most ROUND_CAP: at batch 32
+            # per-request alpha 0.02 moved it 48 % per round, so one poor round sent the depth to
+            # 0 and back (7.5 % behind the best fixed γ). A running mean until 1/alpha requests:
+            # the optimistic prior is dropped at the first round, not decayed over ~1/alpha.
+            rate = min(1.0 - (1.0 - self.alpha) ** trials, ROUND_CAP)
+            rate = max(rate, trials / (self.seen[j] + PRIOR_TRIALS))
+            self.acceptance[j] += rate * (hits / trials - self.acceptance[j])
 
     def on_swap(self) -> None:
         self.acceptance = [1.0] * self.gamma_max

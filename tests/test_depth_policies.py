@@ -36,7 +36,7 @@ def test_cost_picks_zero_when_nothing_is_accepted(round_time, batch):
     p = _cost(round_time, probe_every=0)
     for _ in range(200):
         p.observe(DepthRound(batch, 4, (0,) * batch))
-    assert p.acceptance[0] < 1e-3
+    assert p.acceptance[0] < 0.01
     assert p.choose(batch, batch * 300) == 0
 
 
@@ -50,19 +50,24 @@ def test_cost_picks_gamma_max_when_everything_is_accepted(round_time, batch):
 
 
 def test_cost_updates_conditional_acceptance_per_position(round_time):
+    from controller.depth_cost import PRIOR_TRIALS, ROUND_CAP
+
     p = _cost(round_time, alpha=0.25)
-    # one row accepted 1 of 3: position 1 passed, position 2 failed, position 3 not reached; the
-    # first observation replaces the optimistic prior (a running mean until 1/alpha of them)
+    # one row accepted 1 of 3: position 1 passed, position 2 failed, position 3 not reached; a
+    # running mean that counts the optimistic prior as PRIOR_TRIALS observations
     p.observe(DepthRound(1, 3, (1,)))
-    assert p.acceptance == [1.0, 0.0, 1.0, 1.0]
+    n = PRIOR_TRIALS + 1
+    assert p.acceptance == pytest.approx([1.0, 1 - 1 / n, 1.0, 1.0])
     p.observe(DepthRound(1, 3, (0,)))
-    assert p.acceptance == [0.5, 0.0, 1.0, 1.0]
-    assert p.expected_tokens(2) == 1 + 0.5
-    for _ in range(2):
-        p.observe(DepthRound(1, 1, (1,)))
-    assert p.acceptance[0] == pytest.approx(0.5 + 0.5 / 3 + (1 - 0.5 - 0.5 / 3) / 4)  # mean of 4, then EMA
-    p.observe(DepthRound(1, 1, (0,)))
-    assert p.acceptance[0] == pytest.approx(0.75 * (0.5 + 0.5 / 3 + (1 - 0.5 - 0.5 / 3) / 4))
+    assert p.acceptance[0] == pytest.approx(1 - 1 / (n + 1))
+    assert p.expected_tokens(2) == pytest.approx(1 + p.acceptance[0] + p.acceptance[0] * p.acceptance[1])
+    # a whole batch in one round moves the estimate at most ROUND_CAP once past the prior
+    big = _cost(round_time, alpha=0.25)
+    for _ in range(20):
+        big.observe(DepthRound(32, 1, (1,) * 32))
+    before = big.acceptance[0]
+    big.observe(DepthRound(32, 1, (0,) * 32))
+    assert big.acceptance[0] == pytest.approx(before * (1 - ROUND_CAP))
 
 
 def test_cost_prices_a_swapped_in_draft_optimistically_again(round_time):
@@ -73,7 +78,7 @@ def test_cost_prices_a_swapped_in_draft_optimistically_again(round_time):
     p.on_swap()
     assert p.choose(8, 8 * 300) == 4  # unknown again: measured at depth 4 in the next round
     p.observe(DepthRound(8, 4, (4,) * 4 + (0,) * 4))
-    assert p.acceptance[0] == pytest.approx(0.5)
+    assert p.acceptance[0] == pytest.approx(0.75)  # 4 of 8 accepted, against the prior's 8 observations
 
 
 def test_cost_probes_one_step_deeper_every_n_rounds(round_time):

@@ -107,12 +107,34 @@ def test_each_term_matches_its_definition(parts, variant):
     assert float(term[~at].abs().sum()) == 0.0
 
 
+@torch.no_grad()
+def test_expected_length_is_the_chains_sum_of_acceptance_products(parts):
+    head, g = parts
+    args = (head, g.tokens, g.features, (g.rows, g.cols), g.target_logits, UNROLL, 0.8)
+    _, _, term, at = unrolled_kl(*args, extra=("expected-length", g.rejections))
+    assert bool(at.all())  # every served state starts a chain
+    index = {(int(r), int(c)): m for m, (r, c) in enumerate(zip(g.rows, g.cols))}
+    accept = []
+    for j in range(UNROLL):
+        logq, p, _ = _kl_and_q(head, g, j)
+        accept.append(torch.minimum(p, logq.exp()).sum(-1))
+    for m, (r, c) in enumerate(zip(g.rows.tolist(), g.cols.tolist())):
+        length, survive = 0.0, 1.0
+        for j in range(UNROLL):
+            at_j = index.get((r, c + j))  # step j of the chain from c sits at c + j
+            survive *= float(accept[j][at_j]) if at_j is not None else 0.0
+            length += survive
+        assert abs(float(term[m]) + length / UNROLL) < 1e-4, (m, float(term[m]), length)
+
+
 def test_a_term_gives_the_head_a_gradient(parts):
     head, g = parts
     args = (head, g.tokens, g.features, (g.rows, g.cols), g.target_logits, UNROLL, 0.8)
-    _, _, term, at = unrolled_kl(*args, extra=("unlikelihood", g.rejections))
-    term[at].mean().backward()
-    assert float(head.lm_head.weight.grad.abs().sum()) > 0 and float(head.fc.weight.grad.abs().sum()) > 0
+    for variant in ("unlikelihood", "expected-length"):
+        head.zero_grad(set_to_none=True)
+        _, _, term, at = unrolled_kl(*args, extra=(variant, g.rejections))
+        term[at].mean().backward()
+        assert float(head.lm_head.weight.grad.abs().sum()) > 0 and float(head.fc.weight.grad.abs().sum()) > 0
 
 
 def test_learner_step_adds_lambda_times_the_term(tiny_target, parts):
@@ -133,9 +155,9 @@ def test_learner_step_adds_lambda_times_the_term(tiny_target, parts):
 
 def test_only_the_branch_variant_needs_branches_and_unknown_names_are_refused():
     assert uses_branches("branch", 0.5) and not uses_branches("branch", 0.0)
-    assert not any(uses_branches(v, 0.5) for v in ("reject-point", "unlikelihood", "lk", "control", "none"))
+    assert not any(uses_branches(v, 0.5) for v in ("reject-point", "unlikelihood", "lk", "expected-length", "control", "none"))
     with pytest.raises(AuroraError, match="planned, not built yet"):
-        ReplayConfig(learner=LearnerConfig(discard="expected-length"))
+        ReplayConfig(learner=LearnerConfig(discard="reach-weighted"))
     with pytest.raises(AuroraError, match="unknown discard variant 'bogus'"):
         ReplayConfig(learner=LearnerConfig(discard="bogus"))
 

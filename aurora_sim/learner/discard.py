@@ -16,6 +16,11 @@ optimise acceptance directly):
   unlikelihood   λ × -log(1 - q(rejected token)) at that state: push the rejected token down
   lk             λ × -log sum_x min(p(x), q(x)) on every served state and unroll step (the
                  acceptance probability of a sampled proposal, 1 - TV(p, q)), weighted as the KL
+  expected-length  -λ × the chain's expected accepted length / unroll, differentiable: for the
+                 chain from every served state n, sum_j prod_{i<=j} a_i with a_i = sum_x
+                 min(p(x), q_i(x)) at n + i (the probability that a sampled proposal of step i is
+                 accepted, given steps < i were), a_i = 0 past the request's end. Counted at the
+                 chain's start n; the same unroll as lk, no extra forward pass
   control        the compute-matched control for reject-point: the same extra KL weight on as
                  many served states, at the same unroll steps, drawn at random instead of at
                  the rejections (seeded by the sample): separates "more updates" from "the
@@ -26,8 +31,7 @@ Every variant keeps the served KL; λ weighs the extra term. The rejections a va
 the same per request for all variants (`discard_per_request` of them, drawn by the learner's
 RNG at capture), so the variants compare on the same information. Not built yet:
 `reach-weighted` (the branch term weighted by the target's probability of reaching the branch
-state: zero at temperature 0, so it predicts no effect there) and `expected-length` (a
-differentiable expected accepted length over the drafted chain).
+state: zero at temperature 0, so it predicts no effect there).
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ from dataclasses import dataclass
 
 import torch
 
-VARIANTS = ("branch", "reject-point", "unlikelihood", "lk", "control", "none")
-PLANNED = ("reach-weighted", "expected-length")
-ON_SERVED_STATES = ("reject-point", "unlikelihood", "lk", "control")  # terms taken in the served group
+VARIANTS = ("branch", "reject-point", "unlikelihood", "lk", "expected-length", "control", "none")
+PLANNED = ("reach-weighted",)
+ON_SERVED_STATES = ("reject-point", "unlikelihood", "lk", "expected-length", "control")  # terms taken in the served group
 
 
 def uses_branches(variant: str, lam: float) -> bool:
@@ -86,8 +90,10 @@ def step_term(variant: str, j: int, kl, logq, p, ok, rej: Rejections, d2t) -> tu
     """This unroll step's contribution to the extra term at each loss position, and where it
     counts: ([M] value, [M] bool). `kl` is the step's KL (already masked by ok), logq the draft's
     log-probabilities over its vocabulary, p the target's over the same."""
-    if variant == "lk":
+    if variant in ("lk", "expected-length"):
         accept = torch.minimum(p, logq.exp()).sum(-1).clamp(min=1e-12)
+        if variant == "expected-length":  # the step's acceptance; the chain's product is taken by the caller
+            return accept * ok, ok
         return -accept.log() * ok, ok
     at = ok & (rej.step == j)
     if variant in ("reject-point", "control"):

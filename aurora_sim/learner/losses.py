@@ -139,7 +139,7 @@ def _unrolled_rows(draft, tokens, target_features, rows, cols, target_logits, un
     term = torch.zeros(rows.shape[0], device=rows.device)
     mark = torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
     term_weight = 0.0
-    sums, counts = [], []
+    sums, counts, accepts = [], [], []
     for j, hidden in enumerate(teacher_forced_chains(draft, tokens, target_features, starts, unroll)):
         chain = cols - j - lo[rows]  # the chain (column in `starts`) whose step j sits at (row, col)
         ok = (cols - j >= 0) & (chain >= 0)
@@ -154,11 +154,22 @@ def _unrolled_rows(draft, tokens, target_features, rows, cols, target_logits, un
             value, at = step_term(extra[0], j, kl, logq, p, ok, extra[1], draft.d2t)
             if extra[0] == "lk":  # every step counts, weighted as the KL
                 term, term_weight = term + w * value, term_weight + w
+            elif extra[0] == "expected-length":  # step j's acceptance, laid out by chain
+                accepts.append(
+                    starts.new_zeros(starts.shape, dtype=value.dtype).index_put((rows[ok], chain[ok]), value[ok])
+                )
             else:  # one step per position: where the rejection happened
                 term = term + value
             mark = mark | at
     if extra is not None and extra[0] == "lk":
         term = term / term_weight.clamp(min=1e-12)
+    if extra is not None and extra[0] == "expected-length":
+        # E[accepted] of the chain from n = sum_j prod_{i<=j} a_i (a step with no loss position,
+        # past the request's end, has a = 0 and ends the chain); counted at the chain's start
+        length = torch.stack(accepts, -1).cumprod(-1).sum(-1)  # [B, C]
+        first = cols - lo[rows]
+        term = -length[rows, first.clamp(max=length.shape[1] - 1)] / unroll
+        mark = first < length.shape[1]
     return total / weight.clamp(min=1e-12), sums, counts, term, mark
 
 
