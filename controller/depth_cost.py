@@ -26,7 +26,9 @@ rounds of a 390-round run), yet one atypical first round (every row at its first
 send the depth to 0, where nothing more is observed until a probe. Why alpha 0.02 per request and
 ROUND_CAP per round: at batch 1, alpha 0.05 let one request's run of rejections reach depth 0; at
 batch 32, per-request alpha moved an estimate 48 % per round, and the depth swung between 0 and 4
-(7.5 % behind the best fixed γ). Why a swap resets it: a new draft's acceptance is unknown, so it
+(7.5 % behind the best fixed γ). Why a position's prior is the one before it: a deep position first reached by a probe, priced
+at the optimistic 1.0, pulled the depth to 5-6 in stretches (batch 8: 2.0 % behind the best fixed
+γ; 1.3 % with the inherited prior). Why a swap resets it: a new draft's acceptance is unknown, so it
 is priced optimistically again and measured in the next rounds, instead of waiting for probes.
 """
 
@@ -59,6 +61,11 @@ class Cost(DepthPolicy):
             if not trials:
                 break
             hits = sum(1 for k in rnd.accepted if k > j)
+            if self.seen[j] == 0 and j > 0:
+                # A position's prior is the one before it (just updated), not 1.0: a deep position
+                # first reached by a probe otherwise stayed near the optimistic prior for dozens of
+                # rounds and pulled the depth to 5-6 in stretches (2 % behind the best fixed γ).
+                self.acceptance[j] = self.acceptance[j - 1]
             self.seen[j] += trials
             # alpha per request, but one round moves an estimate at most ROUND_CAP: at batch 32
             # per-request alpha 0.02 moved it 48 % per round, so one poor round sent the depth to
@@ -74,10 +81,12 @@ class Cost(DepthPolicy):
 
     def expected_tokens(self, depth: int) -> float:
         """E[accepted + 1] for a round of `depth` proposals."""
-        total, survive = 1.0, 1.0
-        for a in self.acceptance[:depth]:
+        total, survive, prev = 1.0, 1.0, 1.0
+        for a, seen in zip(self.acceptance[:depth], self.seen):
+            a = a if seen else prev  # never observed: priced as the position before it
             survive *= a
             total += survive
+            prev = a
         return total
 
     def best(self, batch: int, context_tokens: int) -> int:

@@ -70,6 +70,18 @@ def test_cost_updates_conditional_acceptance_per_position(round_time):
     assert big.acceptance[0] == pytest.approx(before * (1 - ROUND_CAP))
 
 
+def test_cost_prices_a_position_never_reached_as_the_one_before_it(round_time):
+    p = _cost(round_time, gamma=4, probe_every=0)
+    for _ in range(100):
+        p.observe(DepthRound(8, 2, (1,) * 4 + (2,) * 4))  # only positions 1-2 ever tried
+    assert p.acceptance[0] == pytest.approx(1.0) and p.acceptance[1] == pytest.approx(0.5, abs=0.02)
+    assert p.seen[2] == 0
+    a1, a2 = p.acceptance[0], p.acceptance[1]
+    assert p.expected_tokens(4) == pytest.approx(1 + a1 + a1 * a2 + a1 * a2**2 + a1 * a2**3)
+    p.observe(DepthRound(8, 3, (3,) * 8))  # a probe reaches position 3: its prior is position 2's
+    assert 0.5 < p.acceptance[2] < 1.0
+
+
 def test_cost_prices_a_swapped_in_draft_optimistically_again(round_time):
     p = _cost(round_time, probe_every=0)
     for _ in range(50):
