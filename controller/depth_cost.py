@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from controller.depth_base import DepthPolicy, DepthRound
 
-
 ROUND_CAP = 0.1
 PRIOR_TRIALS = 8  # the optimistic prior counts as this many requests' observations
 

@@ -155,7 +155,9 @@ def test_learner_step_adds_lambda_times_the_term(tiny_target, parts):
 
 def test_only_the_branch_variant_needs_branches_and_unknown_names_are_refused():
     assert uses_branches("branch", 0.5) and not uses_branches("branch", 0.0)
-    assert not any(uses_branches(v, 0.5) for v in ("reject-point", "unlikelihood", "lk", "expected-length", "control", "none"))
+    assert not any(
+        uses_branches(v, 0.5) for v in ("reject-point", "unlikelihood", "lk", "expected-length", "control", "none")
+    )
     with pytest.raises(AuroraError, match="planned, not built yet"):
         ReplayConfig(learner=LearnerConfig(discard="reach-weighted"))
     with pytest.raises(AuroraError, match="unknown discard variant 'bogus'"):

@@ -43,7 +43,13 @@ import torch
 
 VARIANTS = ("branch", "reject-point", "unlikelihood", "lk", "expected-length", "control", "none")
 PLANNED = ("reach-weighted",)
-ON_SERVED_STATES = ("reject-point", "unlikelihood", "lk", "expected-length", "control")  # terms taken in the served group
+ON_SERVED_STATES = (
+    "reject-point",
+    "unlikelihood",
+    "lk",
+    "expected-length",
+    "control",
+)  # terms taken in the served group
 
 
 def uses_branches(variant: str, lam: float) -> bool:
