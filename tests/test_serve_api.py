@@ -172,3 +172,28 @@ def test_health_model_info_metrics(server):
     assert info["is_generation"] and info["aurora"]["gamma"] == 4
     text = httpx.get(f"{server.url}/metrics").text
     assert "# TYPE aurora:generation_tokens_total counter" in text and "aurora:draft_version " in text
+
+
+@pytest.mark.parametrize("depth", ["ema", "confidence"])
+def test_a_depth_policy_varies_the_rounds_and_keeps_greedy_outputs(models, heldout_prompts, depth):
+    prompts = [ids for _, ids in heldout_prompts[::40]][:4]
+    cfg = ServeConfig(port=free_port(), batch=4, max_tokens_limit=64, depth=depth, depth_threshold=0.6)
+    with InProcessServer(cfg, models) as srv:
+        with ThreadPoolExecutor(4) as pool:
+            outs = list(pool.map(lambda p: gen(srv.url, p, 24), prompts))
+        want = target_only(models, prompts, 24, srv.state.stop_ids)
+    assert [o["output_ids"] for o in outs] == want  # lossless at any depth
+    depths = set()
+    for out in outs:
+        depths |= {len(r["proposals"]) for r in out["meta_info"]["spec_rounds"]}
+        m = out["meta_info"]
+        assert m["spec_draft_token_num"] == sum(len(r["proposals"]) for r in m["spec_rounds"])
+    assert depths <= set(range(5)) and depths != {4}, depths  # the policy chose, not γ every round
+
+
+def test_cost_depth_in_serve_needs_a_profile(models):
+    from aurora_sim.errors import AuroraError
+    from aurora_sim.serve.cli import build_state
+
+    with pytest.raises(AuroraError, match="--depth cost needs --profile"):
+        build_state(ServeConfig(depth="cost"), models)

@@ -143,6 +143,7 @@ class Generation:
         n = len(self.rounds)
         accepted = sum(o.accepted for o in self.rounds)
         per_pos = [sum(1 for o in self.rounds if o.accepted > i) / n for i in range(g)] if n else []
+        drafted = sum(len(o.proposals) for o in self.rounds)  # γ per round, or the depth policy's
         meta = {
             "id": self.rid,
             "finish_reason": self.finish,
@@ -151,9 +152,9 @@ class Generation:
             "cached_tokens": 0,
             "spec_verify_ct": n,
             "spec_accept_length": (accepted + n) / n if n else 1.0,  # bonus included, as SGLang reports it
-            "spec_accept_rate": accepted / (g * n) if n and g else 0.0,
+            "spec_accept_rate": accepted / drafted if drafted else 0.0,
             "spec_accept_token_num": accepted,
-            "spec_draft_token_num": g * n,
+            "spec_draft_token_num": drafted,
             "spec_accept_per_position": per_pos,
             "draft_version": self.rounds[-1].draft_version if self.rounds else None,
             "draft_versions": sorted({o.draft_version for o in self.rounds}),

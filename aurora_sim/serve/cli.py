@@ -78,9 +78,37 @@ def build_state(cfg: ServeConfig, models=None):
         )
     engine = TorchSpecEngine(target, draft, gamma=cfg.gamma, max_batch=cfg.batch, max_len=max_len, draft_version=0)
     worker = EngineWorker(engine, Stats(draft_version=0), ServedFeed(cfg.feed_size), threads=cfg.threads)
+    worker.depth = _depth_policy(cfg, engine)
     worker.start()
     name = cfg.model if cfg.model in ("tiny", "smollm2") else Path(cfg.model).name
     return ServerState(cfg, worker, target, tokenizer, stop_ids(tokenizer, model_dir), name)
+
+
+def _depth_policy(cfg: ServeConfig, engine):
+    """The round-depth policy, installed on the engine (None for `fixed`: rounds as before).
+    `cost` prices rounds with this machine's measured round times (`aurora calibrate`'s table)."""
+    from aurora_sim.replay.config import DEPTHS, DepthConfig
+    from controller.depth import make_depth_policy
+
+    if cfg.depth not in DEPTHS:
+        raise AuroraError(f"unknown depth policy {cfg.depth!r} (choose {', '.join(DEPTHS)})")
+    if cfg.depth == "fixed" or engine.draft is None:
+        return None
+    round_time = None
+    if cfg.depth == "cost":
+        if cfg.profile is None:
+            raise AuroraError("--depth cost needs --profile P.json (from `aurora calibrate`) to price rounds here")
+        from aurora_sim.costs import RoundShape, make_cost_model
+
+        cost = make_cost_model("profiled", profile_path=cfg.profile)
+
+        def round_time(b, g, c, a):
+            return cost.round_ns(RoundShape.steady(b, g, c, a))
+
+    policy = make_depth_policy(DepthConfig(policy=cfg.depth, threshold=cfg.depth_threshold), cfg.gamma, round_time)
+    engine.depth_fn = policy.choose
+    engine.confidence_floor = policy.confidence_floor
+    return policy
 
 
 def run_server(cfg: ServeConfig) -> None:
@@ -127,7 +155,17 @@ def serve_command(
         None,
         help="The only directory /update_weights_from_disk loads drafts from; created if missing (unset: updates disabled).",
     ),
-    gamma: int = typer.Option(4, help="Draft tokens per verify round."),
+    gamma: int = typer.Option(4, help="Draft tokens per verify round (the maximum under an adaptive --depth)."),
+    depth: str = typer.Option(
+        "fixed",
+        help="Speculation depth per round: fixed (γ), ema (SGLang's adaptive mode), cost (most tokens per unit of the --profile's round time), confidence (chains stop below --depth-threshold). See docs/depth.md.",
+    ),
+    depth_threshold: float = typer.Option(
+        0.5, help="With --depth confidence: the top draft probability below which a chain stops."
+    ),
+    profile: Path | None = typer.Option(
+        None, help="An `aurora calibrate` table of this machine's round times (needed by --depth cost)."
+    ),
     batch: int = typer.Option(8, help="Engine slots (continuous batching across clients)."),
     max_body_bytes: int = typer.Option(1 << 20, help="Largest request body accepted (413 beyond)."),
     max_prompt_tokens: int = typer.Option(512, help="Longest prompt accepted (400 beyond)."),
@@ -151,6 +189,9 @@ def serve_command(
             api_key=api_key,
             weights_dir=weights_dir,
             gamma=gamma,
+            depth=depth,
+            depth_threshold=depth_threshold,
+            profile=profile,
             batch=batch,
             max_body_bytes=max_body_bytes,
             max_prompt_tokens=max_prompt_tokens,

@@ -29,6 +29,9 @@ class ServeConfig:
     threads: int = 1
     device: str = "cpu"
     weight_format: str = "fp32"  # CPU serving format of target and draft (aurora_sim.models.linear)
+    depth: str = "fixed"  # speculation depth policy per round (controller/depth.py)
+    depth_threshold: float = 0.5  # confidence: stop a chain below this top draft probability
+    profile: Path | None = None  # an `aurora calibrate` table: the round times `--depth cost` prices with
 
     @property
     def loopback_only(self) -> bool:

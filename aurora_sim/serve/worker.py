@@ -100,6 +100,7 @@ class EngineWorker:
         self.stats = stats
         self.feed = feed
         self.threads = threads
+        self.depth = None  # a depth policy (controller/depth.py) installed by build_state, or None
         self.inbox: queue.Queue = queue.Queue()
         self.jobs: dict[str, Job] = {}
         self.t0 = time.monotonic_ns()
@@ -186,11 +187,18 @@ class EngineWorker:
                 return
             self.stats.add(swaps=1)
             self.stats.set(draft_version=version)
+            if self.depth is not None:
+                self.depth.on_swap()
             fut.set_result((True, f"draft version {version} serves from the next round"))
 
     def _step(self) -> None:
         outcomes = self.engine.step()
         rounds = self.engine.last_round
+        if self.depth is not None and outcomes:  # the depth policy sees what the verify found
+            from controller.depth import DepthRound
+
+            depth = max(len(o.proposals) for o in outcomes)
+            self.depth.observe(DepthRound(len(outcomes), depth, tuple(o.accepted for o in outcomes)))
         c = dict(engine_steps=1, engine_step_rows=rounds.batch, prompt_tokens=rounds.prefill_tokens)
         by_rid = {}
         for o in outcomes:
