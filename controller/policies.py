@@ -5,7 +5,7 @@
              the serving draft; swapped only if it wins by δ in estimated acceptance length
     shadow   the candidate is scored on the most recently captured traffic (what it would serve
              next) and swapped unless it does worse than the serving draft (tolerance)
-    payoff   scored like shadow, priced in time: swapped when its expected speedup under the depth
+    payoff   scored like lazy, priced in time: swapped when its expected speedup under the depth
              policy, over the time until the next candidate, saves more than the swap's pause
     rollback (a guard on any policy) once a swapped-in version has served `window` rounds,
              revert to the previous version if live AL fell below (1 - margin) x the AL the
@@ -97,11 +97,13 @@ class Shadow(Controller):
 
 class Payoff(Controller):
     """Swap when the candidate's expected speedup (controller/payoff.py: its acceptance profile on
-    recent traffic, priced by the cost model under the run's depth policy) saves more serving time
-    before the next candidate than the swap's pause costs. The horizon is the time since the last
-    candidate (candidates come at a steady cadence of trainer steps)."""
+    held-out captured requests, priced by the cost model under the run's depth policy) saves more
+    serving time before the next candidate than the swap's pause costs. The horizon is the time
+    since the last candidate (candidates come at a steady cadence of trainer steps). Held-out, not
+    recent: scored on the recent requests it had just trained on, a day-0 candidate priced 1.22x
+    served below 1.0x after its swap (a 200-request window at 0.93x of no speculation)."""
 
-    eval_set = "recent"
+    eval_set = "heldout"
 
     def __init__(self, cfg):
         super().__init__(cfg)

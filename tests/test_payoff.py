@@ -53,7 +53,7 @@ def _cand(cand, serving, pause=300_000_000):
 
 def test_payoff_swaps_only_when_the_saving_until_the_next_candidate_beats_the_pause():
     c = make_controller(ControllerConfig(policy="payoff"))
-    assert c.eval_set == "recent"
+    assert c.eval_set == "heldout"
     b = ObservationBuilder(8)
     # 10 s since the start: 1.10 vs 1.00 saves 0.91 s > 0.3 s
     assert isinstance(c.decide(b.observe(10_000_000_000, _cand(1.10, 1.00))), Swap)
