@@ -152,9 +152,7 @@ class LiveLoop:
         torch.set_num_threads(1)
         if self.fault is not None:
             self.fault()
-        from aurora_sim.learner.batch import build_batch
-
-        batch = build_batch(self.target, samples, self.lcfg.lambda_discard > 0, self.lcfg.branch_context, lr.layers)
+        batch = lr.batch(samples)  # the replay's batch: the same discard variant
         return lr.compute(batch), batch.discard_positions
 
     def _job_done(self, final: bool = False) -> None:

@@ -202,3 +202,22 @@ def test_a_replay_with_a_variant_is_deterministic_and_trains_differently(tmp_pat
     for part in ("requests", "rounds", "train_steps"):
         assert read_table(runs["unl"], part).equals(read_table(runs["unl2"], part)), part
     assert steps["unl"]["loss_discard"].sum() > 0 and steps["none"]["loss_discard"].sum() == 0
+
+
+def test_the_learner_builds_what_its_variant_needs_for_replay_and_live(tiny_target):
+    """Replay and live train on `OnlineLearner.batch`: rejected branches only for `branch`,
+    rejection marks (on served states) for the served-state variants."""
+    head = drafts.new_eagle3(tiny_target, seed=0)
+    g = torch.Generator().manual_seed(1)
+    samples = [
+        _sample(i, torch.randint(5, 4000, (40,), generator=g).tolist(), 20, [Branch(25, (7, 8), 1)]) for i in range(2)
+    ]
+    built = {}
+    for variant in ("branch", "lk", "none"):
+        lr = OnlineLearner(
+            tiny_target, head, LearnerConfig(lambda_discard=0.5, discard=variant), random.Random(0), gamma=4
+        )
+        built[variant] = lr.batch(samples)
+    assert any(grp.discard for grp in built["branch"].groups)
+    assert not any(grp.discard for grp in built["lk"].groups) and built["lk"].groups[0].rejections is not None
+    assert built["none"].groups[0].rejections is None and not any(grp.discard for grp in built["none"].groups)

@@ -25,7 +25,7 @@ import torch
 from aurora_sim.errors import AuroraError
 from aurora_sim.learner.batch import Batch
 from aurora_sim.learner.buffer import SampleBuffer
-from aurora_sim.learner.discard import extra_term
+from aurora_sim.learner.discard import extra_term, uses_branches
 from aurora_sim.learner.evaluate import acceptance_profile
 from aurora_sim.learner.losses import unrolled_kl
 from aurora_sim.learner.samples import Sample
@@ -93,6 +93,18 @@ class OnlineLearner:
         return self.buffer.new_count() >= self.cfg.min_new
 
     # ---- the step (no shared state beyond self.model / self.opt) -----------------------------------
+    def batch(self, samples: list[Sample]):
+        """The training batch for `samples` under this learner's discard variant: what a replay and
+        a live run both train on (rejected branches only for `branch`, rejection marks for the
+        served-state variants)."""
+        from aurora_sim.learner.batch import build_batch
+
+        c = self.cfg
+        term = extra_term(c.discard, c.lambda_discard)
+        rejections = "control" if term == "control" else term is not None
+        branches = uses_branches(c.discard, c.lambda_discard)
+        return build_batch(self.target, samples, branches, c.branch_context, self.layers, rejections=rejections)
+
     def compute(self, b: Batch) -> StepResult:
         self.attempts += 1
         parts = {False: [], True: []}

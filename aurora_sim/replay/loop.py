@@ -33,7 +33,7 @@ import torch
 from aurora_sim.engine.fast_engine import FastEngine
 from aurora_sim.engine.torch_engine import TorchSpecEngine
 from aurora_sim.errors import AuroraError
-from aurora_sim.learner.discard import extra_term, uses_branches
+from aurora_sim.learner.discard import uses_branches
 from aurora_sim.replay import events as ev
 from aurora_sim.replay.config import ReplayConfig
 from aurora_sim.replay.eventlog import EventLog
@@ -563,21 +563,9 @@ class Replay:
 
     def _train_job(self, samples):
         torch.set_num_threads(1)  # per thread: the trainer's kernels must be reproducible too
-        from aurora_sim.learner.batch import build_batch
-
         t0 = time.perf_counter()
-        lr = self.learner
-        lc = self.cfg.learner
-        term = extra_term(lc.discard, lc.lambda_discard)
-        batch = build_batch(
-            self.target,
-            samples,
-            uses_branches(lc.discard, lc.lambda_discard),
-            lc.branch_context,
-            lr.layers,
-            rejections="control" if term == "control" else term is not None,
-        )
-        out = lr.compute(batch), batch.accepted_positions, batch.discard_positions
+        batch = self.learner.batch(samples)
+        out = self.learner.compute(batch), batch.accepted_positions, batch.discard_positions
         self._trainer_s += time.perf_counter() - t0
         return out
 
