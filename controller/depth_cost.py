@@ -60,16 +60,11 @@ class Cost(DepthPolicy):
             if not trials:
                 break
             hits = sum(1 for k in rnd.accepted if k > j)
-            if self.seen[j] == 0 and j > 0:
-                # A position's prior is the one before it (just updated), not 1.0: a deep position
-                # first reached by a probe otherwise stayed near the optimistic prior for dozens of
-                # rounds and pulled the depth to 5-6 in stretches (2 % behind the best fixed γ).
+            if self.seen[j] == 0 and j > 0:  # first reached: its prior is the position before it
                 self.acceptance[j] = self.acceptance[j - 1]
             self.seen[j] += trials
-            # alpha per request, but one round moves an estimate at most ROUND_CAP: at batch 32
-            # per-request alpha 0.02 moved it 48 % per round, so one poor round sent the depth to
-            # 0 and back (7.5 % behind the best fixed γ). A running mean until 1/alpha requests:
-            # the optimistic prior is dropped at the first round, not decayed over ~1/alpha.
+            # alpha per request, at most ROUND_CAP per round; a running mean (the prior counted as
+            # PRIOR_TRIALS observations) until that is slower: why each, in the module docstring
             rate = min(1.0 - (1.0 - self.alpha) ** trials, ROUND_CAP)
             rate = max(rate, trials / (self.seen[j] + PRIOR_TRIALS))
             self.acceptance[j] += rate * (hits / trials - self.acceptance[j])
