@@ -83,8 +83,19 @@ class LiveLoop:
         self.failures_seen = self.client.transport_failures
 
     # ---- served traffic -------------------------------------------------------------------------------
-    def on_served(self, prompt_ids, output_ids, rounds, verify_ct: int, accepted: int, version) -> None:
-        """One finished request. rounds: [(position, proposals, accepted, version)] or None."""
+    def on_served(
+        self,
+        prompt_ids,
+        output_ids,
+        rounds,
+        verify_ct: int,
+        accepted: int,
+        version,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+    ) -> None:
+        """One finished request. rounds: [(position, proposals, accepted, version)] or None;
+        temperature, top_p: the request's sampling (reach-weighted discard prices with it)."""
         if rounds:
             per: dict[int, list[int]] = {}
             for _, _props, k, v in rounds:
@@ -113,6 +124,8 @@ class LiveLoop:
                 self.rng,
                 min(versions),
                 self.clock(),
+                temperature=temperature,
+                top_p=top_p,
             )
         )
 

@@ -153,13 +153,14 @@ def test_learner_step_adds_lambda_times_the_term(tiny_target, parts):
     assert abs(unl.loss_accepted - none.loss_accepted) < 1e-5
 
 
-def test_only_the_branch_variant_needs_branches_and_unknown_names_are_refused():
+def test_only_the_branch_variants_need_branches_and_unknown_names_are_refused():
     assert uses_branches("branch", 0.5) and not uses_branches("branch", 0.0)
+    assert uses_branches("reach-weighted", 0.5)
     assert not any(
         uses_branches(v, 0.5) for v in ("reject-point", "unlikelihood", "lk", "expected-length", "control", "none")
     )
-    with pytest.raises(AuroraError, match="planned, not built yet"):
-        ReplayConfig(learner=LearnerConfig(discard="reach-weighted"))
+    with pytest.raises(AuroraError, match="needs branch_context >= 1"):
+        ReplayConfig(learner=LearnerConfig(discard="reach-weighted", branch_context=0))
     with pytest.raises(AuroraError, match="unknown discard variant 'bogus'"):
         ReplayConfig(learner=LearnerConfig(discard="bogus"))
 
@@ -221,3 +222,101 @@ def test_the_learner_builds_what_its_variant_needs_for_replay_and_live(tiny_targ
     assert any(grp.discard for grp in built["branch"].groups)
     assert not any(grp.discard for grp in built["lk"].groups) and built["lk"].groups[0].rejections is not None
     assert built["none"].groups[0].rejections is None and not any(grp.discard for grp in built["none"].groups)
+
+
+def _branch_samples(temperature, top_p=1.0):
+    g = torch.Generator().manual_seed(2)
+    return [
+        Sample(
+            i,
+            tuple(torch.randint(5, 4000, (40,), generator=g).tolist()),
+            20,
+            (Branch(25, (7, 8, 9), 1), Branch(31, (11,), 0)),
+            0,
+            i,
+            temperature=temperature,
+            top_p=top_p,
+        )
+        for i in range(2)
+    ]
+
+
+def _logits(target, ids):
+    with torch.no_grad():
+        n = len(ids)
+        return target(
+            torch.tensor([ids]), torch.arange(1), torch.zeros(1, dtype=torch.long), target.new_cache(1, n), ()
+        )[0][0]
+
+
+@pytest.mark.parametrize("sampling", [(0.8, 1.0), (1.0, 0.9)])
+def test_reach_weights_are_the_targets_probability_of_the_branch(tiny_target, sampling):
+    """Each branch state's weight is the product, along the branch, of the target's sampling
+    probability (temperature and top-p, as serving draws) of each discarded token: the first at
+    the served state (full context), the rest on the branch row (its cropped context)."""
+    from aurora_sim.engine.sampling import target_probs
+
+    samples = _branch_samples(*sampling)
+    b = build_batch(tiny_target, samples, True, 8, (0, 1, 2), reach=True)
+    g = next(grp for grp in b.groups if grp.discard)
+    assert g.reach is not None and g.reach.shape == g.rows.shape
+    branches = [(s, br) for s in samples for br in s.branches]
+    for m, (r, c) in enumerate(zip(g.rows.tolist(), g.cols.tolist())):
+        s, br = branches[r]
+        row = g.tokens[r].tolist()
+        start = int(g.cols[g.rows == r].min())
+        served = _logits(tiny_target, list(s.tokens[: br.start]))[-1]
+        want = float(target_probs(served, *sampling)[br.tokens[0]])
+        logits = _logits(tiny_target, row[:c])
+        for k in range(start + 1, c + 1):
+            want *= float(target_probs(logits[k - 1], *sampling)[row[k]])
+        assert abs(float(g.reach[m]) - want) < 1e-4 * max(1e-3, want), (m, float(g.reach[m]), want)
+    assert float(g.reach.max()) > 0  # a random token is unlikely, not impossible, at T > 0
+
+
+def test_reach_weighted_is_nothing_at_temperature_zero_and_a_weighted_branch_term_above(tiny_target):
+    from aurora_sim.learner.batch import Batch
+
+    head = drafts.new_eagle3(tiny_target, seed=0)
+    results = {}
+    for name, temperature, variant in (
+        ("T0", 0.0, "reach-weighted"),
+        ("T1", 1.0, "reach-weighted"),
+        ("branch", 1.0, "branch"),
+    ):
+        cfg = LearnerConfig(lambda_discard=0.5, discard=variant, unroll=UNROLL, precision="fp32")
+        lr = OnlineLearner(tiny_target, head, cfg, random.Random(0), gamma=4)
+        b = lr.batch(_branch_samples(temperature))
+        disc = next(grp for grp in b.groups if grp.discard)
+        results[name] = (lr.compute(Batch(b.groups, 0)), disc)
+    # greedy: a rejected token is never the target's argmax, so no branch state is reachable
+    assert float(results["T0"][1].reach.abs().max()) == 0.0 and results["T0"][0].loss_discard == 0.0
+    # sampling: the same branch KL, weighted by probabilities in (0, 1): a smaller, nonzero term
+    t1, br = results["T1"][0].loss_discard, results["branch"][0].loss_discard
+    assert 0.0 < t1 < br
+    assert abs(results["T1"][0].loss_accepted - results["branch"][0].loss_accepted) < 1e-5
+
+
+def test_a_greedy_reach_weighted_replay_trains_as_the_served_kl_alone(tmp_path, tiny_dir):
+    """At T = 0 every reach weight is 0: each step's loss is the served KL; only the step's cost
+    (the branch rows are still built and run) differs from `none`."""
+    from aurora_sim.replay.eventlog import read_table
+
+    run = _replay(tmp_path, "reach", learner_lambda_discard=0.5, learner_discard="reach-weighted")
+    steps = read_table(run, "train_steps")
+    assert len(steps) > 0 and steps["loss_discard"].abs().max() == 0
+    assert (steps["loss"] - steps["loss_accepted"]).abs().max() < 1e-6
+
+
+def test_a_greedy_reach_weighted_step_updates_the_head_as_none_does(tiny_target):
+    from aurora_sim.learner.batch import Batch
+
+    head = drafts.new_eagle3(tiny_target, seed=0)
+    after = {}
+    for variant in ("none", "reach-weighted"):
+        cfg = LearnerConfig(lambda_discard=0.5, discard=variant, unroll=UNROLL, precision="fp32")
+        lr = OnlineLearner(tiny_target, head, cfg, random.Random(0), gamma=4)
+        b = lr.batch(_branch_samples(0.0))
+        lr.compute(Batch(b.groups, 0))
+        after[variant] = [p.detach().clone() for p in lr.params]
+    assert all(torch.equal(a, b) for a, b in zip(after["none"], after["reach-weighted"]))

@@ -32,6 +32,7 @@ class Group:
     features: torch.Tensor | None  # [R, S, F] (EAGLE-3 heads)
     discard: bool
     rejections: object = None  # learner.discard.Rejections at the loss positions (served group)
+    reach: torch.Tensor | None = None  # [M] reach-weighted: P_T(reaching the state) (discard group)
 
 
 @dataclass
@@ -59,7 +60,9 @@ def _padded(seqs: list[list[int]], spans: list[tuple[int, int]]):
     return tokens, torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
 
 
-def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, discard: bool) -> Group:
+def _group(target, seqs, spans, layers, discard: bool, sampling=None, first=None) -> Group:
+    """sampling, first: per row, the (temperature, top_p) and the first token's probability to
+    price each loss position's reach with (the `reach-weighted` discard variant)."""
     tokens, rows_t, cols_t = _padded(seqs, spans)
     width = tokens.shape[1]
     with torch.no_grad():
@@ -67,7 +70,51 @@ def _group(target, seqs: list[list[int]], spans: list[tuple[int, int]], layers, 
         logits, feats = target(
             tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), target.new_cache(b, width), layers
         )
-    return Group(tokens, rows_t, cols_t, logits[rows_t, cols_t].float(), feats if layers else None, discard)
+        reach = None if sampling is None else reach_probability(logits, tokens, rows_t, cols_t, sampling, first)
+    g = Group(tokens, rows_t, cols_t, logits[rows_t, cols_t].float(), feats if layers else None, discard)
+    g.reach = reach
+    return g
+
+
+def reach_probability(logits, tokens, rows, cols, sampling: list[tuple[float, float]], first) -> torch.Tensor:
+    """[M] the probability that the target, sampling as its row's request did ((temperature,
+    top_p): what serving draws from, `engine.sampling.target_probs`), emits the row's tokens
+    from its span's first loss position up to each loss position (cols ascending, one contiguous
+    span per row): first[r], the first token's probability at the served state (full context),
+    times p(token at c | prefix) over the row's logits at c - 1 for the rest (the branch row's
+    cropped context, as its KL is). At T = 0 the weight is 0: verification rejected the first
+    token, so the target never emits it."""
+    from aurora_sim.engine.sampling import target_probs
+
+    out = torch.zeros(rows.shape[0])
+    for r in rows.unique().tolist():  # a product along each row's span (a few short branch rows)
+        at = (rows == r).nonzero(as_tuple=True)[0]
+        temperature, top_p = sampling[r]
+        if temperature <= 0:
+            continue
+        c = cols[at][1:]
+        rest = target_probs(logits[r, c - 1], temperature, top_p).gather(1, tokens[r, c][:, None]).squeeze(1)
+        out[at] = torch.cat([first[r].reshape(1).double(), rest]).cumprod(0).float()
+    return out
+
+
+def _first_token_probability(served: Group, samples: list[Sample], sampling) -> list[torch.Tensor]:
+    """Per rejected branch (in build order), the target's probability at the served state of
+    the first discarded token, under its request's sampling (0 at T = 0)."""
+    from aurora_sim.engine.sampling import target_probs
+
+    out, offset, k = [], 0, 0
+    for s in samples:
+        for br in s.branches:
+            temperature, top_p = sampling[k]
+            k += 1
+            if temperature <= 0:
+                out.append(torch.zeros((), dtype=torch.float64))
+                continue
+            at = offset + (br.start - 1) - (s.prompt_len - 1)  # the state that proposed tokens[0]
+            out.append(target_probs(served.target_logits[at], temperature, top_p)[br.tokens[0]])
+        offset += len(s.tokens) - s.prompt_len
+    return out
 
 
 def _teacher_group(target, samples: list[Sample], layers) -> Group:
@@ -106,10 +153,12 @@ def build_batch(
     branch_context: int,
     feature_layers: tuple[int, ...],
     rejections: bool | str = False,
+    reach: bool = False,
 ) -> Batch:
     """rejections: attach to the served group where each rejection happened (the discard
     variants that act on served states, learner/discard.py); "control": at random served
-    states instead, as many, at the same steps (the compute-matched control)."""
+    states instead, as many, at the same steps (the compute-matched control). reach: weigh each
+    rejected-branch state by the target's probability of reaching it (`reach-weighted`)."""
     seqs = [list(s.tokens) for s in samples]
     if all(s.teacher is not None for s in samples):
         groups = [_teacher_group(target, samples, feature_layers)]
@@ -118,12 +167,14 @@ def build_batch(
     if rejections:
         groups[0].rejections = served_rejections(samples, _accepted_spans(samples), control=rejections == "control")
     if with_discard:
-        bseqs, bspans = [], []
+        bseqs, bspans, btemps = [], [], []
         for s in samples:
             for br in s.branches:
                 lo = max(0, br.start - branch_context)
                 bseqs.append(list(s.tokens[lo : br.start]) + list(br.tokens))
                 bspans.append((br.start - lo, len(bseqs[-1])))
+                btemps.append((s.temperature, s.top_p))
         if bseqs:
-            groups.append(_group(target, bseqs, bspans, feature_layers, True))
+            first = _first_token_probability(groups[0], samples, btemps) if reach else None
+            groups.append(_group(target, bseqs, bspans, feature_layers, True, btemps if reach else None, first))
     return Batch(groups, batch_tokens(samples, with_discard, branch_context))

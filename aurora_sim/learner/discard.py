@@ -10,6 +10,11 @@ optimise acceptance directly):
 
   branch         λ × forward KL on the rejected branch's states (the off-trajectory tail; the
                  chains must be computed in full to have it)
+  reach-weighted the branch term with each branch state weighted by the target's probability,
+                 at the request's sampling temperature, of reaching it (the product of
+                 p_T(d_i | context, d_<i) over the discarded tokens up to that state; batch.py).
+                 At T = 0 a rejected token is never the target's argmax, so every weight is 0:
+                 it predicts no effect there, and the run equals `none`
   reject-point   λ × forward KL at the state where the rejected proposal was made: step k of
                  the chain from n, at position n + k, which the served loss already weights
                  decay**k; this adds weight where the draft was wrong
@@ -29,9 +34,7 @@ optimise acceptance directly):
 
 Every variant keeps the served KL; λ weighs the extra term. The rejections a variant sees are
 the same per request for all variants (`discard_per_request` of them, drawn by the learner's
-RNG at capture), so the variants compare on the same information. Not built yet:
-`reach-weighted` (the branch term weighted by the target's probability of reaching the branch
-state: zero at temperature 0, so it predicts no effect there).
+RNG at capture), so the variants compare on the same information.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from dataclasses import dataclass
 
 import torch
 
-VARIANTS = ("branch", "reject-point", "unlikelihood", "lk", "expected-length", "control", "none")
-PLANNED = ("reach-weighted",)
+VARIANTS = ("branch", "reach-weighted", "reject-point", "unlikelihood", "lk", "expected-length", "control", "none")
+ON_BRANCHES = ("branch", "reach-weighted")  # terms taken on the rejected branches' own rows
 ON_SERVED_STATES = (
     "reject-point",
     "unlikelihood",
@@ -54,7 +57,7 @@ ON_SERVED_STATES = (
 
 def uses_branches(variant: str, lam: float) -> bool:
     """Whether batches carry the rejected branches (and serving must compute rejected tails)."""
-    return variant == "branch" and lam > 0
+    return variant in ON_BRANCHES and lam > 0
 
 
 def extra_term(variant: str, lam: float) -> str | None:

@@ -7,7 +7,8 @@ step's virtual end), and takes snapshots between steps for the controller's cand
 
 Loss (the paper's): mean KL(p_target || p_draft) over accepted positions + λ_discard × a term
 from the rejected proposals: by default (`discard = branch`) the mean KL over the discarded
-proposals' positions; the other variants (learner/discard.py) take theirs on the served states.
+proposals' positions (`reach-weighted`: each weighted by the target's probability of reaching
+it); the other variants (learner/discard.py) take theirs on the served states.
 λ = 0 is Aurora's released code. A step whose loss is not finite or whose gradient norm explodes
 is dropped (no optimizer update) and reported.
 """
@@ -103,7 +104,10 @@ class OnlineLearner:
         term = extra_term(c.discard, c.lambda_discard)
         rejections = "control" if term == "control" else term is not None
         branches = uses_branches(c.discard, c.lambda_discard)
-        return build_batch(self.target, samples, branches, c.branch_context, self.layers, rejections=rejections)
+        reach = c.discard == "reach-weighted"
+        return build_batch(
+            self.target, samples, branches, c.branch_context, self.layers, rejections=rejections, reach=reach
+        )
 
     def compute(self, b: Batch) -> StepResult:
         self.attempts += 1
@@ -117,7 +121,7 @@ class OnlineLearner:
                     parts[True].append(term[at])  # the variant's term where it counts
                 else:
                     kl, _ = unrolled_kl(*args, self.cfg.decay)
-                parts[g.discard].append(kl)
+                parts[g.discard].append(kl if g.reach is None else kl * g.reach)
         acc, disc = (torch.cat(parts[k]) if parts[k] else None for k in (False, True))
         zero = next(self.model.parameters()).sum() * 0.0
         loss_acc = acc.mean() if acc is not None and acc.numel() else zero

@@ -33,6 +33,10 @@ class Sample:
     # The target's features and last-layer outputs for `tokens` (a learner.teacher.Teacher, from
     # serving) so a trainer step need not run the target; None = the batch recomputes them.
     teacher: object = field(default=None, repr=False, compare=False)
+    # The request's sampling (0 = greedy): what `reach-weighted` prices a rejected branch with
+    # (the target's probability, sampling so, of having emitted it).
+    temperature: float = field(default=0.0, compare=False)
+    top_p: float = field(default=1.0, compare=False)
 
     @property
     def generated(self) -> int:
@@ -59,6 +63,8 @@ def served_sample(
     draft_version: int,
     capture_ns: int,
     teacher=None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
 ) -> Sample:
     """The sample a finished request gives the learner, with at most `keep` of its rejected
     branches (drawn by `rng`, the learner's stream, so the choice is reproducible)."""
@@ -67,4 +73,14 @@ def served_sample(
     if len(branches) > keep:
         picks = sorted(rng.sample(range(len(branches)), keep))
         branches = [branches[i] for i in picks]
-    return Sample(uid, tokens, len(prompt_ids), tuple(branches), draft_version, capture_ns, teacher=teacher)
+    return Sample(
+        uid,
+        tokens,
+        len(prompt_ids),
+        tuple(branches),
+        draft_version,
+        capture_ns,
+        teacher=teacher,
+        temperature=temperature,
+        top_p=top_p,
+    )

@@ -239,7 +239,16 @@ class LiveRunner:
             )
             self.recent.append((k + n, n))
         if verify_ct:
-            self.loop.on_served(it.request.prompt_ids, out, rounds, verify_ct, accepted, version)
+            self.loop.on_served(
+                it.request.prompt_ids,
+                out,
+                rounds,
+                verify_ct,
+                accepted,
+                version,
+                temperature=it.request.temperature,
+                top_p=it.request.top_p,
+            )
 
     def _al(self) -> float:
         r = sum(n for _, n in self.recent)

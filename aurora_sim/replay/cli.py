@@ -155,7 +155,7 @@ def replay_command(
     discard: str = typer.Option(
         "branch",
         "--discard",
-        help="How rejected proposals train the draft, weighted by --lambda-discard: branch (KL on the rejected branch's states: the off-trajectory tail), reject-point (extra KL weight at the state where the draft was wrong), unlikelihood (-log(1 - q(rejected token)) there), lk (-log sum min(p, q) on served states: acceptance directly), expected-length (the chain's differentiable expected accepted length), control (reject-point's extra weight at random served states: the compute-matched control), none. See aurora_sim/learner/discard.py.",
+        help="How rejected proposals train the draft, weighted by --lambda-discard: branch (KL on the rejected branch's states: the off-trajectory tail), reach-weighted (branch, each state weighted by the target's probability of reaching it at the request's temperature: nothing at T = 0), reject-point (extra KL weight at the state where the draft was wrong), unlikelihood (-log(1 - q(rejected token)) there), lk (-log sum min(p, q) on served states: acceptance directly), expected-length (the chain's differentiable expected accepted length), control (reject-point's extra weight at random served states: the compute-matched control), none. See aurora_sim/learner/discard.py.",
     ),
     learn: bool = typer.Option(True, help="Train the draft online (--no-learn: serve the starting draft frozen)."),
     lr: float = typer.Option(

@@ -122,13 +122,12 @@ class ReplayConfig:
             raise AuroraError(f"unknown learner recipe {self.recipe!r} (choose {', '.join(RECIPES)})")
         if self.learner.lambda_discard < 0:
             raise AuroraError(f"lambda_discard must be >= 0, got {self.learner.lambda_discard}")
-        from aurora_sim.learner.discard import PLANNED, VARIANTS
+        from aurora_sim.learner.discard import VARIANTS
 
         if self.learner.discard not in VARIANTS:
-            planned = " (planned, not built yet)" if self.learner.discard in PLANNED else ""
-            raise AuroraError(
-                f"unknown discard variant {self.learner.discard!r}{planned}; choose one of {', '.join(VARIANTS)}"
-            )
+            raise AuroraError(f"unknown discard variant {self.learner.discard!r}; choose one of {', '.join(VARIANTS)}")
+        if self.learner.discard == "reach-weighted" and self.learner.branch_context < 1:
+            raise AuroraError("--discard reach-weighted needs branch_context >= 1 (the state the rejection came from)")
 
     @property
     def learner_lr(self) -> float:

@@ -519,6 +519,8 @@ class Replay:
                     st.min_version,
                     now,
                     teacher=res.teacher,
+                    temperature=item.request.temperature,
+                    top_p=item.request.top_p,
                 )
             )
         self._request_done(now)
