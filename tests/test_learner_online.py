@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 
+from aurora_sim.errors import AuroraError
 from aurora_sim.learner.batch import build_batch
 from aurora_sim.learner.buffer import SampleBuffer
 from aurora_sim.learner.evaluate import estimate_al
@@ -141,3 +142,26 @@ def test_acceptance_estimate_tracks_real_drafts(tiny_target, tiny_tokenizer, hel
     est_random = estimate_al(random_head, tiny_target, samples, 4, random_head.target_layers)
     assert est_random < 1.1 < est_trained
     assert abs(est_trained - measured) < 0.35, (est_trained, measured)
+
+
+@pytest.mark.parametrize("width", [0.5, 2.0])
+def test_a_narrow_or_wide_scratch_head_replays_and_keeps_its_width(tmp_path, tiny_dir, tiny_target, width):
+    """--draft-width scales a from-scratch head's MLP; every saved version reloads at that width
+    (a version saved, loaded and served must be the head the learner trained)."""
+    from aurora_sim.models.drafts import load_draft
+    from aurora_sim.replay.config import ReplayConfig
+    from aurora_sim.replay.loop import Replay
+
+    cfg = ReplayConfig(trace="shift-ci", limit=24, deployment="proxy", init="scratch", draft_width=width).with_(
+        learner_batch_requests=4, learner_min_new=4, controller_every=2
+    )
+    assert cfg.to_dict()["draft_width"] == width and "draft_width" not in ReplayConfig().to_dict()
+    Replay(cfg, tmp_path / "run").run()
+    want = round(tiny_target.spec.intermediate_size * width)
+    saved = sorted(p for p in (tmp_path / "run" / "drafts").iterdir() if p.is_dir())
+    assert saved
+    for path in saved:
+        head = load_draft(path, tiny_target)
+        assert head.mlp.gate_proj.weight.shape[0] == want, path
+    with pytest.raises(AuroraError, match="needs a from-scratch EAGLE-3 head"):
+        ReplayConfig(init="static", draft_width=width)

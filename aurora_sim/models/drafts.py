@@ -59,13 +59,19 @@ class Eagle3Head(nn.Module):
         target_layers: tuple[int, ...],
         embed: nn.Embedding,
         draft_vocab: torch.Tensor | None = None,
+        intermediate_size: int | None = None,
     ):
         """draft_vocab: the target token ids the head can propose (EAGLE-3's hot vocabulary; its
         `d2t`), ascending; None = the whole vocabulary. On a large vocabulary the LM head is most of
-        a draft step's cost, and the rare tokens it drops are ones a draft seldom gets accepted."""
+        a draft step's cost, and the rare tokens it drops are ones a draft seldom gets accepted.
+        intermediate_size: the layer's MLP width (default the target's). The head's hidden size is
+        the target's (it reads the target's embedding and fuses its features into that width), so
+        the MLP is where a head can be made narrower or wider."""
         super().__init__()
         h = target_spec.hidden_size
-        self.spec = replace(target_spec, num_layers=1)
+        self.spec = replace(
+            target_spec, num_layers=1, intermediate_size=intermediate_size or target_spec.intermediate_size
+        )
         self.target_layers = tuple(target_layers)
         self.fc = Linear(len(target_layers) * h, h, bias=False)
         self.input_layernorm = RMSNorm(h, target_spec.rms_eps)  # on the token embedding
@@ -199,12 +205,19 @@ def _seeded(seed: int, build):
 
 
 def new_eagle3(
-    target: Llama, seed: int = 0, target_layers: tuple[int, ...] | None = None, draft_vocab: torch.Tensor | None = None
+    target: Llama,
+    seed: int = 0,
+    target_layers: tuple[int, ...] | None = None,
+    draft_vocab: torch.Tensor | None = None,
+    intermediate_size: int | None = None,
 ) -> Eagle3Head:
-    """A randomly initialised ("day-0") EAGLE-3 head for `target` (over `draft_vocab` if given)."""
+    """A randomly initialised ("day-0") EAGLE-3 head for `target` (over `draft_vocab` if given;
+    MLP width `intermediate_size`, default the target's)."""
     layers = target_layers or default_target_layers(target.spec.num_layers)
     p = target.lm_head.weight
-    head = _seeded(seed, lambda: Eagle3Head(target.spec, layers, target.model.embed_tokens, draft_vocab))
+    head = _seeded(
+        seed, lambda: Eagle3Head(target.spec, layers, target.model.embed_tokens, draft_vocab, intermediate_size)
+    )
     return head.to(device=p.device, dtype=p.dtype).eval()
 
 
@@ -272,7 +285,10 @@ def load_draft(path: str | Path, target: Llama) -> Draft:
         ):
             raise AuroraError(f"{path}: draft_vocab_size in config.json does not match the d2t tensor")
         try:
-            draft = new_eagle3(target, seed=0, target_layers=tuple(cfg["target_layers"]), draft_vocab=d2t)
+            width = cfg.get("draft", {}).get("intermediate_size")  # a head saved before widths existed has the target's
+            draft = new_eagle3(
+                target, seed=0, target_layers=tuple(cfg["target_layers"]), draft_vocab=d2t, intermediate_size=width
+            )
         except AuroraError as exc:
             raise AuroraError(f"{path}: {exc}") from None
         prefix = ""

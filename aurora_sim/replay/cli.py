@@ -133,6 +133,11 @@ def replay_command(
     ),
     model: str = typer.Option("tiny", help="Proxy target whose tokens and acceptances are real: tiny or smollm2."),
     draft: str = typer.Option("eagle3", help="Draft kind: eagle3 (a one-layer head on target features) or lm."),
+    draft_width: float = typer.Option(
+        1.0,
+        "--draft-width",
+        help="With --init scratch: the EAGLE-3 head's MLP width relative to the target's (0.5 half, 2 twice).",
+    ),
     init: str = typer.Option(
         "static",
         help="Starting draft: none (no speculation), static (offline-trained, built if missing), static-full (its longer recipe), scratch (day-0), or a draft directory.",
@@ -249,6 +254,7 @@ def replay_command(
         limit=limit,
         model=model,
         draft=draft,
+        draft_width=draft_width,
         init=init,
         batch=batch,
         hardware=hardware,

@@ -74,6 +74,9 @@ class ReplayConfig:
     limit: int | None = None
     model: str = "tiny"
     draft: str = "eagle3"  # eagle3 | lm
+    # A from-scratch EAGLE-3 head's MLP width relative to the target's (0.5 = half, 2 = twice):
+    # how much capacity the draft has beside the target (the discard experiment's axis).
+    draft_width: float = 1.0
     init: str = "static"  # none (no speculation) | static | static-full | scratch | a draft directory
     gamma: int = 4
     batch: int = 8  # max batch (engine slots)
@@ -106,6 +109,10 @@ class ReplayConfig:
             raise AuroraError(f"unknown policy {self.controller.policy!r} (choose {', '.join(POLICIES)})")
         if self.draft not in ("eagle3", "lm"):
             raise AuroraError(f"unknown draft kind {self.draft!r} (eagle3 or lm)")
+        if self.draft_width != 1.0 and (self.draft_width <= 0 or self.init != "scratch" or self.draft != "eagle3"):
+            raise AuroraError(
+                f"draft width {self.draft_width} needs a from-scratch EAGLE-3 head (--init scratch) and a width > 0"
+            )
         if self.engine not in ENGINES:
             raise AuroraError(f"unknown replay engine {self.engine!r} (choose {', '.join(ENGINES)})")
         if self.learner.precision not in ("auto", "bf16", "fp32"):
@@ -169,6 +176,8 @@ class ReplayConfig:
         # baselines and default run directories keep their names).
         if self.depth == DepthConfig():
             del d["depth"]
+        if self.draft_width == 1.0:
+            del d["draft_width"]
         # likewise the default discard variant (the only one before variants existed)
         if self.learner.discard == "branch":
             del d["learner"]["discard"]

@@ -29,7 +29,8 @@ def initial_draft(cfg, target):
         seed = stream_seed(cfg.seed, "draft-init")
         with torch.no_grad():
             if cfg.draft == "eagle3":
-                d = drafts.new_eagle3(target, seed=seed)
+                width = round(target.spec.intermediate_size * cfg.draft_width)
+                d = drafts.new_eagle3(target, seed=seed, intermediate_size=width)
                 d.lm_head.weight.copy_(target.lm_head.weight)
                 d.norm.weight.copy_(target.model.norm.weight)
             else:
