@@ -97,7 +97,14 @@ def headline(rec: dict) -> list[str]:
             ),
         ]
     if n == 6:
-        return [f"{k}: AL {_f(v['al'])}; " + _recovery_line("", v["shifts"]).strip() for k, v in x.items()]
+        out = [
+            f"{k}: AL {_f(v['al'])}; " + _recovery_line("", v["shifts"]).strip()
+            for k, v in x.items()
+            if k != "variants"
+        ]
+        for v, d in x.get("variants", {}).items():
+            out.append(f"{v} − served KL alone: AL {_iv(d['al_minus_none'])}, head AL {_iv(d['head_al_minus_none'])}")
+        return out
     if n == 7:
         return [
             f"{k}: AL {_f(v['al'])}, swaps {v['swaps']} / holds {v['holds']} / rollbacks {v['rollbacks']}"
@@ -109,6 +116,14 @@ def headline(rec: dict) -> list[str]:
             for k, v in x.items()
         ]
     return []
+
+
+def _iv(d: dict) -> str:
+    """A paired difference over seeds: mean [95 % interval] (one seed: the mean alone)."""
+    if not d.get("n"):
+        return "–"
+    lo_hi = d.get("ci95")
+    return f"{d['mean']:+.3f}" + (f" [{lo_hi[0]:+.3f}, {lo_hi[1]:+.3f}]" if lo_hi else "") + f" ({d['n']} seeds)"
 
 
 def _command_lines(rec: dict) -> list[str]:

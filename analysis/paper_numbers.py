@@ -5,7 +5,43 @@ Kept apart from the drawing so docs and tests read the same values the figures p
 
 from __future__ import annotations
 
+import math
+import statistics
+
 from analysis.paper_draw import Ctx
+
+# two-sided 95 % Student-t quantiles by degrees of freedom (seeds - 1)
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def interval(xs: list[float]) -> dict:
+    """Mean, sd and 95 % Student-t interval of per-seed values (None and non-finite left out)."""
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    if not xs:
+        return {"n": 0}
+    mean = statistics.fmean(xs)
+    if len(xs) < 2:
+        return {"n": 1, "mean": round(mean, 4)}
+    sd = statistics.stdev(xs)
+    half = T95.get(len(xs) - 1, 1.96) * sd / math.sqrt(len(xs))
+    return {
+        "n": len(xs),
+        "mean": round(mean, 4),
+        "sd": round(sd, 4),
+        "ci95": [round(mean - half, 4), round(mean + half, 4)],
+    }
+
+
+def head_al(ctx: Ctx, run_id: str, head: int) -> float | None:
+    """AL over the first `head` requests of every segment (from the starting draft, then after
+    each shift): the area under the AL curve where a learner has least data, its sample efficiency."""
+    r = ctx.one(
+        "SELECT sum(p.generated) / nullif(sum(p.verify_rounds), 0) AS al FROM per_request p "
+        "JOIN segments s ON s.run_id = p.run_id AND p.segment = s.segment "
+        "WHERE p.run_id = ? AND p.request_index < s.first_request + ?",
+        [run_id, head],
+    )
+    return r4(r.get("al"))
 
 
 def r4(x):

@@ -58,6 +58,21 @@ class Plan:
     batch_arms_online: tuple[int, ...] = PAPER_BATCHES  # batches that also get an online-scratch run
     lambda_discard: float = 0.5
     discard_arms: tuple[str, ...] = ("online-static", "online-scratch")
+    # the discard-loss variants (learner/discard.py), each at λ = lambda_discard against the served
+    # KL alone, online from scratch, on distinct traffic per seed (paired: every variant of a seed
+    # replays that seed's trace): the figure's bars are paired differences with a 95 % interval
+    discard_variants: tuple[str, ...] = (
+        "branch",
+        "reach-weighted",
+        "reject-point",
+        "unlikelihood",
+        "lk",
+        "expected-length",
+        "control",
+    )
+    discard_seeds: tuple[int, ...] = (0, 1, 2)
+    discard_traffic: Trace | None = None  # the variants' traffic at the plan's seed; None = `shifts`
+    discard_head: int = 100  # sample efficiency: AL over the first N requests of every segment
     policies: tuple[tuple[str, bool], ...] = (("cadence", False), ("lazy", False), ("shadow", False), ("shadow", True))
     static: str = "static"  # the static arms' draft: the offline recipe's, or a draft directory
     window: int = 50  # W, the rolling window of the figures (requests)
@@ -79,6 +94,10 @@ class RunSpec:
         parts = [self.arm]
         if d.get("learner_lambda_discard"):
             parts.append(f"lambda{d['learner_lambda_discard']:g}")
+        if d.get("learner_discard", "branch") != "branch":
+            parts.append(d["learner_discard"])
+        if "seed" in d:
+            parts.append(f"s{d['seed']}")
         if "controller_policy" in d:
             parts.append(d["controller_policy"])
         if d.get("controller_rollback"):
@@ -133,6 +152,7 @@ def plan(mode: str, seed: int = 0) -> Plan:
             base=base,
             batches=(1, 2, 4, 8, 16, 32, 64),
             batch_limit=256,
+            discard_seeds=(seed, seed + 1, seed + 2),
         )
     if mode == "full":
         # the paper's traces take the paper's learner settings (replay/recipes.py); the quick set
@@ -146,6 +166,11 @@ def plan(mode: str, seed: int = 0) -> Plan:
             mixed=_closed_scenario("mixed", seed),
             base=base.with_recipe("paper"),
             static="static-full",
+            # the variants on shift-ci's 2,400 distinct requests per seed, five seeds: 40 online
+            # runs of shift-paper would take days, and the comparison is paired, not at scale
+            discard_traffic=_closed_scenario("shift-ci", seed),
+            discard_seeds=tuple(range(seed, seed + 5)),
+            discard_head=200,
         )
     raise AuroraError(f"unknown figure-set mode {mode!r} (quick or full)")
 
@@ -163,6 +188,32 @@ def _closed_scenario(name: str, seed: int, concurrency: int = 8) -> Trace:
         config=_closed({**scenario_config(name, seed), "name": key}, concurrency),
         note=f"scenario `{name}` (seed {seed}) as a closed loop of {concurrency}",
     )
+
+
+def discard_trace(p: Plan, seed: int) -> Trace:
+    """The discard variants' traffic for `seed`: the plan's at its own seed, else the same
+    generator config drawn with that seed (distinct prompts, same shape)."""
+    base = p.discard_traffic or p.shifts
+    if seed == p.base.seed:
+        return base
+    cfg = base.config if base.config is not None else scenario_config(base.scenario, seed)
+    key = f"{base.key}-s{seed}"
+    note = (base.note or f"`{base.scenario or base.key}`") + f", seed {seed}"
+    return Trace(key, config={**cfg, "name": key, "seed": seed}, limit=base.limit, note=note)
+
+
+def discard_runs(p: Plan, figures=frozenset()) -> list[tuple[int, str, RunSpec]]:
+    """(seed, variant, run) for every discard variant and `none` (λ = 0: the served KL alone),
+    online from scratch, on each seed's traffic."""
+    out = []
+    for seed in p.discard_seeds:
+        t = discard_trace(p, seed)
+        own = (("seed", seed),) if seed != p.base.seed else ()
+        out.append((seed, "none", RunSpec(t, "online-scratch", own, figures=figures)))
+        for v in p.discard_variants:
+            ch = (("learner_lambda_discard", p.lambda_discard),) + ((("learner_discard", v),) if v != "branch" else ())
+            out.append((seed, v, RunSpec(t, "online-scratch", ch + own, figures=figures)))
+    return out
 
 
 def batch_trace(p: Plan, batch: int) -> Trace:
@@ -195,11 +246,15 @@ def runs_for(p: Plan, figure: int) -> list[RunSpec]:
     if figure == 5:
         return [RunSpec(p.ordered, a, figures=f) for a in ("no-spec", "static", "online-scratch")]
     if figure == 6:
-        return [
+        curves = [
             RunSpec(p.shifts, a, (("learner_lambda_discard", lam),) if lam else (), figures=f)
             for a in p.discard_arms
             for lam in (0.0, p.lambda_discard)
         ]
+        once: dict = {}
+        for r in curves + [r for _, _, r in discard_runs(p, f)]:
+            once.setdefault(r.key, r)  # the served KL alone at the plan's seed is a curve's run
+        return list(once.values())
     if figure == 7:
         out = [RunSpec(p.shifts, "static", figures=f)]  # the reference the policies should beat
         for policy, rollback in p.policies:

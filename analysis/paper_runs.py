@@ -87,6 +87,8 @@ _FLAGS = [  # (config path, CLI flag, kind): the replay options `aurora replay` 
     ("controller.every", "--every", "value"),
     ("controller.rollback", "--rollback", "true_flag"),
     ("learner.lambda_discard", "--lambda-discard", "value"),
+    ("learner.discard", "--discard", "value"),
+    ("draft_width", "--draft-width", "value"),
     ("learner.lr", "--lr", "value"),
     ("learner.unroll", "--unroll", "value"),
     ("batch", "--batch", "value"),
@@ -121,6 +123,8 @@ def replay_command(cfg: ReplayConfig, run_dir: Path) -> tuple[str, list[str]]:
             default["learner.lr"] = None  # so --lr is written
     for path, flag, kind in _FLAGS:
         used.add(path)
+        if path not in now:  # a key a config leaves out at its default (discard, draft width)
+            continue
         v = now[path]
         if kind == "false_flag":
             if not v:
@@ -128,7 +132,7 @@ def replay_command(cfg: ReplayConfig, run_dir: Path) -> tuple[str, list[str]]:
         elif kind == "true_flag":
             if v:
                 args.append(flag)
-        elif v != default[path] or path == "init":
+        elif v != default.get(path) or path == "init":
             args += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
     args += ["-o", str(run_dir), "--force"]
     extra = [f"{k}={now[k]!r}" for k in sorted(now) if k not in used and now[k] != default[k]]

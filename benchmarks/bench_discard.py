@@ -87,7 +87,15 @@ def measure(run: Path, head: int) -> dict:
         "final_al": _al(frame.tail(head)),
         "rejection_rate": 1 - int(rounds["accepted"].sum()) / proposed if proposed else None,
         "train_steps": s["train_steps"],
+        # what a step of this variant costs on this machine (wall clock of the trainer thread;
+        # other jobs on the machine inflate it, so compare within one bench run)
+        "trainer_s_per_step": _per_step(run, s["train_steps"]),
     }
+
+
+def _per_step(run: Path, steps: int) -> float | None:
+    wall = json.loads((run / "wall.json").read_text())
+    return round(wall["trainer_thread_s"] / steps, 4) if steps else None
 
 
 def target_entropy(run: Path, trace: str, seed: int, temperature: float) -> dict:
@@ -169,6 +177,9 @@ def main() -> None:
         + (f"-g{args.gamma}" if args.gamma else "")
         + (f"-w{args.width:g}" if args.width != 1.0 else "")
     )
+    # runs of a slice live apart from the whole trace's (the plain setting's runs predate the rule)
+    sliced = args.limit and setting != f"T{args.temperature:g}"
+    setting += f"-n{args.limit}" if sliced else ""
     per: dict[str, dict[int, dict]] = {v: {} for v in variants}
     entropy: dict[int, dict] = {}
     for seed in range(args.seeds):
@@ -202,6 +213,7 @@ def main() -> None:
             "final_al": interval([rows[s]["final_al"] for s in seeds]),
             "recovery_w50": [interval([rows[s]["recovery_w50"][k] for s in seeds]) for k in range(k_shifts)],
             "rejection_rate": interval([rows[s]["rejection_rate"] for s in seeds]),
+            "trainer_s_per_step": interval([rows[s]["trainer_s_per_step"] for s in seeds]),
         }
         entry["variant"], entry["lambda"] = variants[v]
         if v != "none":
@@ -230,7 +242,7 @@ def main() -> None:
         "bench_wall_s": round(time.perf_counter() - t0, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"discard-{Path(args.trace).stem}-{setting}" + (f"-n{args.limit}" if args.limit else "")
+    name = f"discard-{Path(args.trace).stem}-{setting}" + (f"-n{args.limit}" if args.limit and not sliced else "")
     name += f"-lam{'_'.join(f'{x:g}' for x in lams)}" if lams != [0.5] else ""
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1, sort_keys=True))
     print(json.dumps({v: t.get("minus_none") for v, t in table.items()}, indent=1))

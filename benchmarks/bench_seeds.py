@@ -16,35 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import time
 from pathlib import Path
 
+from analysis.paper_numbers import interval  # one definition of the interval, shared with the figures
 from aurora_sim.replay.compare import ARMS, run_compare
 from aurora_sim.replay.config import ReplayConfig
 from aurora_sim.replay.loop import Replay
 
 RESULTS = Path(__file__).parent / "results"
-# two-sided 95 % Student-t quantiles by degrees of freedom (no scipy needed for five numbers)
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def interval(xs: list[float]) -> dict:
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
-    if not xs:
-        return {"n": 0}
-    mean = statistics.fmean(xs)
-    if len(xs) < 2:
-        return {"n": 1, "mean": round(mean, 4)}
-    sd = statistics.stdev(xs)
-    half = T95.get(len(xs) - 1, 1.96) * sd / math.sqrt(len(xs))
-    return {
-        "n": len(xs),
-        "mean": round(mean, 4),
-        "sd": round(sd, 4),
-        "ci95": [round(mean - half, 4), round(mean + half, 4)],
-    }
 
 
 def one_seed(base: ReplayConfig, seed: int, out: Path) -> dict:

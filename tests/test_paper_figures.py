@@ -57,6 +57,9 @@ def test_plan(static_dir, **changes) -> Plan:
         "batches": (1, 4),
         "batch_arms_online": (4,),
         "discard_arms": ("online-scratch",),
+        "discard_variants": ("lk",),
+        "discard_seeds": (0, 1),
+        "discard_head": 8,
         "static": str(static_dir),
         "window": 8,
     }
@@ -75,11 +78,15 @@ def test_figures_5_6_draw_resume_and_rerun_only_what_changed(tmp_path, trained_h
     p = test_plan(trained_head_dir)
     # the runs go through the sweep machinery on local Ray (2 workers), as `aurora figures` does
     res = make_paper_figures(out, p, [5, 6], log=lambda m: None, backend="ray", workers=2)
-    # figure 5 needs no-spec, static, online-scratch; figure 6 shares online-scratch (λ = 0) and adds λ = 0.5
+    # figure 5 needs no-spec, static, online-scratch; figure 6 shares online-scratch (λ = 0) and adds
+    # λ = 0.5, then the variant (lk) and the served KL alone on a second seed's own traffic
     assert sorted(r.split("/runs/")[1] for r in res["made"]) == [
+        "t-two-s1/online-scratch-lambda0.5-lk-s1",
+        "t-two-s1/online-scratch-s1",
         "t-two/no-spec",
         "t-two/online-scratch",
         "t-two/online-scratch-lambda0.5",
+        "t-two/online-scratch-lambda0.5-lk",
         "t-two/static",
     ]
     for name in ("fig5_day0", "fig6_discard"):
@@ -95,7 +102,7 @@ def test_figures_5_6_draw_resume_and_rerun_only_what_changed(tmp_path, trained_h
     for f in ("INDEX.md", "index.html"):
         text = (out / f).read_text()
         assert "fig5_day0.png" in text and "fig6_discard.png" in text and AL_CONVENTION in text
-    assert (out / "COMMANDS.md").read_text().count("aurora replay") == 5  # fig 5: 3 runs; fig 6: λ = 0 and 0.5
+    assert (out / "COMMANDS.md").read_text().count("aurora replay") == 8  # fig 5: 3 runs; fig 6: 2 + 4 variants
 
     # the numbers are the runs' own (AL overall as summarize computes it)
     rec6 = json.loads((out / "fig6_discard.json").read_text())
@@ -103,6 +110,16 @@ def test_figures_5_6_draw_resume_and_rerun_only_what_changed(tmp_path, trained_h
     lam0 = summarize(out / "runs" / "t-two" / "online-scratch")
     assert by_label["online, from scratch, λ = 0"]["al"] == pytest.approx(lam0["acceptance_length"], abs=1e-4)
     assert [s["shift_at"] for s in by_label["online, from scratch, λ = 0.5"]["shifts"]] == [24]
+    # the variants panel: lk minus the served KL alone, paired over the two seeds
+    runs = out / "runs"
+    diffs = [
+        summarize(runs / t / f"online-scratch-lambda0.5-lk{s}")["acceptance_length"]
+        - summarize(runs / t / f"online-scratch{s}")["acceptance_length"]
+        for t, s in (("t-two", ""), ("t-two-s1", "-s1"))
+    ]
+    lk = by_label["variants"]["lk"]["al_minus_none"]
+    assert lk["n"] == 2 and lk["mean"] == pytest.approx(sum(diffs) / 2, abs=2e-4) and "ci95" in lk
+    assert "--discard lk" in (out / "fig6_discard.md").read_text()
     rec5 = json.loads((out / "fig5_day0.json").read_text())["numbers"]
     assert rec5["first_segment_requests"] == 24 and rec5["swaps_in_first_segment"] >= 1
     assert 1.0 <= rec5["scratch_al_first_n"]["8"] < rec5["static_al_first_n"]["8"]  # day 0 starts below static
@@ -110,12 +127,16 @@ def test_figures_5_6_draw_resume_and_rerun_only_what_changed(tmp_path, trained_h
     # resume: nothing re-run, event logs untouched
     before = {d: _files(d) for d in (out / "runs" / "t-two").iterdir()}
     res2 = make_paper_figures(out, p, [5, 6], log=lambda m: None)
-    assert res2["made"] == [] and len(res2["skipped"]) == 4
+    assert res2["made"] == [] and len(res2["skipped"]) == 7
     assert {d: _files(d) for d in (out / "runs" / "t-two").iterdir()} == before
 
     # a changed setting re-runs only the run it changes (a new λ: a new run beside the old ones)
     res3 = make_paper_figures(out, test_plan(trained_head_dir, lambda_discard=0.25), [6], log=lambda m: None)
-    assert [r.split("/runs/")[1] for r in res3["made"]] == ["t-two/online-scratch-lambda0.25"]
+    assert sorted(r.split("/runs/")[1] for r in res3["made"]) == [
+        "t-two-s1/online-scratch-lambda0.25-lk-s1",
+        "t-two/online-scratch-lambda0.25",
+        "t-two/online-scratch-lambda0.25-lk",
+    ]
     assert all(_files(d) == files for d, files in before.items())
     # an unfinished run (status not complete) is made again
     runs_file = out / "runs" / "t-two" / "static" / "runs.parquet"
@@ -144,7 +165,9 @@ def test_commands_reproduce_the_planned_configs(tmp_path, monkeypatch):
     app = typer.Typer()
     app.command("replay")(rcli.replay_command)
     app.command("other")(lambda: None)
-    for mode, n in (("quick", 32), ("full", 29)):  # full: figure 3's mixed traffic is batch 8's
+    # quick: 32 + the discard variants' 24 runs on three seeds, less the two figure 6 shares;
+    # full: 29 (figure 3's mixed traffic is batch 8's) + 40 on shift-ci's five seeds
+    for mode, n in (("quick", 54), ("full", 69)):
         p = plan(mode, seed=3)
         specs = all_runs(p, parse_only(None))
         assert len(specs) == n
