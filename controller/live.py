@@ -45,15 +45,18 @@ class LiveLoop:
         seed: int = 0,
         learning: bool = True,
         fault=None,
+        pricing=None,
     ):
         self.client, self.target, self.registry, self.log, self.clock = client, target, registry, log, clock
         self.lcfg, self.gamma, self.seed, self.learning = learner_cfg, gamma, seed, learning
-        if controller_cfg.policy == "payoff":  # it prices a swap with a cost model; a live server has none yet
+        # pricing (controller.payoff.LivePricing): this machine's round times, for `payoff`
+        self.pricing = pricing
+        if controller_cfg.policy == "payoff" and pricing is None:
             from aurora_sim.errors import AuroraError
 
             raise AuroraError(
-                "--policy payoff needs a cost model to price swaps, which live runs do not have yet "
-                "(use shadow: the same scoring, gated on AL)"
+                "--policy payoff prices swaps in time: give --profile P.json (this machine's round times, "
+                "from `aurora calibrate`)"
             )
         self.controller = make_controller(controller_cfg)
         self.observer = ObservationBuilder(controller_cfg.rollback_window)
@@ -109,6 +112,8 @@ class LiveLoop:
         decision = self.controller.check(self.observer.observe(self.clock()))
         if decision is not None:
             self._apply(decision, step=self.steps_done, metrics={})
+        if self.pricing is not None:
+            self.pricing.served(len(prompt_ids), len(output_ids))
         if self.learner is None or not (verify_ct or rounds):
             return
         from aurora_sim.learner.samples import served_sample
@@ -174,8 +179,10 @@ class LiveLoop:
         now = self.clock()
         if kind == "eval":
             try:
-                cand_al, serving_al = fut.result()
+                (cand_al, cand_surv), (serving_al, serving_surv) = fut.result()
                 meta["metrics"].update(candidate_al=round(cand_al, 6), serving_al=round(serving_al, 6))
+                if self.pricing is not None:
+                    meta["metrics"].update(self.pricing.price(cand_surv, serving_surv))
             except Exception as exc:  # scoring failed: the policy sees no numbers and holds
                 meta["metrics"]["eval_error"] = str(exc)[:200]
             if not final:
@@ -265,7 +272,7 @@ class LiveLoop:
 
     def _eval_job(self, lr, cand, serving, samples):
         torch.set_num_threads(1)
-        return lr.score(cand, samples), lr.score(serving, samples)
+        return lr.profile(cand, samples), lr.profile(serving, samples)
 
     # ---- decisions -------------------------------------------------------------------------------------
     def _decide(self, meta: dict) -> None:
@@ -290,6 +297,8 @@ class LiveLoop:
         except Exception as exc:  # retries exhausted: the server is down; it keeps (or restarts with) its draft
             ok, message = False, str(exc)
         now = self.clock()
+        if ok and self.pricing is not None:
+            self.pricing.flipped(now - decided)
         if not ok:
             self.rejected += 1
             self._row(

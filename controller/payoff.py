@@ -46,3 +46,48 @@ def time_saved_ns(serving_speedup: float, candidate_speedup: float, horizon_ns: 
     if candidate_speedup <= 0:
         return -horizon_ns
     return horizon_ns * (1.0 - serving_speedup / candidate_speedup)
+
+
+class LivePricing:
+    """What `payoff` weighs in a live run, where there is no virtual clock: both drafts'
+    expected speedup under this machine's measured round times (an `aurora calibrate` table), at
+    the live batch (the client's requests in flight) and the context of recently served requests,
+    against the swap's pause as the last weight update measured it (wall clock, from the request
+    to the server's answer: an upper bound on the pause). The server runs γ every round (its own
+    depth policy is not visible from here), so drafts are priced at fixed γ."""
+
+    def __init__(self, profile_path: str, batch: int):
+        from aurora_sim.costs import RoundShape, make_cost_model
+
+        self.cost = make_cost_model("profiled", profile_path=profile_path)
+        self._shape = RoundShape.steady
+        self.batch = max(int(batch), 1)
+        self.contexts: list[int] = []
+        self.pause_ns: int | None = None
+
+    def served(self, prompt_len: int, output_len: int) -> None:
+        # a row's mean context over its life: the prompt plus half its output
+        self.contexts = (self.contexts + [prompt_len + output_len // 2])[-64:]
+
+    def flipped(self, duration_ns: int) -> None:
+        self.pause_ns = int(duration_ns)
+
+    def round_ns(self, batch: int, gamma: int, context: int, tokens: float) -> float:
+        return self.cost.round_ns(self._shape(batch, gamma, context, tokens))
+
+    def price(self, candidate: Sequence[float], serving: Sequence[float]) -> dict:
+        """The metrics `payoff` decides on (as a replay's lazy/shadow/payoff record them)."""
+        if not self.contexts or self.pause_ns is None or any(x != x for x in (*candidate, *serving)):
+            return {}
+        context = sum(self.contexts) // len(self.contexts)
+        cand, cand_g = expected_speedup(candidate, self.batch, context, self.round_ns, False)
+        serve, serve_g = expected_speedup(serving, self.batch, context, self.round_ns, False)
+        return {
+            "candidate_speedup": round(cand, 6),
+            "serving_speedup": round(serve, 6),
+            "candidate_depth": cand_g,
+            "serving_depth": serve_g,
+            "priced_batch": self.batch,
+            "priced_context": context,
+            "swap_pause_ns": self.pause_ns,
+        }

@@ -10,6 +10,7 @@ import threading
 import time
 
 import httpx
+import polars as pl
 import pytest
 
 from aurora_sim.replay.config import ControllerConfig, LearnerConfig
@@ -189,3 +190,47 @@ def test_live_sends_the_api_key_and_never_prints_or_logs_it(models, tmp_path, ca
     from aurora_sim.replay.eventlog import read_table
 
     assert read_table(out, "requests").height == 16
+
+
+def test_live_payoff_prices_swaps_with_this_machines_round_times(server, tmp_path):
+    """`aurora live --policy payoff --profile P.json`: each candidate is priced (both drafts'
+    expected speedup at the live batch and context, the last weight update's measured pause) and
+    swapped exactly when the time it saves before the next candidate pays for that pause."""
+    from aurora_sim.costs.calibrate import calibrate
+    from aurora_sim.errors import AuroraError
+    from aurora_sim.live.runner import LiveRunner
+    from aurora_sim.replay.eventlog import read_table
+
+    profile = calibrate(
+        model="tiny",
+        draft="eagle3",
+        batches=(1, 8),
+        gammas=(0, 4),
+        rounds=2,
+        warmup=1,
+        out=tmp_path / "tiny-cpu.json",
+        progress=False,
+    )
+    learner = LearnerConfig(min_new=4, batch_requests=4, unroll=2, heldout_every=3)
+    cfg = live_cfg(
+        server,
+        server.weights,
+        learner=learner,
+        controller=ControllerConfig(policy="payoff", every=2),
+        profile=str(profile),
+    )
+    summary = LiveRunner(cfg, tmp_path / "run").run()
+    assert summary["failed"] == 0
+    rows = read_table(tmp_path / "run", "swaps").filter(pl.col("kind").is_in(["swap", "hold"]))
+    assert rows.height >= 1
+    for row in rows.iter_rows(named=True):
+        m = json.loads(row["metrics_json"])
+        assert m["priced_batch"] == 8 and m["priced_context"] > 0 and m["swap_pause_ns"] > 0
+        # the rule as the policy applied it (its horizon is the clock at decision time)
+        assert f"swap pause {m['swap_pause_ns'] / 1e9:.3f} s" in row["reason"]
+        assert row["kind"] == ("swap" if " > swap pause" in row["reason"] else "hold"), row["reason"]
+        assert 0 < m["serving_speedup"] < 10 and 0 < m["candidate_speedup"] < 10
+    with pytest.raises(AuroraError, match="give --profile"):
+        LiveRunner(
+            live_cfg(server, server.weights, controller=ControllerConfig(policy="payoff")), tmp_path / "r2"
+        ).run()

@@ -86,8 +86,8 @@ def test_replay_prices_every_candidate_and_payoff_decides_on_the_price(tmp_path,
         assert read_table(tmp_path / "a", table).equals(read_table(tmp_path / "b", table))
 
 
-def test_live_refuses_payoff_with_a_clear_error(tiny_target):
+def test_live_payoff_without_round_times_is_refused_with_a_clear_error(tiny_target):
     from controller.live import LiveLoop
 
-    with pytest.raises(AuroraError, match="payoff needs a cost model"):
+    with pytest.raises(AuroraError, match="payoff prices swaps in time: give --profile"):
         LiveLoop(None, tiny_target, None, None, ControllerConfig(policy="payoff"), None, None, lambda: 0, gamma=4)

@@ -57,10 +57,19 @@ def live_command(
     concurrency: int = typer.Option(8, help="Requests in flight (closed loop)."),
     model: str = typer.Option("tiny", help="The learner's copy of the target (the server's model)."),
     init: str = typer.Option("static", help="Draft the learner starts from: static, scratch or a directory."),
-    policy: str = typer.Option("cadence", help="cadence, lazy or shadow."),
+    policy: str = typer.Option(
+        "cadence",
+        help="cadence, lazy, shadow or payoff (swap when the candidate's expected speedup, priced with --profile, pays for the swap's measured pause).",
+    ),
+    profile: Path | None = typer.Option(
+        None, help="With --policy payoff: this machine's round times (`aurora calibrate -o P.json`)."
+    ),
     every: int = typer.Option(8, help="Optimizer steps between candidates."),
     rollback: bool = typer.Option(False, help="Revert a swap whose live AL falls below the pre-swap level."),
     lambda_discard: float = typer.Option(0.0, help="Weight of the discard-sampling loss."),
+    discard: str = typer.Option(
+        "branch", help="Which term --lambda-discard weighs (as `aurora replay --discard`; learner/discard.py)."
+    ),
     no_learning: bool = typer.Option(False, "--no-learning", help="Serve the initial draft only."),
     api_key: str | None = typer.Option(None, envvar="AURORA_API_KEY", help="The server's API key."),
     timeout: float = typer.Option(60.0, help="Seconds per HTTP call."),
@@ -72,14 +81,20 @@ def live_command(
     """Drive a trace against a running server while the draft learns from what it served and is swapped in."""
     import json
 
+    from aurora_sim.errors import AuroraError
+    from aurora_sim.learner.discard import VARIANTS
     from aurora_sim.live.config import LiveConfig
     from aurora_sim.live.runner import LiveRunner
     from aurora_sim.replay.config import ControllerConfig, LearnerConfig
 
-    if policy not in ("cadence", "lazy", "shadow"):
-        from aurora_sim.errors import AuroraError
-
-        raise AuroraError(f"unknown policy {policy!r} (cadence, lazy or shadow)")
+    if policy not in ("cadence", "lazy", "shadow", "payoff"):
+        raise AuroraError(f"unknown policy {policy!r} (cadence, lazy, shadow or payoff)")
+    if policy == "payoff" and profile is None:
+        raise AuroraError("--policy payoff prices swaps in time: give --profile P.json (from `aurora calibrate`)")
+    if profile is not None and not profile.is_file():
+        raise AuroraError(f"{profile}: no such profile (make one with `aurora calibrate`)")
+    if discard not in VARIANTS:
+        raise AuroraError(f"unknown discard variant {discard!r}; choose one of {', '.join(VARIANTS)}")
     cfg = LiveConfig(
         server=server,
         trace=trace,
@@ -92,7 +107,8 @@ def live_command(
         learning=not no_learning,
         timeout_s=timeout,
         retries=retries,
-        learner=LearnerConfig(lambda_discard=lambda_discard),
+        profile=str(profile) if profile is not None else None,
+        learner=LearnerConfig(lambda_discard=lambda_discard, discard=discard),
         controller=ControllerConfig(policy=policy, every=every, rollback=rollback),
     )
     if quiet:

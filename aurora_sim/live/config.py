@@ -32,11 +32,16 @@ class LiveConfig:
     ready_timeout_s: float = 60.0
     flush_every: int = 200
     keep_versions: int = 3
+    profile: str | None = None  # an `aurora calibrate` table: prices swaps for the payoff policy
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
     def to_json(self) -> str:
         d = asdict(self)
+        if d["profile"] is None:  # (a run without one keeps the config and run id of before)
+            del d["profile"]
+        if self.learner.discard == "branch":
+            del d["learner"]["discard"]
         d["time_base"] = TIME_BASE
         d["mode"] = "live"
         return json.dumps(d, sort_keys=True, separators=(",", ":"))

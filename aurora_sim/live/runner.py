@@ -95,6 +95,7 @@ class LiveRunner:
             seed=cfg.seed,
             learning=cfg.learning,
             fault=self.fault,
+            pricing=_pricing(cfg),
         )
         self.loop.start(draft0)
         self.finished = self.failed = 0
@@ -280,3 +281,12 @@ class LiveRunner:
                 "segments_json": json.dumps([list(x) for x in self.workload.segments]),
             }
         )
+
+
+def _pricing(cfg):
+    """What `payoff` prices swaps with: this machine's round times at the live concurrency."""
+    if cfg.profile is None:
+        return None
+    from controller.payoff import LivePricing
+
+    return LivePricing(cfg.profile, cfg.concurrency)
