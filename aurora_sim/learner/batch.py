@@ -71,9 +71,8 @@ def _group(target, seqs, spans, layers, discard: bool, sampling=None, first=None
             tokens, torch.arange(b), torch.zeros(b, dtype=torch.long), target.new_cache(b, width), layers
         )
         reach = None if sampling is None else reach_probability(logits, tokens, rows_t, cols_t, sampling, first)
-    g = Group(tokens, rows_t, cols_t, logits[rows_t, cols_t].float(), feats if layers else None, discard)
-    g.reach = reach
-    return g
+    feats = feats if layers else None
+    return Group(tokens, rows_t, cols_t, logits[rows_t, cols_t].float(), feats, discard, reach=reach)
 
 
 def reach_probability(logits, tokens, rows, cols, sampling: list[tuple[float, float]], first) -> torch.Tensor:
@@ -167,14 +166,14 @@ def build_batch(
     if rejections:
         groups[0].rejections = served_rejections(samples, _accepted_spans(samples), control=rejections == "control")
     if with_discard:
-        bseqs, bspans, btemps = [], [], []
+        bseqs, bspans, bsampling = [], [], []
         for s in samples:
             for br in s.branches:
                 lo = max(0, br.start - branch_context)
                 bseqs.append(list(s.tokens[lo : br.start]) + list(br.tokens))
                 bspans.append((br.start - lo, len(bseqs[-1])))
-                btemps.append((s.temperature, s.top_p))
+                bsampling.append((s.temperature, s.top_p))
         if bseqs:
-            first = _first_token_probability(groups[0], samples, btemps) if reach else None
-            groups.append(_group(target, bseqs, bspans, feature_layers, True, btemps if reach else None, first))
+            first = _first_token_probability(groups[0], samples, bsampling) if reach else None
+            groups.append(_group(target, bseqs, bspans, feature_layers, True, bsampling if reach else None, first))
     return Batch(groups, batch_tokens(samples, with_discard, branch_context))
