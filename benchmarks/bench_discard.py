@@ -245,7 +245,46 @@ def main() -> None:
     name = f"discard-{Path(args.trace).stem}-{setting}" + (f"-n{args.limit}" if args.limit and not sliced else "")
     name += f"-lam{'_'.join(f'{x:g}' for x in lams)}" if lams != [0.5] else ""
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1, sort_keys=True))
+    plot(result, RESULTS / f"{name}.png")
     print(json.dumps({v: t.get("minus_none") for v, t in table.items()}, indent=1))
+
+
+def plot(result: dict, path: Path) -> None:
+    """Each variant minus `none` (paired by seed): head AL and whole-run AL, mean and 95 % interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    rows = [(v, e) for v, e in result["variants"].items() if v != "none"]
+    fig = Figure(figsize=(max(6.0, 1.1 * len(rows)), 3.6), layout="constrained")
+    ax = fig.subplots()
+    width = 0.38
+    for k, (key, label, color) in enumerate(
+        (
+            ("head_al_mean", f"AL, first {result['head']} of each segment", "#4c72b0"),
+            ("acceptance_length", "AL, whole run", "#dd8452"),
+        )
+    ):
+        ivs = [e["minus_none"][key] for _, e in rows]
+        means = [iv.get("mean", 0.0) for iv in ivs]
+        lo = [m - iv.get("ci95", [m, m])[0] for m, iv in zip(means, ivs)]
+        hi = [iv.get("ci95", [m, m])[1] - m for m, iv in zip(means, ivs)]
+        xs = [i + (k - 0.5) * width for i in range(len(rows))]
+        ax.bar(xs, means, width * 0.92, yerr=[lo, hi], capsize=3, color=color, label=label)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_xticks(range(len(rows)), [v for v, _ in rows], fontsize=8, rotation=20)
+    ax.set_ylabel("Δ AL vs served KL alone")
+    t, g, w = result["temperature"], result.get("gamma"), result.get("draft_width", 1.0)
+    ax.set_title(
+        f"{result['trace']}, T = {t:g}"
+        + (f", γ {g}" if g else "")
+        + (f", width {w:g}×" if w != 1.0 else "")
+        + f": {len(result['seeds'])} paired seeds, 95 % intervals",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
 
 
 def _paired(rows: dict, ref: dict, seeds: list[int]) -> dict:
