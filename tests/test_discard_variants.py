@@ -231,7 +231,8 @@ def _branch_samples(temperature, top_p=1.0):
             i,
             tuple(torch.randint(5, 4000, (40,), generator=g).tolist()),
             20,
-            (Branch(25, (7, 8, 9), 1), Branch(31, (11,), 0)),
+            # the last: a round that drafted past the request's last token (no served state there)
+            (Branch(25, (7, 8, 9), 1), Branch(31, (11,), 0), Branch(40, (12, 13), 2)),
             0,
             i,
             temperature=temperature,
@@ -265,10 +266,13 @@ def test_reach_weights_are_the_targets_probability_of_the_branch(tiny_target, sa
         s, br = branches[r]
         row = g.tokens[r].tolist()
         start = int(g.cols[g.rows == r].min())
-        served = _logits(tiny_target, list(s.tokens[: br.start]))[-1]
-        want = float(target_probs(served, *sampling)[br.tokens[0]])
         logits = _logits(tiny_target, row[:c])
-        for k in range(start + 1, c + 1):
+        if br.start < len(s.tokens):
+            served = _logits(tiny_target, list(s.tokens[: br.start]))[-1]
+            want, first = float(target_probs(served, *sampling)[br.tokens[0]]), start + 1
+        else:  # past the served sequence: the branch row's own (cropped) context prices it
+            want, first = 1.0, start
+        for k in range(first, c + 1):
             want *= float(target_probs(logits[k - 1], *sampling)[row[k]])
         assert abs(float(g.reach[m]) - want) < 1e-4 * max(1e-3, want), (m, float(g.reach[m]), want)
     assert float(g.reach.max()) > 0  # a random token is unlikely, not impossible, at T > 0

@@ -79,10 +79,11 @@ def reach_probability(logits, tokens, rows, cols, sampling: list[tuple[float, fl
     """[M] the probability that the target, sampling as its row's request did ((temperature,
     top_p): what serving draws from, `engine.sampling.target_probs`), emits the row's tokens
     from its span's first loss position up to each loss position (cols ascending, one contiguous
-    span per row): first[r], the first token's probability at the served state (full context),
-    times p(token at c | prefix) over the row's logits at c - 1 for the rest (the branch row's
-    cropped context, as its KL is). At T = 0 the weight is 0: verification rejected the first
-    token, so the target never emits it."""
+    span per row): first[r], the first token's probability at the served state (full context;
+    None where that state has no served loss position, the request's last token: then the branch
+    row's), times p(token at c | prefix) over the row's logits at c - 1 for the rest (the branch
+    row's cropped context, as its KL is). At T = 0 the weight is 0: verification rejected the
+    first token, so the target never emits it."""
     from aurora_sim.engine.sampling import target_probs
 
     out = torch.zeros(rows.shape[0])
@@ -91,15 +92,18 @@ def reach_probability(logits, tokens, rows, cols, sampling: list[tuple[float, fl
         temperature, top_p = sampling[r]
         if temperature <= 0:
             continue
-        c = cols[at][1:]
-        rest = target_probs(logits[r, c - 1], temperature, top_p).gather(1, tokens[r, c][:, None]).squeeze(1)
-        out[at] = torch.cat([first[r].reshape(1).double(), rest]).cumprod(0).float()
+        c = cols[at] if first[r] is None else cols[at][1:]
+        probs = target_probs(logits[r, c - 1], temperature, top_p).gather(1, tokens[r, c][:, None]).squeeze(1)
+        if first[r] is not None:
+            probs = torch.cat([first[r].reshape(1).double(), probs])
+        out[at] = probs.cumprod(0).float()
     return out
 
 
-def _first_token_probability(served: Group, samples: list[Sample], sampling) -> list[torch.Tensor]:
+def _first_token_probability(served: Group, samples: list[Sample], sampling) -> list[torch.Tensor | None]:
     """Per rejected branch (in build order), the target's probability at the served state of
-    the first discarded token, under its request's sampling (0 at T = 0)."""
+    the first discarded token, under its request's sampling (0 at T = 0; None where the state is
+    the request's last token, which predicts nothing served: a round that drafted past the end)."""
     from aurora_sim.engine.sampling import target_probs
 
     out, offset, k = [], 0, 0
@@ -109,6 +113,9 @@ def _first_token_probability(served: Group, samples: list[Sample], sampling) -> 
             k += 1
             if temperature <= 0:
                 out.append(torch.zeros((), dtype=torch.float64))
+                continue
+            if br.start >= len(s.tokens):
+                out.append(None)
                 continue
             at = offset + (br.start - 1) - (s.prompt_len - 1)  # the state that proposed tokens[0]
             out.append(target_probs(served.target_logits[at], temperature, top_p)[br.tokens[0]])
