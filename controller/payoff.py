@@ -15,6 +15,7 @@ Speedup = (E_g / round_time(g)) / (1 / round_time(0)): a plain decode round emit
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 
 RoundTime = Callable[[int, int, int, float], float]  # (batch, γ, context per row, tokens per row) -> ns
@@ -62,12 +63,12 @@ class LivePricing:
         self.cost = make_cost_model("profiled", profile_path=profile_path)
         self._shape = RoundShape.steady
         self.batch = max(int(batch), 1)
-        self.contexts: list[int] = []
+        self.contexts: deque[int] = deque(maxlen=64)
         self.pause_ns: int | None = None
 
     def served(self, prompt_len: int, output_len: int) -> None:
         # a row's mean context over its life: the prompt plus half its output
-        self.contexts = (self.contexts + [prompt_len + output_len // 2])[-64:]
+        self.contexts.append(prompt_len + output_len // 2)
 
     def flipped(self, duration_ns: int) -> None:
         self.pause_ns = int(duration_ns)
