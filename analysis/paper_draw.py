@@ -108,3 +108,18 @@ def save(fig: Figure, out_dir: Path, name: str) -> dict:
     fig.savefig(png, dpi=DPI, metadata={"Software": None})
     fig.savefig(svg, metadata={"Date": None, "Creator": None})
     return {"png": png, "svg": svg}
+
+
+def interval_bars(ax, names: list[str], series: list[tuple[str, str, list[dict]]], rotation: float = 0) -> None:
+    """Grouped bars of paired differences with their 95 % intervals: one group per name, one bar
+    per series (label, color, an interval dict per name: analysis.paper_numbers.interval), a line
+    at 0. An interval with one seed is drawn without error bars; with none, as 0."""
+    width = 0.8 / max(len(series), 1)
+    for k, (label, color, ivs) in enumerate(series):
+        means = [iv.get("mean", 0.0) for iv in ivs]
+        lo = [m - iv.get("ci95", [m, m])[0] for m, iv in zip(means, ivs)]
+        hi = [iv.get("ci95", [m, m])[1] - m for m, iv in zip(means, ivs)]
+        xs = [j + (k - (len(series) - 1) / 2) * width for j in range(len(names))]
+        ax.bar(xs, means, width * 0.92, yerr=[lo, hi], capsize=3, color=color, label=label, edgecolor="white")
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_xticks(range(len(names)), names, fontsize=8, rotation=rotation)

@@ -12,6 +12,7 @@ from analysis.paper_draw import (
     al_axes,
     arm_color,
     finish,
+    interval_bars,
     mark_shifts,
     new_figure,
     plot_rolling,
@@ -258,26 +259,19 @@ def _variants_panel(ax, ctx: Ctx) -> dict:
     ref = rows["none"]
     out, names = {}, list(p.discard_variants)
     metrics = ((0, f"AL, first {p.discard_head} of each segment", "#4c72b0"), (1, "AL, whole run", "#dd8452"))
-    width = 0.38
-    for k, (i, label, color) in enumerate(metrics):
-        means, errs = [], [[], []]
+    series = []
+    for i, label, color in metrics:
+        ivs = []
         for v in names:
             diffs = [
                 rows[v][s][i] - ref[s][i]
                 for s in p.discard_seeds
                 if rows[v][s][i] is not None and ref[s][i] is not None
             ]
-            iv = num.interval(diffs)
-            out.setdefault(v, {})["head_al_minus_none" if i == 0 else "al_minus_none"] = iv
-            m = iv.get("mean", 0.0)
-            lo, hi = iv.get("ci95", [m, m])
-            means.append(m)
-            errs[0].append(m - lo)
-            errs[1].append(hi - m)
-        xs = [j + (k - 0.5) * width for j in range(len(names))]
-        ax.bar(xs, means, width=width * 0.92, color=color, label=label, yerr=errs, capsize=3, edgecolor="white")
-    ax.axhline(0.0, color="0.3", lw=0.8)
-    ax.set_xticks(range(len(names)), names, fontsize=8)
+            ivs.append(num.interval(diffs))
+            out.setdefault(v, {})["head_al_minus_none" if i == 0 else "al_minus_none"] = ivs[-1]
+        series.append((label, color, ivs))
+    interval_bars(ax, names, series)
     ax.set_ylabel("Δ AL vs served KL alone")
     ax.set_title(f"Discard variants at λ = {p.lambda_discard:g}, paired over {len(p.discard_seeds)} seeds", fontsize=9)
     ax.legend(fontsize=7, loc="best")

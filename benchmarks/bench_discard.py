@@ -251,29 +251,19 @@ def main() -> None:
 
 def plot(result: dict, path: Path) -> None:
     """Each variant minus `none` (paired by seed): head AL and whole-run AL, mean and 95 % interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
+
+    from analysis.paper_draw import interval_bars
 
     rows = [(v, e) for v, e in result["variants"].items() if v != "none"]
     fig = Figure(figsize=(max(6.0, 1.1 * len(rows)), 3.6), layout="constrained")
     ax = fig.subplots()
-    width = 0.38
-    for k, (key, label, color) in enumerate(
-        (
-            ("head_al_mean", f"AL, first {result['head']} of each segment", "#4c72b0"),
-            ("acceptance_length", "AL, whole run", "#dd8452"),
-        )
-    ):
-        ivs = [e["minus_none"][key] for _, e in rows]
-        means = [iv.get("mean", 0.0) for iv in ivs]
-        lo = [m - iv.get("ci95", [m, m])[0] for m, iv in zip(means, ivs)]
-        hi = [iv.get("ci95", [m, m])[1] - m for m, iv in zip(means, ivs)]
-        xs = [i + (k - 0.5) * width for i in range(len(rows))]
-        ax.bar(xs, means, width * 0.92, yerr=[lo, hi], capsize=3, color=color, label=label)
-    ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_xticks(range(len(rows)), [v for v, _ in rows], fontsize=8, rotation=20)
+    metrics = (
+        ("head_al_mean", f"AL, first {result['head']} of each segment", "#4c72b0"),
+        ("acceptance_length", "AL, whole run", "#dd8452"),
+    )
+    series = [(label, color, [e["minus_none"][key] for _, e in rows]) for key, label, color in metrics]
+    interval_bars(ax, [v for v, _ in rows], series, rotation=20)
     ax.set_ylabel("Δ AL vs served KL alone")
     t, g, w = result["temperature"], result.get("gamma"), result.get("draft_width", 1.0)
     ax.set_title(

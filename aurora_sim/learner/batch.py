@@ -102,8 +102,9 @@ def reach_probability(logits, tokens, rows, cols, sampling: list[tuple[float, fl
 
 def _first_token_probability(served: Group, samples: list[Sample], sampling) -> list[torch.Tensor | None]:
     """Per rejected branch (in build order), the target's probability at the served state of
-    the first discarded token, under its request's sampling (0 at T = 0; None where the state is
-    the request's last token, which predicts nothing served: a round that drafted past the end)."""
+    the first discarded token, under its request's sampling. None where it is not needed (T = 0:
+    reach_probability gives such a branch weight 0) or not served (the state is the request's last
+    token, which predicts nothing served: a round that drafted past the end; the row prices it)."""
     from aurora_sim.engine.sampling import target_probs
 
     out, offset, k = [], 0, 0
@@ -111,10 +112,7 @@ def _first_token_probability(served: Group, samples: list[Sample], sampling) -> 
         for br in s.branches:
             temperature, top_p = sampling[k]
             k += 1
-            if temperature <= 0:
-                out.append(torch.zeros((), dtype=torch.float64))
-                continue
-            if br.start >= len(s.tokens):
+            if temperature <= 0 or br.start >= len(s.tokens):
                 out.append(None)
                 continue
             at = offset + (br.start - 1) - (s.prompt_len - 1)  # the state that proposed tokens[0]
