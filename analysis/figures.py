@@ -203,7 +203,10 @@ def fig_segment_al(con) -> Figure | None:
     ax.axhline(1.0, color="#999999", lw=0.8)
     ax.set_title("Acceptance length per segment")
     ax.grid(axis="y", alpha=0.25)
-    ax.legend(loc="upper left", ncols=min(len(runs), 4), fontsize=7.5)
+    # below the axes, not inside: with one or two segments and many runs, a legend inside is
+    # wider than the axes and the layout collapses them
+    long = max(len(_name(r)) for r in runs) > 30
+    fig.legend(loc="outside upper center", ncols=min(len(runs), 2 if long else 4), fontsize=7.5, frameon=False)
     _footnote(fig, con)
     return fig
 

@@ -6,7 +6,7 @@
         included; model loading and the one-time trajectory cache apart), the ratio, AL per
         segment and swaps of both. -> benchmarks/results/replay.json
 
-    python3 benchmarks/bench_replay.py paper [--limit N] [--arms a,b] [--name FILE.json]
+    python3 benchmarks/bench_replay.py paper [--limit N] [--arms a,b] [--name FILE.json] [--draft-vocab N]
         shift-paper's 33,000 requests as a closed loop of 8 (the full figure set's
         `shift-paper-c8`: at its Poisson 10 req/s a batch of 8 falls behind and refuses requests),
         each arm on the fast path: the trajectory cache's one-time build, then per arm where the
@@ -134,13 +134,20 @@ def bench_paper(args) -> dict:
     # arms measured by an earlier invocation on the same slice and recipe are kept (one arm of
     # 33k requests is an hour or more: the four are run one at a time)
     earlier = json.loads((RESULTS / args.name).read_text()) if (RESULTS / args.name).is_file() else {}
-    if (earlier.get("limit"), earlier.get("recipe")) == (args.limit, args.recipe):
+    if (earlier.get("limit"), earlier.get("recipe"), earlier.get("draft_vocab")) == (
+        args.limit,
+        args.recipe,
+        args.draft_vocab or None,
+    ):
         rows, cache = (
             {a: r for a, r in earlier.get("arms", {}).items() if a not in arms},
             earlier.get("trajectory_cache"),
         )
     for arm in arms:
-        wall, s = _run(arm_config(base, arm).with_(engine="fast"), args.out / "paper" / arm)
+        cfg = arm_config(base, arm).with_(engine="fast")
+        if arm == "online-scratch" and args.draft_vocab:
+            cfg = cfg.with_(draft_vocab=args.draft_vocab)
+        wall, s = _run(cfg, args.out / "paper" / arm)
         n = s["requests"]
         t = wall["engine_timings"]
         model_s = t.get("target_s", 0.0) + t.get("draft_s", 0.0)
@@ -178,6 +185,7 @@ def bench_paper(args) -> dict:
         "trace": "shift-paper-c8",
         "limit": args.limit,
         "recipe": args.recipe,
+        "draft_vocab": args.draft_vocab or None,  # online-scratch's hot vocabulary (None: the whole)
         "machine": _machine(),
         "trajectory_cache": cache,
         "arms": rows,
@@ -236,6 +244,7 @@ def main() -> None:
     ap.add_argument("--arms", default=None, help="paper: comma-separated arms (default all four)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/aurora-bench-replay"))
     ap.add_argument("--recipe", default="paper", help="paper: the learner recipe (fast or paper)")
+    ap.add_argument("--draft-vocab", type=int, default=0, help="paper: online-scratch's hot vocabulary (0 = all)")
     ap.add_argument("--name", default=None, help="results file under benchmarks/results (default replay[_paper].json)")
     args = ap.parse_args()
     args.name = args.name or ("replay.json" if args.what == "ci" else "replay_paper.json")

@@ -122,3 +122,40 @@ def test_save_load_round_trip_and_mismatched_files(tiny, tmp_path):
         drafts.load_draft(tmp_path / "h", target)
     with pytest.raises(AuroraError, match="distinct ascending"):
         drafts.new_eagle3(target, draft_vocab=torch.tensor([5, 3, 9]))
+
+
+def test_a_hot_vocabulary_scratch_head_replays_alike_on_both_engines(tmp_path, tiny_dir):
+    """--draft-vocab N: a from-scratch head over the N most frequent tokens learns online; the
+    fast path and the round-by-round engine log the same run, every saved version reloads over
+    the same vocabulary, and the vocabulary is cached (a damaged entry is recomputed)."""
+    from aurora_sim.paths import models_dir
+    from aurora_sim.replay.config import ReplayConfig
+    from aurora_sim.replay.eventlog import read_table
+    from aurora_sim.replay.initial import hot_vocab
+    from aurora_sim.replay.loop import Replay
+
+    base = ReplayConfig(trace="shift-ci", limit=24, deployment="proxy", init="scratch", draft_vocab=HOT)
+    base = base.with_(learner_batch_requests=4, learner_min_new=4, controller_every=2)
+    assert base.to_dict()["draft_vocab"] == HOT and "draft_vocab" not in ReplayConfig().to_dict()
+    runs = {e: tmp_path / e for e in ("fast", "exact")}
+    for engine, out in runs.items():
+        Replay(base.with_(engine=engine), out).run()
+    for table in ("requests", "rounds", "train_steps", "swaps"):
+        a, b = (read_table(runs[e], table).drop("run_id") for e in ("fast", "exact"))
+        assert a.equals(b), table
+    assert read_table(runs["fast"], "swaps").height > 0
+    target = load_target("tiny")
+    want = hot_vocabulary(load_tokenizer(resolve_model("tiny")), HOT, target.spec.vocab_size)
+    saved = sorted(p for p in (runs["fast"] / "drafts").iterdir() if p.is_dir())
+    assert saved
+    for path in saved:
+        head = drafts.load_draft(path, target)
+        assert head.draft_vocab_size == HOT and torch.equal(head.d2t, want), path
+    cached = list((models_dir() / "hot-vocab").glob(f"tiny-*-{HOT}.pt"))
+    assert len(cached) == 1
+    cached[0].write_bytes(b"not a tensor")
+    assert torch.equal(hot_vocab("tiny", HOT, target.spec.vocab_size), want)
+    with pytest.raises(AuroraError, match="needs a from-scratch EAGLE-3 head"):
+        ReplayConfig(init="static", draft_vocab=HOT)
+    with pytest.raises(AuroraError, match="larger than"):
+        hot_vocab("tiny", target.spec.vocab_size + 1, target.spec.vocab_size)

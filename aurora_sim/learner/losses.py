@@ -58,7 +58,9 @@ def position_kl(target_logits: torch.Tensor, draft_logits: torch.Tensor) -> torc
     return (logp.exp() * (logp - logq)).sum(-1)
 
 
-def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: int, decay: float, extra=None):
+def unrolled_kl(
+    draft, tokens, target_features, index, target_logits, unroll: int, decay: float, extra=None, sub_batch: int = 0
+):
     """Weighted (decay**j) mean over TTT steps of the per-position KL at `index` (rows, cols):
     step j at position p is the chain that started at p - j (a step whose chain would start
     before position 0 does not exist and is left out of that position's mean). An LM draft's
@@ -69,8 +71,9 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
     term on these served states, from the same unroll; then returns ([M] KL, steps, [M] term,
     [M] where it counts).
 
-    Rows run in length-sorted sub-batches of SUB_BATCH, each cut to its longest loss position:
-    attention costs the square of the padded width, and served requests vary in length ~10x."""
+    Rows run in length-sorted sub-batches of `sub_batch` (0: SUB_BATCH), each cut to its longest
+    loss position: attention costs the square of the padded width, and served requests vary in
+    length ~10x. One row per sub-batch computes nothing for padding (see OnlineLearner.sub_batch)."""
     rows, cols = index
     if not draft.uses_features:
         b, s = tokens.shape
@@ -88,8 +91,9 @@ def unrolled_kl(draft, tokens, target_features, index, target_logits, unroll: in
     last = torch.full((batch,), -1, dtype=torch.long, device=cols.device).scatter_reduce(0, rows, cols, "amax")
     order = sorted(range(batch), key=lambda r: (int(last[r]), r))
     pieces, where, sums, counts, terms, marks = [], [], [0.0] * unroll, [0] * unroll, [], []
-    for i in range(0, batch, SUB_BATCH):
-        sub = torch.tensor(order[i : i + SUB_BATCH], dtype=torch.long, device=rows.device)
+    step = sub_batch or SUB_BATCH
+    for i in range(0, batch, step):
+        sub = torch.tensor(order[i : i + step], dtype=torch.long, device=rows.device)
         pick = torch.isin(rows, sub).nonzero(as_tuple=True)[0]
         if pick.numel() == 0:
             continue

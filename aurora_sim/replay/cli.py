@@ -138,6 +138,13 @@ def replay_command(
         "--draft-width",
         help="With --init scratch: the EAGLE-3 head's MLP width relative to the target's (0.5 half, 2 twice).",
     ),
+    draft_vocab: int = typer.Option(
+        0,
+        "--draft-vocab",
+        help="With --init scratch: the EAGLE-3 head's hot vocabulary, the N most frequent target tokens "
+        "(EAGLE-3's d2t; Aurora's drafts use a quarter of the target's, 1024 on tiny). 0 = all. "
+        "The LM head, most of a small head's training cost, shrinks with it.",
+    ),
     init: str = typer.Option(
         "static",
         help="Starting draft: none (no speculation), static (offline-trained, built if missing), static-full (its longer recipe), scratch (day-0), or a draft directory.",
@@ -255,6 +262,7 @@ def replay_command(
         model=model,
         draft=draft,
         draft_width=draft_width,
+        draft_vocab=draft_vocab,
         init=init,
         batch=batch,
         hardware=hardware,

@@ -77,6 +77,10 @@ class ReplayConfig:
     # A from-scratch EAGLE-3 head's MLP width relative to the target's (0.5 = half, 2 = twice):
     # how much capacity the draft has beside the target (the discard experiment's axis).
     draft_width: float = 1.0
+    # A from-scratch EAGLE-3 head's hot vocabulary (EAGLE-3's d2t): it proposes only the N most
+    # frequent target tokens of the training split; 0 = the whole vocabulary. Aurora's drafts
+    # (EAGLE-3 on Llama-3) propose 32,000 of 128,256 tokens, a quarter: 1024 on tiny's 4,096.
+    draft_vocab: int = 0
     init: str = "static"  # none (no speculation) | static | static-full | scratch | a draft directory
     gamma: int = 4
     batch: int = 8  # max batch (engine slots)
@@ -112,6 +116,10 @@ class ReplayConfig:
         if self.draft_width != 1.0 and (self.draft_width <= 0 or self.init != "scratch" or self.draft != "eagle3"):
             raise AuroraError(
                 f"draft width {self.draft_width} needs a from-scratch EAGLE-3 head (--init scratch) and a width > 0"
+            )
+        if self.draft_vocab and (self.draft_vocab < 1 or self.init != "scratch" or self.draft != "eagle3"):
+            raise AuroraError(
+                f"draft vocabulary {self.draft_vocab} needs a from-scratch EAGLE-3 head (--init scratch) and a size >= 1"
             )
         if self.engine not in ENGINES:
             raise AuroraError(f"unknown replay engine {self.engine!r} (choose {', '.join(ENGINES)})")
@@ -178,6 +186,8 @@ class ReplayConfig:
             del d["depth"]
         if self.draft_width == 1.0:
             del d["draft_width"]
+        if self.draft_vocab == 0:
+            del d["draft_vocab"]
         # likewise the default discard variant (the only one before variants existed)
         if self.learner.discard == "branch":
             del d["learner"]["discard"]

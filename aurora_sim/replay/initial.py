@@ -12,9 +12,36 @@ from pathlib import Path
 
 import torch
 
+from aurora_sim.errors import AuroraError
 from aurora_sim.models import drafts
 from aurora_sim.replay.config import STATIC_INITS
 from aurora_sim.replay.rng import stream_seed
+
+
+def hot_vocab(model: str, size: int, vocab_size: int) -> torch.Tensor:
+    """EAGLE-3's hot vocabulary of `model` (learner.offline.hot_vocabulary), cached beside the
+    model cache per (model build, size): counting the training split takes seconds."""
+    from aurora_sim.atomic import atomic_file
+    from aurora_sim.learner.offline import hot_vocabulary
+    from aurora_sim.models.registry import load_tokenizer, resolve_model
+    from aurora_sim.paths import models_dir
+    from aurora_sim.replay.trajectories import model_identity
+
+    if size > vocab_size:
+        raise AuroraError(f"draft vocabulary {size} is larger than {model}'s vocabulary ({vocab_size})")
+    model_dir = resolve_model(model)
+    path = models_dir() / "hot-vocab" / f"{model}-{model_identity(model_dir)[:16]}-{size}.pt"
+    if path.is_file():
+        try:
+            ids = torch.load(path, weights_only=True)
+            if ids.ndim == 1 and len(ids) == size:
+                return ids
+        except Exception:  # a damaged cache entry is recomputed, never used
+            pass
+    ids = hot_vocabulary(load_tokenizer(model_dir), size, vocab_size)
+    with atomic_file(path) as fh:
+        torch.save(ids, fh)
+    return ids
 
 
 def initial_draft(cfg, target):
@@ -30,8 +57,9 @@ def initial_draft(cfg, target):
         with torch.no_grad():
             if cfg.draft == "eagle3":
                 width = round(target.spec.intermediate_size * cfg.draft_width)
-                d = drafts.new_eagle3(target, seed=seed, intermediate_size=width)
-                d.lm_head.weight.copy_(target.lm_head.weight)
+                d2t = hot_vocab(cfg.model, cfg.draft_vocab, target.spec.vocab_size) if cfg.draft_vocab else None
+                d = drafts.new_eagle3(target, seed=seed, intermediate_size=width, draft_vocab=d2t)
+                d.lm_head.weight.copy_(target.lm_head.weight if d2t is None else target.lm_head.weight[d2t])
                 d.norm.weight.copy_(target.model.norm.weight)
             else:
                 d = drafts.new_lm_draft(target, seed=seed)
