@@ -123,10 +123,12 @@ class OnlineLearner:
             for g in b.groups:
                 args = (self.model, g.tokens, g.features, (g.rows, g.cols), g.target_logits, self.cfg.unroll)
                 if variant and not g.discard and g.rejections is not None:
-                    kl, _, term, at = unrolled_kl(*args, self.cfg.decay, extra=(variant, g.rejections))
+                    kl, _, term, at = unrolled_kl(
+                        *args, self.cfg.decay, extra=(variant, g.rejections), sub_batch=self.sub_batch
+                    )
                     parts[True].append(term[at])  # the variant's term where it counts
                 else:
-                    kl, _ = unrolled_kl(*args, self.cfg.decay)
+                    kl, _ = unrolled_kl(*args, self.cfg.decay, sub_batch=self.sub_batch)
                 parts[g.discard].append(kl if g.reach is None else kl * g.reach)
         acc, disc = (torch.cat(parts[k]) if parts[k] else None for k in (False, True))
         zero = next(self.model.parameters()).sum() * 0.0
