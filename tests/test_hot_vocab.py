@@ -151,10 +151,13 @@ def test_a_hot_vocabulary_scratch_head_replays_alike_on_both_engines(tmp_path, t
     for path in saved:
         head = drafts.load_draft(path, target)
         assert head.draft_vocab_size == HOT and torch.equal(head.d2t, want), path
-    cached = list((models_dir() / "hot-vocab").glob(f"tiny-*-{HOT}.pt"))
-    assert len(cached) == 1
-    cached[0].write_bytes(b"not a tensor")
+    from aurora_sim.replay.trajectories import model_identity
+
+    cached = models_dir() / "hot-vocab" / f"tiny-{model_identity(resolve_model('tiny'))[:16]}-{HOT}.pt"
+    assert torch.equal(torch.load(cached, weights_only=True), want)
+    cached.write_bytes(b"not a tensor")
     assert torch.equal(hot_vocab("tiny", HOT, target.spec.vocab_size), want)
+    assert torch.equal(torch.load(cached, weights_only=True), want)  # rewritten
     with pytest.raises(AuroraError, match="needs a from-scratch EAGLE-3 head"):
         ReplayConfig(init="static", draft_vocab=HOT)
     with pytest.raises(AuroraError, match="larger than"):
