@@ -2,6 +2,7 @@
 against no speculation and every fixed γ, under the run's cost model (H100 / Llama-3-8B).
 
     python3 benchmarks/bench_depth.py arms  [--trace shift-ci] [--limit N] [--window 200] [--fixed 1,2,3,4,5,6]
+    python3 benchmarks/bench_depth.py seeds [--trace shift-ci] [--limit N] [--seeds 3] [--fixed 1,2]
     python3 benchmarks/bench_depth.py batch [--trace shift-ci] [--limit 256] [--batches 1,2,4,8,16,32,64]
 
 arms   static, online-static and online-scratch, each with fixed γ ∈ 1..6 (cadence swaps), ema,
@@ -10,6 +11,10 @@ arms   static, online-static and online-scratch, each with fixed γ ∈ 1..6 (ca
        (the arm's throughput over completions i-W+1..i against no-spec's over the same count),
        swaps and the serving time their pauses cost. Also the best fixed γ in hindsight per arm.
        -> benchmarks/results/depth-arms-<trace>.json
+seeds  the arms (without ema) over --seeds seeds, each drawing its own trace: per arm the best
+       fixed γ of each seed, cost (and cost + payoff) minus it, paired by seed, with a 95 %
+       t-interval; each seed's minimum window speedup, windows below 0.98x and swaps.
+       -> benchmarks/results/depth-seeds-<trace>.json
 batch  the static draft, frozen, at each batch size (a closed loop of that many requests in
        flight): no-spec, fixed γ 1..6, ema and cost (γ max 6). Speedup vs no-spec per batch, and
        how far each adaptive policy is from the better of no-spec and the best fixed γ there.
@@ -77,9 +82,8 @@ def _swaps(run: Path) -> dict:
     return {"swaps": applied, "holds": held, "pause_s": applied * pause / 1e9}
 
 
-def arms(args) -> None:
-    out = args.out / "arms"
-    base_cfg = ReplayConfig(trace=args.trace, limit=args.limit, seed=args.seed)
+def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: bool = True) -> dict:
+    """Every arm's grid (fixed γ, ema, cost, cost + payoff) against no-spec on base_cfg's trace."""
     nospec = _run(base_cfg.with_(init="none", gamma=0, learner_enabled=False), out / "nospec")
     t_base = _throughput(nospec)
     plan = {
@@ -87,10 +91,11 @@ def arms(args) -> None:
         "online-static": dict(init="static"),
         "online-scratch": dict(init="scratch"),
     }
-    result: dict = {"trace": args.trace, "limit": args.limit, "window": args.window, "arms": {}}
+    result: dict = {}
     for arm, base in plan.items():
-        grid = {f"fixed-g{g}": dict(base, gamma=g) for g in args.fixed}
-        grid["ema"] = dict(base, gamma=6, depth_policy="ema")
+        grid = {f"fixed-g{g}": dict(base, gamma=g) for g in fixed}
+        if ema:
+            grid["ema"] = dict(base, gamma=6, depth_policy="ema")
         grid["cost"] = dict(base, gamma=6, depth_policy="cost")
         if arm != "static":
             grid["cost+payoff"] = dict(base, gamma=6, depth_policy="cost", controller_policy="payoff")
@@ -98,7 +103,7 @@ def arms(args) -> None:
         for name, changes in grid.items():
             print(f"{arm} {name}", flush=True)
             run = _run(base_cfg.with_(**changes), out / arm / name)
-            w = window_speedups(run, nospec, args.window)
+            w = window_speedups(run, nospec, window)
             rows[name] = {
                 "speedup": round(_throughput(run) / t_base, 4),
                 "min_window_speedup": round(min(w), 4),
@@ -108,8 +113,50 @@ def arms(args) -> None:
             }
             print(f"    {rows[name]}", flush=True)
         best = max((n for n in rows if n.startswith("fixed")), key=lambda n: rows[n]["speedup"])
-        result["arms"][arm] = {"runs": rows, "best_fixed": best}
+        result[arm] = {"runs": rows, "best_fixed": best}
+    return result
+
+
+def arms(args) -> None:
+    base_cfg = ReplayConfig(trace=args.trace, limit=args.limit, seed=args.seed)
+    result: dict = {"trace": args.trace, "limit": args.limit, "window": args.window}
+    result["arms"] = measure_arms(base_cfg, args.out / "arms", args.fixed, args.window)
     _write(result, f"depth-arms-{Path(args.trace).stem}")
+
+
+def seeds(args) -> None:
+    """The arms over several seeds (each seed draws its own trace: distinct traffic), the adaptive
+    policies against the best fixed γ of the same seed, with a 95 % interval over seeds."""
+    from analysis.paper_numbers import interval
+
+    per_seed = []
+    for seed in range(args.seeds):
+        base_cfg = ReplayConfig(trace=args.trace, limit=args.limit, seed=seed)
+        per_seed.append(measure_arms(base_cfg, args.out / "seeds" / f"seed{seed}", args.fixed, args.window, ema=False))
+    summary: dict = {}
+    for arm in per_seed[0]:
+        policies = ["cost"] + (["cost+payoff"] if arm != "static" else [])
+        best = [s[arm]["runs"][s[arm]["best_fixed"]]["speedup"] for s in per_seed]
+        summary[arm] = {"best_fixed_speedup": interval(best), "best_fixed": [s[arm]["best_fixed"] for s in per_seed]}
+        for p in policies:
+            runs = [s[arm]["runs"][p] for s in per_seed]
+            summary[arm][p] = {
+                "speedup": interval([r["speedup"] for r in runs]),
+                "minus_best_fixed": interval([r["speedup"] - b for r, b in zip(runs, best)]),
+                "min_window_speedup": [r["min_window_speedup"] for r in runs],
+                "windows_below_0.98": [r["windows_below_0.98"] for r in runs],
+                "swaps": [r["swaps"] for r in runs],
+            }
+    result = {
+        "trace": args.trace,
+        "limit": args.limit,
+        "window": args.window,
+        "seeds": args.seeds,
+        "fixed": args.fixed,
+        "summary": summary,
+        "per_seed": per_seed,
+    }
+    _write(result, f"depth-seeds-{Path(args.trace).stem}")
 
 
 def _closed_trace(name: str, batch: int, limit: int, out: Path) -> str:
@@ -195,10 +242,11 @@ def _write(result: dict, name: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["arms", "batch"])
+    ap.add_argument("part", choices=["arms", "seeds", "batch"])
     ap.add_argument("--trace", default="shift-ci")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=3, help="seeds: how many (0..N-1), each its own trace")
     ap.add_argument("--window", type=int, default=200)
     ap.add_argument("--batches", default="1,2,4,8,16,32,64")
     ap.add_argument(
@@ -209,7 +257,7 @@ def main() -> None:
     args.fixed = [int(g) for g in args.fixed.split(",")]
     if args.part == "batch" and args.limit is None:
         args.limit = 256
-    arms(args) if args.part == "arms" else batch(args)
+    {"arms": arms, "seeds": seeds, "batch": batch}[args.part](args)
 
 
 if __name__ == "__main__":

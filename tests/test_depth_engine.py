@@ -99,8 +99,12 @@ def _replay(tmp_path, name, **changes):
     return read_table(tmp_path / name, "rounds").drop("run_id"), read_table(tmp_path / name, "requests")
 
 
-@pytest.mark.parametrize("policy,init", [("cost", "static"), ("cost", "scratch"), ("ema", "static")])
-def test_replay_with_a_depth_policy_agrees_across_engines(tmp_path, tiny_dir, policy, init):
+@pytest.mark.parametrize("policy,init", [("cost", "trained"), ("cost", "scratch"), ("ema", "trained")])
+def test_replay_with_a_depth_policy_agrees_across_engines(tmp_path, tiny_dir, trained_head_dir, policy, init):
+    # A briefly trained head, not the static draft: how good the static draft is depends on the
+    # machine's build (on an fp32 AMD build it accepts so much that `cost` runs γ max every round
+    # and the depth never changes); a 40-step head sits in the middle on every build.
+    init = str(trained_head_dir) if init == "trained" else init
     fast, fast_req = _replay(tmp_path, "fast", depth_policy=policy, init=init, engine="fast")
     exact, exact_req = _replay(tmp_path, "exact", depth_policy=policy, init=init, engine="exact")
     assert fast.equals(exact)
