@@ -157,7 +157,9 @@ def test_sweep_records_failure_and_finishes_the_rest(sweeps):
         ok = [row for k, row in status.items() if k != "broken"]
         assert all(row["status"] == "done" for row in ok)
         # key metrics from the analysis views, speedup paired within the sweep (static is the baseline)
-        assert all(1.0 < row["spec_decode_acceptance_length"] < 5.0 for row in ok)
+        # a day-0 head over 24 requests may accept nothing on some builds (AL exactly 1.0)
+        assert all(1.0 <= row["spec_decode_acceptance_length"] < 5.0 for row in ok)
+        assert all(status[k]["spec_decode_acceptance_length"] > 1.0 for k in ("static", "online-static"))
         assert status["online-static"]["speedup_vs_static"] is not None
         assert status["online-scratch-limit24-lambda_discard0.5"]["train_steps"] > 0
         assert "failed" in r.stderr and (tmp / d / "summary.csv").read_text().count("\n") == 5
