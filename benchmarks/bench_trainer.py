@@ -49,7 +49,7 @@ def record_batches(cfg: ReplayConfig, out: Path) -> list:
     return recorded
 
 
-def fresh_learner(cfg: ReplayConfig, out: Path):
+def fresh_learner(cfg: ReplayConfig):
     """An OnlineLearner as the replay built it: the same target, initial draft and settings."""
     import random
     from dataclasses import replace
@@ -153,9 +153,10 @@ def main() -> None:
     batches = record_batches(cfg, args.out / "run")
     replay_s = time.perf_counter() - t0
     print(f"recorded {len(batches)} trainer batches from {args.limit} requests ({replay_s:.0f}s)", flush=True)
-    rows = time_steps(fresh_learner(cfg, args.out), batches)
-    ops = profile_steps(fresh_learner(cfg, args.out), batches[: args.profile_steps]) if args.profile_steps else []
-    counted = [step_flops(fresh_learner(cfg, args.out), b) for b in batches[:3]]
+    rows = time_steps(fresh_learner(cfg), batches)
+    ops = profile_steps(fresh_learner(cfg), batches[: args.profile_steps]) if args.profile_steps else []
+    counter = fresh_learner(cfg)  # a step's FLOPs depend on its batch's shapes, not the weights
+    counted = [step_flops(counter, b) for b in batches[:3]]
     flops = [c[0] for c in counted]
     flops_by_op = {op: round(sum(c[1].get(op, 0) for c in counted) / len(counted) / 1e9, 2) for op in counted[0][1]}
     peak = matmul_gflops()

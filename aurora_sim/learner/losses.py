@@ -58,8 +58,11 @@ def position_kl(target_logits: torch.Tensor, draft_logits: torch.Tensor) -> torc
     return (logp.exp() * (logp - logq)).sum(-1)
 
 
+SUB_BATCH = 4  # rows per unroll sub-batch unless the caller says otherwise
+
+
 def unrolled_kl(
-    draft, tokens, target_features, index, target_logits, unroll: int, decay: float, extra=None, sub_batch: int = 0
+    draft, tokens, target_features, index, target_logits, unroll: int, decay: float, extra=None, sub_batch=SUB_BATCH
 ):
     """Weighted (decay**j) mean over TTT steps of the per-position KL at `index` (rows, cols):
     step j at position p is the chain that started at p - j (a step whose chain would start
@@ -71,7 +74,7 @@ def unrolled_kl(
     term on these served states, from the same unroll; then returns ([M] KL, steps, [M] term,
     [M] where it counts).
 
-    Rows run in length-sorted sub-batches of `sub_batch` (0: SUB_BATCH), each cut to its longest
+    Rows run in length-sorted sub-batches of `sub_batch`, each cut to its longest
     loss position: attention costs the square of the padded width, and served requests vary in
     length ~10x. One row per sub-batch computes nothing for padding (see OnlineLearner.sub_batch)."""
     rows, cols = index
@@ -91,9 +94,8 @@ def unrolled_kl(
     last = torch.full((batch,), -1, dtype=torch.long, device=cols.device).scatter_reduce(0, rows, cols, "amax")
     order = sorted(range(batch), key=lambda r: (int(last[r]), r))
     pieces, where, sums, counts, terms, marks = [], [], [0.0] * unroll, [0] * unroll, [], []
-    step = sub_batch or SUB_BATCH
-    for i in range(0, batch, step):
-        sub = torch.tensor(order[i : i + step], dtype=torch.long, device=rows.device)
+    for i in range(0, batch, sub_batch):
+        sub = torch.tensor(order[i : i + sub_batch], dtype=torch.long, device=rows.device)
         pick = torch.isin(rows, sub).nonzero(as_tuple=True)[0]
         if pick.numel() == 0:
             continue
@@ -128,9 +130,6 @@ def unrolled_kl(
 
 def _pick(rej, pick):
     return type(rej)(rej.step[pick], rej.token[pick])
-
-
-SUB_BATCH = 4
 
 
 def _unrolled_rows(draft, tokens, target_features, rows, cols, target_logits, unroll, decay, extra=None):

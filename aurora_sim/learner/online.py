@@ -28,7 +28,7 @@ from aurora_sim.learner.batch import Batch
 from aurora_sim.learner.buffer import SampleBuffer
 from aurora_sim.learner.discard import extra_term, uses_branches
 from aurora_sim.learner.evaluate import acceptance_profile
-from aurora_sim.learner.losses import unrolled_kl
+from aurora_sim.learner.losses import SUB_BATCH, unrolled_kl
 from aurora_sim.learner.samples import Sample
 
 
@@ -71,8 +71,8 @@ class OnlineLearner:
         # count: on shift-paper's batches the padded grid holds 1.8x the chains, 2.6x the first
         # pass's outputs and 3.1x the attention scores that are used (benchmarks/bench_trainer.py).
         # In fp32 one row at a time is 1.3x faster per step (2.53 -> 1.94 s, the same loss); under bf16 autocast it was measured
-        # slower (2026-12-02, an Intel CPU with native bf16), so 4 rows stay there.
-        self.sub_batch = 4 if self.bf16 else 1
+        # slower (2026-12-02, an Intel CPU with native bf16), so SUB_BATCH rows stay there.
+        self.sub_batch = SUB_BATCH if self.bf16 else 1
         if extra_term(cfg.discard, cfg.lambda_discard) and not self.model.uses_features:
             raise AuroraError(
                 f"--discard {cfg.discard} needs an EAGLE-3 draft (its term comes from the head's unroll); "
