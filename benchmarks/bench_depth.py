@@ -19,6 +19,8 @@ batch  the static draft, frozen, at each batch size (a closed loop of that many 
        flight): no-spec, fixed γ 1..6, ema and cost (γ max 6). Speedup vs no-spec per batch, and
        how far each adaptive policy is from the better of no-spec and the best fixed γ there.
        -> benchmarks/results/depth-batch-<trace>.json and depth-batch-<trace>.png
+--recipe paper runs the arms with the paper's learner settings (γ 5, a candidate every 50 steps);
+--trace takes a scenario name or a trace file (e.g. bench_replay's shift-paper-c8.parquet).
 Runs are kept under --out; a finished run (wall.json present) is measured again, not replayed.
 """
 
@@ -117,10 +119,15 @@ def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: boo
     return result
 
 
+def _base(args, seed: int) -> ReplayConfig:
+    cfg = ReplayConfig(trace=args.trace, limit=args.limit, seed=seed)
+    return cfg.with_recipe(args.recipe) if args.recipe != "fast" else cfg
+
+
 def arms(args) -> None:
-    base_cfg = ReplayConfig(trace=args.trace, limit=args.limit, seed=args.seed)
-    result: dict = {"trace": args.trace, "limit": args.limit, "window": args.window}
-    result["arms"] = measure_arms(base_cfg, args.out / "arms", args.fixed, args.window)
+    base_cfg = _base(args, args.seed)
+    result: dict = {"trace": args.trace, "limit": args.limit, "window": args.window, "recipe": args.recipe}
+    result["arms"] = measure_arms(base_cfg, args.out / "arms" / Path(args.trace).stem, args.fixed, args.window)
     _write(result, f"depth-arms-{Path(args.trace).stem}")
 
 
@@ -131,8 +138,9 @@ def seeds(args) -> None:
 
     per_seed = []
     for seed in range(args.seeds):
-        base_cfg = ReplayConfig(trace=args.trace, limit=args.limit, seed=seed)
-        per_seed.append(measure_arms(base_cfg, args.out / "seeds" / f"seed{seed}", args.fixed, args.window, ema=False))
+        base_cfg = _base(args, seed)
+        out = args.out / "seeds" / f"{Path(args.trace).stem}-{args.recipe}" / f"seed{seed}"
+        per_seed.append(measure_arms(base_cfg, out, args.fixed, args.window, ema=False))
     summary: dict = {}
     for arm in per_seed[0]:
         policies = ["cost"] + (["cost+payoff"] if arm != "static" else [])
@@ -152,6 +160,7 @@ def seeds(args) -> None:
         "limit": args.limit,
         "window": args.window,
         "seeds": args.seeds,
+        "recipe": args.recipe,
         "fixed": args.fixed,
         "summary": summary,
         "per_seed": per_seed,
@@ -246,6 +255,9 @@ def main() -> None:
     ap.add_argument("--trace", default="shift-ci")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--recipe", default="fast", help="the learner recipe (fast or paper: γ 5, a candidate every 50 steps)"
+    )
     ap.add_argument("--seeds", type=int, default=3, help="seeds: how many (0..N-1), each its own trace")
     ap.add_argument("--window", type=int, default=200)
     ap.add_argument("--batches", default="1,2,4,8,16,32,64")

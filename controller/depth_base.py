@@ -38,8 +38,9 @@ class DepthPolicy:
     def observe(self, rnd: DepthRound) -> None:
         pass
 
-    def on_swap(self) -> None:
-        """A new draft went live (a live server sees its own weight updates too)."""
+    def on_swap(self, survival=None) -> None:
+        """A new draft went live (a live server sees its own weight updates too); survival: its
+        acceptance profile as the swap policy scored it (learner/evaluate.py), if there was one."""
 
 
 class Fixed(DepthPolicy):

@@ -113,7 +113,7 @@ class LiveLoop:
         if decision is not None:
             self._apply(decision, step=self.steps_done, metrics={})
         if self.pricing is not None:
-            self.pricing.served(len(prompt_ids), len(output_ids))
+            self.pricing.served(len(prompt_ids), len(output_ids), self.clock())
         if self.learner is None or not (verify_ct or rounds):
             return
         from aurora_sim.learner.samples import served_sample

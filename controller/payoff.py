@@ -55,20 +55,28 @@ class LivePricing:
     the live batch (the client's requests in flight) and the context of recently served requests,
     against the swap's pause as the last weight update measured it (wall clock, from the request
     to the server's answer: an upper bound on the pause). The server runs γ every round (its own
-    depth policy is not visible from here), so drafts are priced at fixed γ."""
+    depth policy is not visible from here), so drafts are priced at fixed γ. The floor guard's
+    window is measured on the wall clock: each served request's finish time, its tokens priced
+    as plain decode rounds by the same table."""
 
-    def __init__(self, profile_path: str, batch: int):
+    def __init__(self, profile_path: str, batch: int, floor_window: int = 200):
         from aurora_sim.costs import RoundShape, make_cost_model
+        from controller.floor import FloorMeter
 
         self.cost = make_cost_model("profiled", profile_path=profile_path)
         self._shape = RoundShape.steady
         self.batch = max(int(batch), 1)
         self.contexts: deque[int] = deque(maxlen=64)
         self.pause_ns: int | None = None
+        self.floor = FloorMeter(floor_window)
 
-    def served(self, prompt_len: int, output_len: int) -> None:
+    def served(self, prompt_len: int, output_len: int, finish_ns: int | None = None) -> None:
         # a row's mean context over its life: the prompt plus half its output
-        self.contexts.append(prompt_len + output_len // 2)
+        context = prompt_len + output_len // 2
+        self.contexts.append(context)
+        if finish_ns is not None:
+            plain = self.round_ns(self.batch, 0, context, 1.0) / self.batch
+            self.floor.completed(finish_ns, output_len * plain)
 
     def flipped(self, duration_ns: int) -> None:
         self.pause_ns = int(duration_ns)
@@ -91,4 +99,5 @@ class LivePricing:
             "priced_batch": self.batch,
             "priced_context": context,
             "swap_pause_ns": self.pause_ns,
+            **self.floor.metrics(self.pause_ns),
         }

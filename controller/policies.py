@@ -6,7 +6,8 @@
     shadow   the candidate is scored on the most recently captured traffic (what it would serve
              next) and swapped unless it does worse than the serving draft (tolerance)
     payoff   scored like lazy, priced in time: swapped when its expected speedup under the depth
-             policy, over the time until the next candidate, saves more than the swap's pause
+             policy, over the time until the next candidate, saves more than the swap's pause,
+             and the pause keeps the last `floor_window` requests at >= `floor` x no-spec
     rollback (a guard on any policy) once a swapped-in version has served `window` rounds,
              revert to the previous version if live AL fell below (1 - margin) x the AL the
              previous version had over its last `window` rounds
@@ -98,10 +99,12 @@ class Shadow(Controller):
 class Payoff(Controller):
     """Swap when the candidate's expected speedup (controller/payoff.py: its acceptance profile on
     held-out captured requests, priced by the cost model under the run's depth policy) saves more
-    serving time before the next candidate than the swap's pause costs. The horizon is the time
-    since the last candidate (candidates come at a steady cadence of trainer steps). Held-out, not
-    recent: scored on the recent requests it had just trained on, a day-0 candidate priced 1.22x
-    served below 1.0x after its swap (a 200-request window at 0.93x of no speculation)."""
+    serving time before the next candidate than the swap's pause costs, and the pause fits under
+    the floor: the last `floor_window` requests, the pause added, still at >= `floor` x no
+    speculation (controller/floor.py). The horizon is the time since the last candidate
+    (candidates come at a steady cadence of trainer steps). Held-out, not recent: scored on the
+    recent requests it had just trained on, a day-0 candidate priced 1.22x served below 1.0x
+    after its swap (a 200-request window at 0.93x of no speculation)."""
 
     eval_set = "heldout"
 
@@ -124,6 +127,13 @@ class Payoff(Controller):
             f"payoff: expected speedup {cand:.3f} vs serving {serving:.3f} over {horizon / 1e9:.2f} s "
             f"saves {saved / 1e9:.3f} s {'>' if ok else '<='} swap pause {pause / 1e9:.3f} s"
         )
+        after = m.get("window_speedup_after_pause")
+        if ok and self.cfg.floor > 0 and after is not None and after < self.cfg.floor:
+            ok = False
+            reason += (
+                f"; but the last {m['window_requests']} requests ran at {m['window_speedup']:.3f}x no-spec, "
+                f"{after:.3f}x with the pause < floor {self.cfg.floor}"
+            )
         return (Swap if ok else Hold)(obs.candidate.version, reason)
 
 

@@ -93,14 +93,39 @@ def test_cost_prices_a_swapped_in_draft_optimistically_again(round_time):
     assert p.acceptance[0] == pytest.approx(0.75)  # 4 of 8 accepted, against the prior's 8 observations
 
 
-def test_cost_probes_one_step_deeper_every_n_rounds(round_time):
+def test_cost_starts_a_swapped_in_draft_at_the_depth_its_profile_was_priced_at(round_time):
+    """With the candidate's scored profile the prior is that profile: the policy's first choice is
+    the depth payoff priced it at, not γ max (and its estimates then move from there)."""
+    from controller.payoff import expected_speedup
+
+    for survival in ([0.6, 0.3, 0.1, 0.02], [0.9, 0.8, 0.7, 0.6], [0.1, 0.0, 0.0, 0.0]):
+        p = _cost(round_time, probe_every=0)
+        p.on_swap(survival)
+        _, priced = expected_speedup(survival, 8, 300, round_time, adaptive=True)
+        assert p.choose(8, 8 * 300) == priced, survival
+        assert p.expected_tokens(4) == pytest.approx(1 + sum(survival))
+    p.observe(DepthRound(8, 1, (1,) * 8))  # a known prior is not replaced by the position before it
+    assert p.acceptance[1] == 0.0 and p.acceptance[0] > 0.1
+
+
+def test_cost_probes_one_step_deeper_and_backs_off_while_nothing_changes(round_time):
     p = _cost(round_time, probe_every=4)
     for _ in range(200):
         p.observe(DepthRound(8, 4, (0,) * 8))
-    assert [p.choose(8, 8 * 300) for _ in range(8)] == [0, 0, 0, 1, 0, 0, 0, 1]
-    for _ in range(200):  # the draft got good at position 1 only: the probe goes one further
+    depths = [p.choose(8, 8 * 300) for _ in range(16)]
+    # probes at rounds 4, 8 and 16: each one that leaves the best depth at 0 doubles the interval
+    assert [i + 1 for i, d in enumerate(depths) if d] == [4, 8, 16] and max(depths) == 1
+    for _ in range(200):  # the draft got good at position 1 only: the next probe goes one further
         p.observe(DepthRound(8, 2, (1,) * 8))
-    assert p.best(8, 8 * 300) == 1 and [p.choose(8, 8 * 300) for _ in range(4)] == [1, 1, 1, 2]
+    assert p.best(8, 8 * 300) == 1
+    depths = [p.choose(8, 8 * 300) for _ in range(20)]  # rounds 17..36
+    assert [i + 17 for i, d in enumerate(depths) if d != 1] == [32, 36] and depths[15] == 2
+    for _ in range(400):  # capped at PROBE_BACKOFF x probe_every = 32 rounds apart
+        p.choose(8, 8 * 300)
+    gaps = [i for i in range(64) if p.choose(8, 8 * 300) == 2]
+    assert gaps[1] - gaps[0] == 32
+    p.on_swap()  # a new draft: probed at the base interval again (after its γ max rounds)
+    assert p.interval == 4 and p.next_probe == p.rounds + 4
     perfect = _cost(round_time, probe_every=4)  # at γ_max a probe cannot go deeper
     assert [perfect.choose(8, 8 * 300) for _ in range(4)] == [4, 4, 4, 4]
 

@@ -195,7 +195,8 @@ def test_live_sends_the_api_key_and_never_prints_or_logs_it(models, tmp_path, ca
 def test_live_payoff_prices_swaps_with_this_machines_round_times(server, tmp_path):
     """`aurora live --policy payoff --profile P.json`: each candidate is priced (both drafts'
     expected speedup at the live batch and context, the last weight update's measured pause) and
-    swapped exactly when the time it saves before the next candidate pays for that pause."""
+    swapped exactly when the time it saves before the next candidate pays for that pause and the
+    pause keeps the last requests above the floor."""
     from aurora_sim.costs.calibrate import calibrate
     from aurora_sim.errors import AuroraError
     from aurora_sim.live.runner import LiveRunner
@@ -228,8 +229,11 @@ def test_live_payoff_prices_swaps_with_this_machines_round_times(server, tmp_pat
         assert m["priced_batch"] == 8 and m["priced_context"] > 0 and m["swap_pause_ns"] > 0
         # the rule as the policy applied it (its horizon is the clock at decision time)
         assert f"swap pause {m['swap_pause_ns'] / 1e9:.3f} s" in row["reason"]
-        assert row["kind"] == ("swap" if " > swap pause" in row["reason"] else "hold"), row["reason"]
+        pays = " > swap pause" in row["reason"] and "< floor" not in row["reason"]
+        assert row["kind"] == ("swap" if pays else "hold"), row["reason"]
         assert 0 < m["serving_speedup"] < 10 and 0 < m["candidate_speedup"] < 10
+        # the floor guard's window, on the wall clock against this machine's plain decode rounds
+        assert 0 < m["window_speedup_after_pause"] < m["window_speedup"] and m["window_requests"] >= 1
     with pytest.raises(AuroraError, match="give --profile"):
         LiveRunner(
             live_cfg(server, server.weights, controller=ControllerConfig(policy="payoff")), tmp_path / "r2"

@@ -65,6 +65,36 @@ def test_payoff_swaps_only_when_the_saving_until_the_next_candidate_beats_the_pa
     assert isinstance(c.decide(b.observe(50_000_000_000, CandidateInfo(6, 5, 48, {}))), Hold)
 
 
+def test_payoff_holds_a_paying_swap_whose_pause_would_break_the_floor():
+    """The floor guard: a candidate that pays is still held while the last window of requests,
+    the pause added, would run below floor x no-spec; floor 0 turns the guard off."""
+    m = {"window_requests": 200, "window_speedup": 1.0, "window_speedup_after_pause": 0.94}
+    cand = CandidateInfo(5, 4, 40, {**_cand(1.5, 1.0).metrics, **m})
+    d = make_controller(ControllerConfig(policy="payoff")).decide(ObservationBuilder(8).observe(10**10, cand))
+    assert isinstance(d, Hold) and "0.940x with the pause < floor 0.98" in d.reason
+    off = make_controller(ControllerConfig(policy="payoff", floor=0.0))
+    assert isinstance(off.decide(ObservationBuilder(8).observe(10**10, cand)), Swap)
+    banked = CandidateInfo(5, 4, 40, {**cand.metrics, "window_speedup": 1.1, "window_speedup_after_pause": 1.03})
+    c = make_controller(ControllerConfig(policy="payoff"))
+    assert isinstance(c.decide(ObservationBuilder(8).observe(10**10, banked)), Swap)
+
+
+def test_floor_meter_measures_the_trailing_window_against_no_spec():
+    from controller.floor import FloorMeter
+
+    f = FloorMeter(window=3)
+    assert f.metrics(300) == {}
+    for i in range(1, 6):  # a completion every 100 ns, each worth 120 ns without speculation
+        f.completed(100 * i, 120.0)
+    m = f.metrics(pause_ns=60)
+    # the last 3 completions span 200..500: 360 ns of no-spec work in 300 ns
+    assert m["window_requests"] == 3 and m["window_speedup"] == pytest.approx(1.2)
+    assert m["window_speedup_after_pause"] == pytest.approx(360 / 360)
+    g = FloorMeter(window=10)  # fewer than a window: measured from the start
+    g.completed(100, 80.0)
+    assert g.metrics(0)["window_speedup"] == pytest.approx(0.8)
+
+
 def test_replay_prices_every_candidate_and_payoff_decides_on_the_price(tmp_path, tiny_dir):
     from aurora_sim.replay.eventlog import read_table
     from aurora_sim.replay.loop import Replay
@@ -74,16 +104,43 @@ def test_replay_prices_every_candidate_and_payoff_decides_on_the_price(tmp_path,
     )
     Replay(cfg, tmp_path / "a").run()
     swaps = read_table(tmp_path / "a", "swaps")
-    decided = swaps.filter(pl.col("kind").is_in(["swap", "hold", "not_applied", "superseded"]))
+    decided = swaps.filter(pl.col("kind").is_in(["swap", "hold", "not_applied", "superseded"])).sort("decision")
     assert decided.height >= 2
+    committed = 0
     for row in decided.iter_rows(named=True):
         m = json.loads(row["metrics_json"])
         assert row["reason"].startswith("payoff: expected speedup")
         assert {"candidate_speedup", "serving_speedup", "candidate_depth", "swap_pause_ns"} <= set(m)
+        assert {"window_speedup", "window_speedup_after_pause", "candidate_survival"} <= set(m)
         assert 0 <= m["candidate_depth"] <= cfg.gamma and m["candidate_speedup"] > 0
+        # scored against the draft that serves once the swaps already decided have landed
+        assert m["scored_against"] == committed, (row["decision"], m["scored_against"], committed)
+        if row["kind"] in ("swap", "superseded", "not_applied"):
+            committed = row["to_version"]
     Replay(cfg, tmp_path / "b").run()  # deterministic: the same log bytes
     for table in ("swaps", "rounds", "requests"):
         assert read_table(tmp_path / "a", table).equals(read_table(tmp_path / "b", table))
+
+
+def test_a_candidate_is_scored_against_the_draft_a_swap_in_flight_will_serve(tmp_path, tiny_dir):
+    """Publishing a draft (≈1.7 s on H100 / Llama-3-8B) outlasts the candidate cadence here, so a
+    candidate is decided while the last swap is still in flight: it is scored against that
+    swap's draft, not the one serving now (else two swaps land in a row, each pausing serving)."""
+    from aurora_sim.replay.eventlog import read_table
+    from aurora_sim.replay.loop import Replay
+
+    cfg = ReplayConfig(trace="shift-ci", limit=120, init="scratch", flush_every=8).with_(
+        controller_policy="lazy", controller_every=4, controller_delta=-10.0
+    )
+    Replay(cfg, tmp_path / "run").run()
+    swaps = read_table(tmp_path / "run", "swaps")
+    decided = swaps.filter(pl.col("kind") != "rollback").sort("decision")
+    in_flight, committed, landed_ns = 0, 0, 0
+    for row in decided.iter_rows(named=True):
+        assert json.loads(row["metrics_json"])["scored_against"] == committed
+        in_flight += committed != 0 and (landed_ns is None or row["decided_ns"] < landed_ns)
+        committed, landed_ns = row["to_version"], row["effective_ns"]
+    assert decided.height >= 3 and in_flight >= 1, decided.select("kind", "decided_ns", "effective_ns")
 
 
 def test_live_payoff_without_round_times_is_refused_with_a_clear_error(tiny_target):

@@ -289,4 +289,4 @@ def _pricing(cfg):
         return None
     from controller.payoff import LivePricing
 
-    return LivePricing(cfg.profile, cfg.concurrency)
+    return LivePricing(cfg.profile, cfg.concurrency, cfg.controller.floor_window)

@@ -55,6 +55,10 @@ class ControllerConfig:
     rollback: bool = False
     rollback_window: int = 64  # verify rounds compared before/after a swap
     rollback_margin: float = 0.05  # revert if live AL falls below (1 - margin) x pre-swap AL
+    # payoff: swap only if the last floor_window requests, with the pause added, still ran at
+    # >= floor x no speculation (controller/floor.py); 0 = no guard
+    floor: float = 0.98
+    floor_window: int = 200
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,10 @@ class ReplayConfig:
         # likewise the default discard variant (the only one before variants existed)
         if self.learner.discard == "branch":
             del d["learner"]["discard"]
+        # the payoff floor guard's settings, recorded only where set away from the defaults
+        for key in ("floor", "floor_window"):
+            if d["controller"][key] == getattr(ControllerConfig, key):
+                del d["controller"][key]
         return d
 
     def to_json(self) -> str:

@@ -122,6 +122,11 @@ class Replay:
         self.registry = VersionRegistry(self.out / "drafts", keep=cfg.keep_versions)
         draft0 = initial_draft(cfg, self.target)
         self.serving_version = 0
+        # The version serving once every swap already decided has landed: a candidate is scored
+        # against it, not against what serves now (a publish can outlast a candidate's cadence,
+        # and scored against the day-0 draft still serving, two candidates in a row were each
+        # swapped in, paying the pause twice within 1.7 s).
+        self.committed_version = 0
         if draft0 is not None:
             self._register(draft0, 0, None, 0, 0, {"init": cfg.init})
             draft0 = self.registry.load(0, self.target)
@@ -266,6 +271,9 @@ class Replay:
         self.recent_al: deque[tuple[int, int]] = deque(maxlen=400)
         self.recent_load: deque[tuple[int, int]] = deque(maxlen=64)  # (batch, context per row) per round
         self.served_sizes: deque[tuple[int, int]] = deque(maxlen=256)  # (prompt, output) tokens of finished requests
+        from controller.floor import FloorMeter
+
+        self.floor_meter = FloorMeter(self.cfg.controller.floor_window)
         self.last_end_ns = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aurora-trainer")
         try:
@@ -464,12 +472,16 @@ class Replay:
             if decision is not None:
                 self._apply_decision(now, decision, step=self.steps_done, newest=None)
         for res in finished:
-            self._finish(now, res)
+            self._finish(now, res, batch)
         self._maybe_train(now)
         self._schedule_round(now)
 
-    def _finish(self, now: int, res) -> None:
+    def _finish(self, now: int, res, batch: int) -> None:
         self.served_sizes.append((len(res.prompt_ids), len(res.output_ids)))
+        # what these tokens would have cost without speculation: len/batch plain decode rounds
+        context = len(res.prompt_ids) + len(res.output_ids) // 2
+        t0 = self._steady_round_ns(max(batch, 1), 0, context, 1.0)
+        self.floor_meter.completed(now, len(res.output_ids) * t0 / max(batch, 1))
         st = self.states.pop(res.request_id)
         item = self.items[res.request_id]
         if st.admit_ns < 0:  # finished at prefill (one token): admitted in the round that just ended
@@ -651,7 +663,8 @@ class Replay:
         samples = lr.eval_set(eval_set)
         meta["metrics"]["eval_set"] = eval_set
         meta["metrics"]["eval_requests"] = len(samples)
-        serving = self.registry.load(self.serving_version, self.target)
+        meta["metrics"]["scored_against"] = self.committed_version
+        serving = self.registry.load(self.committed_version, self.target)
         tokens = sum(len(s.tokens) for s in samples)
         # scoring = two forward passes (candidate, serving) of the unrolled draft: ~2/3 of a step
         dur = max(1, int(self.cost.train_step_ns(tokens) * 2 // 3)) if samples else 1
@@ -671,14 +684,17 @@ class Replay:
         adaptive = self.cfg.depth.policy != "fixed"
         cand, cand_g = expected_speedup(cand_surv, batch, context, self._steady_round_ns, adaptive)
         serving, serving_g = expected_speedup(serving_surv, batch, context, self._steady_round_ns, adaptive)
+        pause = int(self.cost.swap_ns()[1])
         return {
             "candidate_speedup": round(cand, 6),
             "serving_speedup": round(serving, 6),
             "candidate_depth": cand_g,
             "serving_depth": serving_g,
+            "candidate_survival": [round(x, 6) for x in cand_surv],
             "priced_batch": batch,
             "priced_context": context,
-            "swap_pause_ns": int(self.cost.swap_ns()[1]),
+            "swap_pause_ns": pause,
+            **self.floor_meter.metrics(pause),
         }
 
     def _candidate_ready(self, now: int, meta: dict) -> None:
@@ -708,6 +724,7 @@ class Replay:
         if isinstance(decision, Hold):
             self.log.add("swaps", kind="hold", ready_ns=None, effective_ns=None, **row)
             return
+        self.committed_version = decision.version
         publish_ns, _ = self.cost.swap_ns()
         kind = "rollback" if isinstance(decision, Rollback) else "swap"
         self.q.push(now + max(1, int(publish_ns)), ev.SWAP_READY, "swap_ready", (kind, row))
@@ -732,7 +749,8 @@ class Replay:
         self.pending_swap = None
         old = self.serving_version
         self.engine.swap_draft(draft, row["to_version"])
-        self.depth.on_swap()
+        scored = json.loads(row["metrics_json"]).get("candidate_survival") if kind == "swap" else None
+        self.depth.on_swap(scored)
         self.serving_version = row["to_version"]
         self.swaps += 1
         row = dict(row, from_version=old)
@@ -740,7 +758,7 @@ class Replay:
         self.observer.on_swap(old, self.serving_version, rollback=(kind == "rollback"))
         if kind == "swap":
             self.controller.on_swapped()  # arm the rollback guard for this swap
-        self.registry.prune({self.serving_version, old})
+        self.registry.prune({self.serving_version, old, self.committed_version})
         _, pause = self.cost.swap_ns()
         return int(pause)
 
