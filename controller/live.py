@@ -114,8 +114,8 @@ class LiveLoop:
             self._apply(decision, step=self.steps_done, metrics={})
         if self.pricing is not None:
             self.pricing.served(len(prompt_ids), len(output_ids), self.clock())
-        if self.learner is None or not (verify_ct or rounds):
-            return
+        if self.learner is None or not (verify_ct or rounds or len(output_ids) > 1):
+            return  # a request served at depth 0 still teaches: its tokens are the target's
         from aurora_sim.learner.samples import served_sample
 
         versions = [v for *_, v in rounds] if rounds else [version if version is not None else self.serving_version]
@@ -124,7 +124,7 @@ class LiveLoop:
                 self.learner.captured,
                 prompt_ids,
                 output_ids,
-                [(p, tuple(d), k) for p, d, k, _ in rounds],
+                [(p, tuple(d), k) for p, d, k, _ in rounds or ()],
                 self.lcfg.discard_per_request,
                 self.rng,
                 min(versions),

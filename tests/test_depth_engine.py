@@ -122,3 +122,16 @@ def test_replay_with_a_depth_policy_agrees_across_engines(tmp_path, tiny_dir, tr
         assert (out / "figures" / "depth.png").is_file()
         md = (out / "REPORT.md").read_text()
         assert "## Speculation depth" in md and "| cost |" in md
+
+
+def test_requests_served_at_depth_zero_still_train_the_draft(tmp_path, tiny_dir):
+    """Under `cost` a day-0 head serves most requests at depth 0 (no proposal, nothing rejected),
+    yet their tokens are the target's: the learner captures them too, so it does not starve."""
+    cfg = ReplayConfig(trace="shift-ci", limit=160, init="scratch", flush_every=8).with_(
+        depth_policy="cost", controller_every=4
+    )
+    Replay(cfg, tmp_path / "run").run()
+    rounds = read_table(tmp_path / "run", "rounds")
+    with_proposals = rounds.filter(pl.col("proposed") > 0)["request_index"].n_unique()
+    trained = read_table(tmp_path / "run", "train_steps")["new_requests"].sum()
+    assert with_proposals < 0.7 * 160 < trained, (with_proposals, trained)

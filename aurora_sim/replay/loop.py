@@ -505,7 +505,11 @@ class Replay:
             accepted=res.accepted_tokens,
             output_ids=list(res.output_ids),
         )
-        if self.learner is not None and st.rounds:
+        # A request served at depth 0 throughout (an adaptive depth policy that found drafting a
+        # loss) still teaches the draft: its tokens are the target's, as accepted ones are. Only
+        # its rejected branches are missing. Capturing only requests with proposals starved a
+        # day-0 learner under `cost`: 2-3 candidates in 1,200 requests instead of 15.
+        if self.learner is not None and (st.rounds or len(res.output_ids) > 1):
             from aurora_sim.learner.samples import served_sample
 
             lr = self.learner
@@ -528,7 +532,7 @@ class Replay:
                     st.rounds,
                     self.cfg.learner.discard_per_request,
                     lr.rng,
-                    st.min_version,
+                    st.min_version if st.rounds else self.serving_version,
                     now,
                     teacher=res.teacher,
                     temperature=item.request.temperature,
