@@ -77,6 +77,12 @@ def test_payoff_holds_a_paying_swap_whose_pause_would_break_the_floor():
     banked = CandidateInfo(5, 4, 40, {**cand.metrics, "window_speedup": 1.1, "window_speedup_after_pause": 1.03})
     c = make_controller(ControllerConfig(policy="payoff"))
     assert isinstance(c.decide(ObservationBuilder(8).observe(10**10, banked)), Swap)
+    for bad in (dict(controller_floor=-1.0), dict(controller_floor_window=0)):
+        with pytest.raises(AuroraError, match="payoff floor must be in"):
+            ReplayConfig().with_(**bad)
+    # the defaults leave a run's recorded config (and id) as before the guard existed
+    assert "floor" not in ReplayConfig().to_dict()["controller"]
+    assert ReplayConfig().with_(controller_floor=0.9).to_dict()["controller"]["floor"] == 0.9
 
 
 def test_floor_meter_measures_the_trailing_window_against_no_spec():

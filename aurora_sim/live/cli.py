@@ -64,6 +64,13 @@ def live_command(
     profile: Path | None = typer.Option(
         None, help="With --policy payoff: this machine's round times (`aurora calibrate -o P.json`)."
     ),
+    floor: float = typer.Option(
+        0.98,
+        help="With --policy payoff: hold a swap whose pause would pull the last --floor-window requests below this x no-spec speed, as the --profile prices it (0 = no floor).",
+    ),
+    floor_window: int = typer.Option(
+        200, "--floor-window", help="With --policy payoff: the floor's window, in requests."
+    ),
     every: int = typer.Option(8, help="Optimizer steps between candidates."),
     rollback: bool = typer.Option(False, help="Revert a swap whose live AL falls below the pre-swap level."),
     lambda_discard: float = typer.Option(0.0, help="Weight of the discard-sampling loss."),
@@ -109,7 +116,9 @@ def live_command(
         retries=retries,
         profile=str(profile) if profile is not None else None,
         learner=LearnerConfig(lambda_discard=lambda_discard, discard=discard),
-        controller=ControllerConfig(policy=policy, every=every, rollback=rollback),
+        controller=ControllerConfig(
+            policy=policy, every=every, rollback=rollback, floor=floor, floor_window=floor_window
+        ),
     )
     if quiet:
         summary = LiveRunner(cfg, out, api_key=api_key, overwrite=force).run()

@@ -151,7 +151,14 @@ def replay_command(
     ),
     policy: str = typer.Option(
         "cadence",
-        help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic), payoff (swap when the candidate's expected speedup under the cost model and --depth policy, until the next candidate, pays for the swap's pause).",
+        help="Swap policy: cadence (every N steps, as Aurora), lazy (held-out gain >= delta), shadow (no worse on recent traffic), payoff (swap when the candidate's expected speedup under the cost model and --depth policy, until the next candidate, pays for the swap's pause, and the pause keeps the last --floor-window requests at >= --floor x no speculation).",
+    ),
+    floor: float = typer.Option(
+        0.98,
+        help="With --policy payoff: hold a swap whose pause would pull the last --floor-window requests below this x no-spec speed (0 = no floor). See docs/depth.md.",
+    ),
+    floor_window: int = typer.Option(
+        200, "--floor-window", help="With --policy payoff: the floor's window, in requests."
     ),
     recipe: str = typer.Option(
         "fast",
@@ -277,6 +284,8 @@ def replay_command(
         learner_discard=discard,
         controller_policy=policy,
         controller_rollback=rollback,
+        controller_floor=floor,
+        controller_floor_window=floor_window,
         depth_policy=depth,
         depth_threshold=depth_threshold,
         **explicit,

@@ -115,6 +115,11 @@ class ReplayConfig:
             raise AuroraError("depth alpha must be in (0, 1] and probe_every >= 0")
         if self.controller.policy not in POLICIES:
             raise AuroraError(f"unknown policy {self.controller.policy!r} (choose {', '.join(POLICIES)})")
+        if not 0.0 <= self.controller.floor < 10.0 or self.controller.floor_window < 1:
+            raise AuroraError(
+                f"the payoff floor must be in [0, 10) and its window >= 1 request, got floor "
+                f"{self.controller.floor}, window {self.controller.floor_window}"
+            )
         if self.draft not in ("eagle3", "lm"):
             raise AuroraError(f"unknown draft kind {self.draft!r} (eagle3 or lm)")
         if self.draft_width != 1.0 and (self.draft_width <= 0 or self.init != "scratch" or self.draft != "eagle3"):
