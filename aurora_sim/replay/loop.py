@@ -478,10 +478,11 @@ class Replay:
 
     def _finish(self, now: int, res, batch: int) -> None:
         self.served_sizes.append((len(res.prompt_ids), len(res.output_ids)))
-        # what these tokens would have cost without speculation: len/batch plain decode rounds
-        context = len(res.prompt_ids) + len(res.output_ids) // 2
-        t0 = self._steady_round_ns(max(batch, 1), 0, context, 1.0)
-        self.floor_meter.completed(now, len(res.output_ids) * t0 / max(batch, 1))
+        if self.cfg.controller.policy == "payoff":  # the floor guard's window (only payoff reads it)
+            # what these tokens would have cost without speculation: len/batch plain decode rounds
+            context = len(res.prompt_ids) + len(res.output_ids) // 2
+            t0 = self._steady_round_ns(max(batch, 1), 0, context, 1.0)
+            self.floor_meter.completed(now, len(res.output_ids) * t0 / max(batch, 1))
         st = self.states.pop(res.request_id)
         item = self.items[res.request_id]
         if st.admit_ns < 0:  # finished at prefill (one token): admitted in the round that just ended
