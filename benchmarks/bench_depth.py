@@ -8,7 +8,9 @@ against no speculation and every fixed γ, under the run's cost model (H100 / Ll
 arms   static, online-static and online-scratch, each with fixed γ ∈ 1..6 (cadence swaps), ema,
        cost (cadence) and cost + payoff (the online arms). Per run: speedup vs no-spec overall
        (throughput ratio) and its minimum over every window of --window consecutive completions
-       (the arm's throughput over completions i-W+1..i against no-spec's over the same count),
+       (the arm's throughput over completions i-W+1..i against no-spec's over the same count; and
+       the same windows counting the tokens emitted in their time span, `_emitted`, which is not
+       lumpy when output lengths vary),
        swaps and the serving time their pauses cost. Also the best fixed γ in hindsight per arm.
        -> benchmarks/results/depth-arms-<trace>.json
 seeds  the arms (without ema) over --seeds seeds, each drawing its own trace: per arm the best
@@ -75,6 +77,42 @@ def window_speedups(run: Path, base: Path, window: int) -> list[float]:
     return [x / y for x, y in zip(a, b)]
 
 
+def _emitted(run: Path):
+    rounds = read_table(run, "rounds").group_by("round").agg(pl.first("t_end_ns"), pl.sum("emitted")).sort("t_end_ns")
+    ends, tokens = rounds["t_end_ns"].to_list(), rounds["emitted"].to_list()
+    cumulative, total = [], 0
+    for t in tokens:
+        total += t
+        cumulative.append(total)
+    return ends, cumulative
+
+
+def emitted_window_speedups(run: Path, base: Path, window: int) -> list[float]:
+    """The same windows of W consecutive completions, but counting the tokens *emitted* in each
+    window's time span (by every request in flight), against no-spec's over its same-index window.
+    Counting each completed request's whole output at its finish makes a window lumpy when outputs
+    vary (shift-paper: 46-482 tokens): on a run that never left depth 0 but for probes, one
+    completion window read 0.973x while every round ran at no-spec's speed or one probe slower."""
+    import bisect
+
+    def rolling(path):
+        _, finish = _completions(path)
+        ends, cumulative = _emitted(path)
+
+        def upto(t):
+            i = bisect.bisect_right(ends, t) - 1
+            return cumulative[i] if i >= 0 else 0
+
+        out = []
+        for i in range(window, len(finish) + 1):
+            start = finish[i - 1 - window] if i > window else 0
+            out.append((upto(finish[i - 1]) - upto(start)) / max(finish[i - 1] - start, 1))
+        return out
+
+    a, b = rolling(run), rolling(base)
+    return [x / y for x, y in zip(a, b)]
+
+
 def _swaps(run: Path) -> dict:
     swaps = read_table(run, "swaps")
     applied = swaps.filter(pl.col("kind").is_in(["swap", "rollback"])).height if swaps.height else 0
@@ -106,10 +144,13 @@ def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: boo
             print(f"{arm} {name}", flush=True)
             run = _run(base_cfg.with_(**changes), out / arm / name)
             w = window_speedups(run, nospec, window)
+            e = emitted_window_speedups(run, nospec, window)
             rows[name] = {
                 "speedup": round(_throughput(run) / t_base, 4),
                 "min_window_speedup": round(min(w), 4),
                 "windows_below_0.98": sum(1 for x in w if x < 0.98),
+                "min_window_speedup_emitted": round(min(e), 4),
+                "windows_below_0.98_emitted": sum(1 for x in e if x < 0.98),
                 "windows": len(w),
                 **_swaps(run),
             }
@@ -153,6 +194,8 @@ def seeds(args) -> None:
                 "minus_best_fixed": interval([r["speedup"] - b for r, b in zip(runs, best)]),
                 "min_window_speedup": [r["min_window_speedup"] for r in runs],
                 "windows_below_0.98": [r["windows_below_0.98"] for r in runs],
+                "min_window_speedup_emitted": [r["min_window_speedup_emitted"] for r in runs],
+                "windows_below_0.98_emitted": [r["windows_below_0.98_emitted"] for r in runs],
                 "swaps": [r["swaps"] for r in runs],
             }
     result = {
