@@ -37,9 +37,13 @@ def test_reference_matches_transformers_generate(tiny_dir, requests, reference):
 @pytest.mark.parametrize("gamma", [1, 3, 5])
 def test_greedy_lossless(tiny_target, trained_head_dir, trained_lm_dir, requests, reference, kind, batch, gamma):
     draft = load_draft(trained_head_dir if kind == "eagle3" else trained_lm_dir, tiny_target)
-    results = TorchSpecEngine(tiny_target, draft, gamma=gamma, max_batch=batch).run(requests)
-    mismatched = [r.request_id for r, ref in zip(results, reference) if r.output_ids != ref]
-    assert not mismatched, f"{len(mismatched)} of {len(requests)} differ, e.g. {mismatched[:3]}"
+    # one request at a time runs serially: every 3rd of the 150 (50 per domain still) keeps the
+    # suite's time down; batch 8 serves them all
+    step = 3 if batch == 1 else 1
+    reqs, refs = requests[::step], reference[::step]
+    results = TorchSpecEngine(tiny_target, draft, gamma=gamma, max_batch=batch).run(reqs)
+    mismatched = [r.request_id for r, ref in zip(results, refs) if r.output_ids != ref]
+    assert not mismatched, f"{len(mismatched)} of {len(reqs)} differ, e.g. {mismatched[:3]}"
     # The draft must exercise both paths: some proposals accepted, some rejected (rollback).
     accepted = sum(r.accepted_tokens for r in results)
     proposed = sum(r.proposed_tokens for r in results)
