@@ -9,8 +9,8 @@ arms   static, online-static and online-scratch, each with fixed γ ∈ 1..6 (ca
        cost (cadence) and cost + payoff (the online arms). Per run: speedup vs no-spec overall
        (throughput ratio) and its minimum over every window of --window consecutive completions
        (the arm's throughput over completions i-W+1..i against no-spec's over the same count; and
-       the same windows counting the tokens emitted in their time span, `_emitted`, which is not
-       lumpy when output lengths vary),
+       the same windows counting the tokens emitted in their time span, which is not lumpy when
+       output lengths vary: `_rolling`),
        swaps and the serving time their pauses cost. Also the best fixed γ in hindsight per arm.
        -> benchmarks/results/depth-arms-<trace>.json
 seeds  the arms (without ema) over --seeds seeds, each drawing its own trace: per arm the best
@@ -29,8 +29,10 @@ Runs are kept under --out; a finished run (wall.json present) is measured again,
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import time
+from itertools import accumulate
 from pathlib import Path
 
 import polars as pl
@@ -61,55 +63,38 @@ def _throughput(run: Path) -> float:
     return sum(tokens) / (max(finish) / 1e9)
 
 
-def window_speedups(run: Path, base: Path, window: int) -> list[float]:
-    """Throughput over every W consecutive completions, against no-spec's at the same count."""
-
-    def rolling(tokens, finish):
-        out, tok = [], sum(tokens[:window])
-        for i in range(window, len(tokens) + 1):
-            if i > window:
-                tok += tokens[i - 1] - tokens[i - 1 - window]
-            start = finish[i - 1 - window] if i > window else 0
-            out.append(tok / max(finish[i - 1] - start, 1))
-        return out
-
-    a, b = rolling(*_completions(run)), rolling(*_completions(base))
-    return [x / y for x, y in zip(a, b)]
-
-
-def _emitted(run: Path):
+def _emitted(run: Path) -> tuple[list[int], list[int]]:
+    """(end ns, tokens emitted by then) after every engine round."""
     rounds = read_table(run, "rounds").group_by("round").agg(pl.first("t_end_ns"), pl.sum("emitted")).sort("t_end_ns")
-    ends, tokens = rounds["t_end_ns"].to_list(), rounds["emitted"].to_list()
-    cumulative, total = [], 0
-    for t in tokens:
-        total += t
-        cumulative.append(total)
-    return ends, cumulative
+    return rounds["t_end_ns"].to_list(), list(accumulate(rounds["emitted"].to_list()))
 
 
-def emitted_window_speedups(run: Path, base: Path, window: int) -> list[float]:
-    """The same windows of W consecutive completions, but counting the tokens *emitted* in each
-    window's time span (by every request in flight), against no-spec's over its same-index window.
-    Counting each completed request's whole output at its finish makes a window lumpy when outputs
-    vary (shift-paper: 46-482 tokens): on a run that never left depth 0 but for probes, one
-    completion window read 0.973x while every round ran at no-spec's speed or one probe slower."""
-    import bisect
+def _rolling(run: Path, window: int, emitted: bool) -> list[float]:
+    """Tokens per ns over every W consecutive completions (the first window from time 0): the
+    completed requests' output tokens, or with `emitted` the tokens every round emitted in the
+    window's time span, by every request in flight. Counting each completed request's whole output
+    at its finish makes a window lumpy when outputs vary (shift-paper: 46-482 tokens): on a run
+    that never left depth 0 but for probes, one completion window read 0.973x while every round
+    ran at no-spec's speed or one probe slower."""
+    tokens, finish = _completions(run)
+    done = list(accumulate(tokens, initial=0))
+    ends, by_then = _emitted(run) if emitted else ([], [])
 
-    def rolling(path):
-        _, finish = _completions(path)
-        ends, cumulative = _emitted(path)
+    def upto(t: int) -> int:
+        i = bisect.bisect_right(ends, t) - 1
+        return by_then[i] if i >= 0 else 0
 
-        def upto(t):
-            i = bisect.bisect_right(ends, t) - 1
-            return cumulative[i] if i >= 0 else 0
+    out = []
+    for i in range(window, len(finish) + 1):
+        start = finish[i - 1 - window] if i > window else 0
+        n = upto(finish[i - 1]) - upto(start) if emitted else done[i] - done[i - window]
+        out.append(n / max(finish[i - 1] - start, 1))
+    return out
 
-        out = []
-        for i in range(window, len(finish) + 1):
-            start = finish[i - 1 - window] if i > window else 0
-            out.append((upto(finish[i - 1]) - upto(start)) / max(finish[i - 1] - start, 1))
-        return out
 
-    a, b = rolling(run), rolling(base)
+def window_speedups(run: Path, base: Path, window: int, emitted: bool = False) -> list[float]:
+    """Throughput over every W consecutive completions, against no-spec's at the same count."""
+    a, b = _rolling(run, window, emitted), _rolling(base, window, emitted)
     return [x / y for x, y in zip(a, b)]
 
 
@@ -144,7 +129,7 @@ def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: boo
             print(f"{arm} {name}", flush=True)
             run = _run(base_cfg.with_(**changes), out / arm / name)
             w = window_speedups(run, nospec, window)
-            e = emitted_window_speedups(run, nospec, window)
+            e = window_speedups(run, nospec, window, emitted=True)
             rows[name] = {
                 "speedup": round(_throughput(run) / t_base, 4),
                 "min_window_speedup": round(min(w), 4),

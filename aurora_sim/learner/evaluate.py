@@ -49,8 +49,8 @@ def acceptance_profile(
     if int(count.sum()) == 0:
         return 1.0, [0.0] * gamma
     chains = greedy_chains(draft, tokens, group.features, truth, lo, count, gamma)
-    walked = [walk(row, int(n), g) for g in range(gamma + 1) for row, n in zip(chains.accepted.tolist(), count)]
-    per_depth = [walked[g * len(samples) : (g + 1) * len(samples)] for g in range(gamma + 1)]
+    rows = list(zip(chains.accepted.tolist(), count.tolist()))
+    per_depth = [[walk(accepted, n, g) for accepted, n in rows] for g in range(gamma + 1)]
     emitted = [sum(t for t, _ in runs) / max(sum(r for _, r in runs), 1) for runs in per_depth]
     survival = [emitted[j + 1] - emitted[j] for j in range(gamma)]
     return emitted[gamma], survival

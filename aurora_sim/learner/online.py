@@ -70,8 +70,9 @@ class OnlineLearner:
         # Rows per unroll sub-batch. A sub-batch pads its rows to one prompt offset and one chain
         # count: on shift-paper's batches the padded grid holds 1.8x the chains, 2.6x the first
         # pass's outputs and 3.1x the attention scores that are used (benchmarks/bench_trainer.py).
-        # In fp32 one row at a time is 1.3x faster per step (2.53 -> 1.94 s, the same loss); under bf16 autocast it was measured
-        # slower (2026-12-02, an Intel CPU with native bf16), so SUB_BATCH rows stay there.
+        # In fp32 one row at a time is 1.3x faster per step (2.53 -> 1.94 s, the same loss); under
+        # bf16 autocast it was measured slower (2026-12-02, an Intel CPU with native bf16), so
+        # SUB_BATCH rows stay there.
         self.sub_batch = SUB_BATCH if self.bf16 else 1
         if extra_term(cfg.discard, cfg.lambda_discard) and not self.model.uses_features:
             raise AuroraError(
