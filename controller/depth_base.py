@@ -19,6 +19,14 @@ class DepthRound:
     batch: int  # requests in the round
     depth: int  # proposals per request (0 = a plain decode step)
     accepted: tuple[int, ...]  # accepted drafts per request (0..depth), bonus token not counted
+    # Per row, when the server knows them (both do): the request it serves, so a policy can
+    # follow each request across rounds (`cost` walks them, depth_walk.py), and the proposals it
+    # made (fewer than `depth` where a chain stopped early) and the tokens it emitted (fewer than
+    # accepted + 1 where the request ended in the round). Empty: row i is request i, `depth`
+    # proposals, accepted + 1 tokens each.
+    requests: tuple = ()
+    proposed: tuple[int, ...] = ()
+    emitted: tuple[int, ...] = ()
 
 
 class DepthPolicy:

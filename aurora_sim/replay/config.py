@@ -67,7 +67,7 @@ class DepthConfig:
 
     policy: str = "fixed"  # fixed | ema | cost | confidence
     threshold: float = 0.5  # confidence: stop a chain below this top draft probability
-    alpha: float = 0.02  # cost: EMA weight of one request's verify in per-position acceptance
+    alpha: float = 0.0005  # cost: decay per verified position of its acceptance walk (≈ 1/window)
     probe_every: int = 32  # cost: one round in this many runs one step deeper than the best (0 = never)
 
 

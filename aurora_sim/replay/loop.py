@@ -463,7 +463,16 @@ class Replay:
             from controller.depth import DepthRound
 
             depth = len(outcomes[0].proposals)  # one depth per round (batch-wide)
-            self.depth.observe(DepthRound(batch, depth, tuple(o.accepted for o in outcomes)))
+            self.depth.observe(
+                DepthRound(
+                    batch,
+                    depth,
+                    tuple(o.accepted for o in outcomes),
+                    requests=tuple(o.request_id for o in outcomes),
+                    proposed=tuple(len(o.proposals) for o in outcomes),
+                    emitted=tuple(len(o.emitted) for o in outcomes),
+                )
+            )
         if rounds:
             self.recent_al.append((generated, rounds))
             self.recent_load.append((batch, sum(o.position for o in outcomes) // len(outcomes)))

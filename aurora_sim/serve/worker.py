@@ -198,7 +198,16 @@ class EngineWorker:
             from controller.depth import DepthRound
 
             depth = max(len(o.proposals) for o in outcomes)
-            self.depth.observe(DepthRound(len(outcomes), depth, tuple(o.accepted for o in outcomes)))
+            self.depth.observe(
+                DepthRound(
+                    len(outcomes),
+                    depth,
+                    tuple(o.accepted for o in outcomes),
+                    requests=tuple(o.request_id for o in outcomes),
+                    proposed=tuple(len(o.proposals) for o in outcomes),
+                    emitted=tuple(len(o.emitted) for o in outcomes),
+                )
+            )
         c = dict(engine_steps=1, engine_step_rows=rounds.batch, prompt_tokens=rounds.prefill_tokens)
         by_rid = {}
         for o in outcomes:
