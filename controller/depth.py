@@ -4,7 +4,8 @@ fixed       γ every round (today's behaviour, the default)
 ema         SGLang's adaptive speculative decoding: batch-size tiers of speculative_num_steps,
             an EMA of accepted drafts, its switching rule (depth_ema.py)
 cost        the γ in 0..γ_max with the most expected tokens per unit of the cost model's
-            round time, from per-position acceptance (depth_cost.py)
+            round time, the served requests walked again at every depth (depth_cost.py,
+            depth_walk.py)
 confidence  γ_max, but a chain stops where the draft's top probability falls below a
             threshold (depth_confidence.py; round-by-round engine only)
 """

@@ -186,7 +186,7 @@ def replay_command(
     ),
     depth: str = typer.Option(
         "fixed",
-        help="Speculation depth per round (0 = a plain decode step; --gamma is the maximum): fixed (γ every round, as before); ema (a model of SGLang's adaptive speculative decoding: batch-size tiers of speculative_num_steps switched on an EMA of accepted drafts); cost (the γ in 0..max with the most expected tokens per unit of the cost model's round time, from observed per-position acceptance; 0 where drafting does not pay); confidence (γ max, but a chain stops where the draft's top probability falls below --depth-threshold; round-by-round engine only).",
+        help="Speculation depth per round (0 = a plain decode step; --gamma is the maximum): fixed (γ every round, as before); ema (a model of SGLang's adaptive speculative decoding: batch-size tiers of speculative_num_steps switched on an EMA of accepted drafts); cost (the γ in 0..max with the most expected tokens per unit of the cost model's round time, priced by walking the requests served so far again at every depth, so each depth is priced where its own rounds would start; 0 where drafting does not pay); confidence (γ max, but a chain stops where the draft's top probability falls below --depth-threshold; round-by-round engine only).",
     ),
     depth_threshold: float = typer.Option(
         0.5, "--depth-threshold", help="With --depth confidence: the top draft probability below which a chain stops."
