@@ -4,6 +4,7 @@ against no speculation and every fixed γ, under the run's cost model (H100 / Ll
     python3 benchmarks/bench_depth.py arms  [--trace shift-ci] [--limit N] [--window 200] [--fixed 1,2,3,4,5,6]
     python3 benchmarks/bench_depth.py seeds [--trace shift-ci] [--limit N] [--seeds 3] [--fixed 1,2]
     python3 benchmarks/bench_depth.py batch [--trace shift-ci] [--limit 256] [--batches 1,2,4,8,16,32,64]
+    python3 benchmarks/bench_depth.py closed --trace shift-paper [--concurrency 8] [--seeds 3]
 
 arms   static, online-static and online-scratch, each with fixed γ ∈ 1..6 (cadence swaps), ema,
        cost (cadence) and cost + payoff (the online arms). Per run: speedup vs no-spec overall
@@ -22,7 +23,10 @@ batch  the static draft, frozen, at each batch size (a closed loop of that many 
        how far each adaptive policy is from the better of no-spec and the best fixed γ there.
        -> benchmarks/results/depth-batch-<trace>.json and depth-batch-<trace>.png
 --recipe paper runs the arms with the paper's learner settings (γ 5, a candidate every 50 steps);
---trace takes a scenario name or a trace file (e.g. bench_replay's shift-paper-c8.parquet).
+closed writes the scenario as a closed loop, one trace per seed (distinct traffic from files):
+       <out>/traces/<scenario>-c<N>-s<seed>.parquet, for `seeds --trace FILE0,FILE1,...`.
+--trace takes a scenario name, a trace file (e.g. bench_replay's shift-paper-c8.parquet) or, for
+seeds, one file per seed; --arms a subset of the arms (results then named with it).
 Runs are kept under --out; a finished run (wall.json present) is measured again, not replayed.
 """
 
@@ -107,7 +111,10 @@ def _swaps(run: Path) -> dict:
     return {"swaps": applied, "holds": held, "pause_s": applied * pause / 1e9}
 
 
-def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: bool = True) -> dict:
+ARMS = ("static", "online-static", "online-scratch")
+
+
+def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: bool = True, arms=ARMS) -> dict:
     """Every arm's grid (fixed γ, ema, cost, cost + payoff) against no-spec on base_cfg's trace."""
     nospec = _run(base_cfg.with_(init="none", gamma=0, learner_enabled=False), out / "nospec")
     t_base = _throughput(nospec)
@@ -118,6 +125,8 @@ def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: boo
     }
     result: dict = {}
     for arm, base in plan.items():
+        if arm not in arms:
+            continue
         grid = {f"fixed-g{g}": dict(base, gamma=g) for g in fixed}
         if ema:
             grid["ema"] = dict(base, gamma=6, depth_policy="ema")
@@ -145,16 +154,32 @@ def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: boo
     return result
 
 
+def _trace(args, seed: int) -> str:
+    """--trace: a scenario (each seed draws its own traffic), one file, or one file per seed."""
+    files = args.trace.split(",")
+    if len(files) > 1 and seed >= len(files):
+        raise SystemExit(f"--trace lists {len(files)} files: no trace for seed {seed}")
+    return files[seed] if len(files) > 1 else args.trace
+
+
+def _stem(args) -> str:
+    return Path(args.trace.split(",")[0]).stem
+
+
+def _suffix(args) -> str:
+    return "" if tuple(args.arms) == ARMS else "-" + "+".join(args.arms)
+
+
 def _base(args, seed: int) -> ReplayConfig:
-    cfg = ReplayConfig(trace=args.trace, limit=args.limit, seed=seed)
+    cfg = ReplayConfig(trace=_trace(args, seed), limit=args.limit, seed=seed)
     return cfg.with_recipe(args.recipe) if args.recipe != "fast" else cfg
 
 
 def arms(args) -> None:
     base_cfg = _base(args, args.seed)
     result: dict = {"trace": args.trace, "limit": args.limit, "window": args.window, "recipe": args.recipe}
-    result["arms"] = measure_arms(base_cfg, args.out / "arms" / Path(args.trace).stem, args.fixed, args.window)
-    _write(result, f"depth-arms-{Path(args.trace).stem}")
+    result["arms"] = measure_arms(base_cfg, args.out / "arms" / _stem(args), args.fixed, args.window, arms=args.arms)
+    _write(result, f"depth-arms-{_stem(args)}{_suffix(args)}")
 
 
 def seeds(args) -> None:
@@ -165,8 +190,8 @@ def seeds(args) -> None:
     per_seed = []
     for seed in range(args.seeds):
         base_cfg = _base(args, seed)
-        out = args.out / "seeds" / f"{Path(args.trace).stem}-{args.recipe}" / f"seed{seed}"
-        per_seed.append(measure_arms(base_cfg, out, args.fixed, args.window, ema=False))
+        out = args.out / "seeds" / f"{_stem(args)}-{args.recipe}" / f"seed{seed}"
+        per_seed.append(measure_arms(base_cfg, out, args.fixed, args.window, ema=False, arms=args.arms))
     summary: dict = {}
     for arm in per_seed[0]:
         policies = ["cost"] + (["cost+payoff"] if arm != "static" else [])
@@ -185,6 +210,7 @@ def seeds(args) -> None:
             }
     result = {
         "trace": args.trace,
+        "traces": [_trace(args, seed) for seed in range(args.seeds)],
         "limit": args.limit,
         "window": args.window,
         "seeds": args.seeds,
@@ -193,7 +219,7 @@ def seeds(args) -> None:
         "summary": summary,
         "per_seed": per_seed,
     }
-    _write(result, f"depth-seeds-{Path(args.trace).stem}")
+    _write(result, f"depth-seeds-{_stem(args)}{_suffix(args)}")
 
 
 def _closed_trace(name: str, batch: int, limit: int, out: Path) -> str:
@@ -208,6 +234,23 @@ def _closed_trace(name: str, batch: int, limit: int, out: Path) -> str:
         frame, config = traces.generate_trace(traces.TraceConfig.from_dict(cfg))
         write_trace(frame.head(limit), path, config)
     return str(path)
+
+
+def closed(args) -> None:
+    """Closed-loop traces of the scenario --trace, one per seed (distinct traffic), for `seeds`."""
+    import traces as tr
+    from analysis.paper_plan import _closed_scenario
+    from traces.io import write_trace
+
+    out = args.out / "traces"
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in range(args.seeds):
+        t = _closed_scenario(args.trace, seed, args.concurrency)
+        path = out / f"{t.key}-s{seed}.parquet"
+        if not path.is_file():
+            frame, config = tr.generate_trace(tr.TraceConfig.from_dict(t.config))
+            write_trace(frame, path, config.to_dict() if hasattr(config, "to_dict") else config)
+        print(path)
 
 
 def batch(args) -> None:
@@ -279,7 +322,7 @@ def _write(result: dict, name: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["arms", "seeds", "batch"])
+    ap.add_argument("part", choices=["arms", "seeds", "batch", "closed"])
     ap.add_argument("--trace", default="shift-ci")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -292,12 +335,15 @@ def main() -> None:
     ap.add_argument(
         "--fixed", default="1,2,3,4,5,6", help="arms: the fixed γ grid (the best in hindsight is taken over it)"
     )
+    ap.add_argument("--arms", default=",".join(ARMS), help="arms, seeds: which arms (a subset of the three)")
+    ap.add_argument("--concurrency", type=int, default=8, help="closed: requests in flight")
     ap.add_argument("--out", type=Path, default=Path("/tmp/aurora-bench-depth"))
     args = ap.parse_args()
+    args.arms = tuple(a for a in ARMS if a in args.arms.split(","))
     args.fixed = [int(g) for g in args.fixed.split(",")]
     if args.part == "batch" and args.limit is None:
         args.limit = 256
-    {"arms": arms, "seeds": seeds, "batch": batch}[args.part](args)
+    {"arms": arms, "seeds": seeds, "batch": batch, "closed": closed}[args.part](args)
 
 
 if __name__ == "__main__":

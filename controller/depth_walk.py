@@ -118,18 +118,24 @@ class AcceptanceWalk:
             self.q[s] = 1.0 if t is None else self.hits[t] / self.tries[t]
 
     def _advance(self, st: _Stream, final: bool = False, ended: bool = False) -> None:
-        """Walk every round start whose outcome the labels now decide; when final, all of them
-        (past the last label: unknown after a decode step, nothing when the request ended, as
-        serving's last round stops at the request's end) and rounds starting past it are dropped."""
-        n = len(st.labels)
+        """Walk every round start whose outcome the labels now decide: all of a round's positions
+        are labelled, or a rejection among them ends it (a poor draft's rounds of γ 6 add one
+        label each: waiting for six would keep a swapped-in draft at its optimistic prior for six
+        rounds). When final, all of them (past the last label: unknown after a decode step,
+        nothing when the request ended, as serving's last round stops at the request's end) and
+        rounds starting past it are dropped."""
+        labels, n = st.labels, len(st.labels)
         for gi in range(self.gamma_max):
             pending, g = st.pending[gi], gi + 1
-            stop = n if final else n - g + 1
-            for start in range(st.done[gi], stop):
+            start = st.done[gi]
+            while start < n:
+                if not final and start + g > n and 0 not in labels[start:n]:
+                    break  # the round runs past what is labelled: decided by later rounds
                 mass = pending.pop(start, 0.0)
                 if mass:
                     self._round(st, pending, start, g, mass, ended)
-            st.done[gi] = max(st.done[gi], stop)
+                start += 1
+            st.done[gi] = start
 
     def _round(self, st: _Stream, pending: dict, start: int, g: int, mass: float, ended: bool) -> None:
         labels, n = st.labels, len(st.labels)

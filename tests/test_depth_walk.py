@@ -116,3 +116,11 @@ def test_an_untried_depth_is_priced_optimistically():
     assert [walk.expected_tokens(g) for g in range(5)] == [1.0, 2.0, 3.0, 4.0, 5.0]
     walk.reset([1.5, 1.7, 1.8, 1.8], weight=8)  # a measured profile instead
     assert walk.expected_tokens(2) == pytest.approx(1.7)
+
+
+def test_a_rejection_decides_a_deep_round_at_once():
+    """A round of 6 that meets a rejection at its first position is decided by that one label:
+    a poor draft is priced after one round, not after six."""
+    walk = _fresh()
+    walk.observe(["a", "b"], [6, 6], [0, 0])
+    assert [walk.expected_tokens(g) for g in range(1, 7)] == [1.0] * 6
