@@ -11,18 +11,22 @@ as accepted and, if k < γ, the next as rejected; after a full accept the bonus 
 never proposed (unknown). Under greedy verification whether the draft's token matches at a
 position is (nearly) a property of the position, so these labels can be walked at any depth g,
 as learner/evaluate.py walks held-out requests: a round at n accepts the run of accepted labels
-from n capped at g, emits it + 1, and the next round starts after. Offline, on the batch-8
-sweep's runs, every served depth 1-6 predicted every other's E_g within -3.9..+1.5 % (the old
-product: -6 % at E_1 from γ 6).
+from n capped at g, emits it + 1 (never past the request's end: a deep round's last tokens are
+wasted there, 10 % of γ 5's on 32-token outputs), and the next round starts after. Offline, on
+the batch-8 sweep's runs (static draft, 512 requests), rounds served at depth 3-6 predicted the
+tokens per round served at every depth 1-6 within -0.4..+2.7 %; from depths 1-2, where bonus
+positions are a third of the labels, deeper depths read up to 6 % high, which probes then
+measure (the old product: E_1 6 % low from γ 6).
 
 An unknown label (a bonus position, or beyond the last label when a request's speculation
 stops) is accepted with probability q(s), the acceptance measured at positions that followed s
 accepted-or-unknown labels (easy stretches stay easy: 0.56 after a rejection, 0.9+ after 5); an
 s never measured takes the nearest measured above, else below, else 1.0 (optimistic: untried is
 tried). The walk runs in expectation (a forward pass over round-start probabilities), per
-request, incrementally as labels arrive; a plain decode round (depth 0) breaks a request's
-labels, and so does its leaving the batch. Every estimate is a decayed sum (weight 1 - alpha per
-verified position), so it follows a shift in traffic within ≈ 1/alpha positions.
+request, incrementally: a round is walked as soon as its labels decide it. A plain decode round
+(depth 0) breaks a request's labels, and so does its leaving the batch (its end). Every
+estimate is a decayed sum (weight 1 - alpha per verified position), so it follows a shift in
+traffic within ≈ 1/alpha positions.
 """
 
 from __future__ import annotations
