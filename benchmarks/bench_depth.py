@@ -41,6 +41,7 @@ from pathlib import Path
 
 import polars as pl
 
+from aurora_sim.errors import AuroraError
 from aurora_sim.replay.config import ReplayConfig
 from aurora_sim.replay.eventlog import read_table
 from aurora_sim.replay.loop import Replay
@@ -156,9 +157,7 @@ def measure_arms(base_cfg: ReplayConfig, out: Path, fixed, window: int, ema: boo
 
 def _trace(args, seed: int) -> str:
     """--trace: a scenario (each seed draws its own traffic), one file, or one file per seed."""
-    files = args.trace.split(",")
-    if len(files) > 1 and seed >= len(files):
-        raise SystemExit(f"--trace lists {len(files)} files: no trace for seed {seed}")
+    files = args.trace.split(",")  # main() checked there is one per seed
     return files[seed] if len(files) > 1 else args.trace
 
 
@@ -339,11 +338,20 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="closed: requests in flight")
     ap.add_argument("--out", type=Path, default=Path("/tmp/aurora-bench-depth"))
     args = ap.parse_args()
+    unknown = set(args.arms.split(",")) - set(ARMS)
+    if unknown:
+        ap.error(f"unknown arm(s) {', '.join(sorted(unknown))}: choose from {', '.join(ARMS)}")
     args.arms = tuple(a for a in ARMS if a in args.arms.split(","))
     args.fixed = [int(g) for g in args.fixed.split(",")]
     if args.part == "batch" and args.limit is None:
         args.limit = 256
-    {"arms": arms, "seeds": seeds, "batch": batch, "closed": closed}[args.part](args)
+    files = args.trace.split(",")
+    if len(files) > 1 and (args.part != "seeds" or len(files) < args.seeds):
+        ap.error(f"--trace lists {len(files)} files: one per seed, for `seeds` with --seeds <= {len(files)}")
+    try:
+        {"arms": arms, "seeds": seeds, "batch": batch, "closed": closed}[args.part](args)
+    except AuroraError as exc:
+        raise SystemExit(f"bench_depth: {exc}") from None
 
 
 if __name__ == "__main__":
