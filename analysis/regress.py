@@ -82,32 +82,23 @@ def judge(baseline: dict, now: dict) -> list[Verdict]:
     return out
 
 
-def baseline_path(directory: Path, scenario: str, build: str | None = None) -> Path:
-    """`<scenario>.<build>.json` where one was recorded for this model build (`build`: the tiny
-    target's identity, 16 hex digits); else `<scenario>.json`, or `<scenario>.tiny-fp32.json`
-    where the tiny tier is built without bf16 autocast (CPUs without native bf16). The tiny build
-    is deterministic on one kind of CPU but not across kinds (measured: two x86 machines with
-    native bf16 built targets 0.02 apart in held-out loss, and static drafts 0.5 apart in AL), so
-    a baseline only means something for the build it was recorded with."""
-    from aurora_sim.models.tiny import recipe
-
-    if build:
-        own = Path(directory) / f"{scenario}.{build}.json"
-        if own.is_file():
-            return own
-    flavour = "" if recipe()["train"]["autocast_bf16"] else ".tiny-fp32"
-    return Path(directory) / f"{scenario}{flavour}.json"
+def baseline_path(directory: Path, scenario: str) -> Path:
+    """`<scenario>.json`: one baseline, for the reference build (aurora_sim.reference), which is the
+    same bytes on every machine. What is left between machines is kernel rounding, which the
+    tolerances absorb (docs/reference.md measured it)."""
+    return Path(directory) / f"{scenario}.json"
 
 
-def current_build(model: str = "tiny") -> str | None:
-    """The built target's identity (16 hex digits), or None when it is not built yet."""
-    from aurora_sim.models.registry import resolve_model
-    from aurora_sim.replay.trajectories import model_identity
+def check_reference(data: dict, path: Path) -> None:
+    """A baseline is for one reference version: another one is a different model."""
+    from aurora_sim import reference
 
-    try:
-        return model_identity(resolve_model(model, build=False))[:16]
-    except Exception:  # not built (or not a model directory): the generic baseline applies
-        return None
+    recorded = data.get("reference")
+    if recorded != reference.version():
+        raise AuroraError(
+            f"{path}: baseline was recorded on reference build {recorded}, this package ships {reference.version()} "
+            '(re-record it: aurora regress --update --reason "...")'
+        )
 
 
 def load_baseline(path: Path) -> tuple[dict, dict]:
@@ -126,8 +117,11 @@ def write_baseline(path: Path, metrics: dict, config: dict, reason: str, previou
 
     history = list((previous or {}).get("history", []))
     history.append({"date": datetime.date.today().isoformat(), "reason": reason})
+    from aurora_sim import reference
+
     data = {
         "scenario": config["trace"],
+        "reference": reference.version(),
         "config": config,
         "tolerances": TOLERANCES,
         "metrics": metrics,

@@ -26,11 +26,6 @@ def regress_command(
     baselines: Path = typer.Option(DEFAULT_BASELINES, help="Directory of committed baselines (<scenario>.json)."),
     update: bool = typer.Option(False, help="Rewrite the baseline with this run's numbers (needs --reason)."),
     reason: str = typer.Option(None, help="Why the baseline changes (recorded in its history)."),
-    this_build: bool = typer.Option(
-        False,
-        help="With --update: record the baseline for this machine's model build only (<scenario>.<build>.json, "
-        "used wherever the tiny target builds to the same identity; the tiny build differs between CPU kinds).",
-    ),
     limit: int = typer.Option(None, help="Replay only the first N requests (quick checks; baselines record it)."),
     static_draft: Path = typer.Option(None, help="The static arms' draft (default: the offline recipe's)."),
     set_: list[str] = typer.Option(
@@ -46,8 +41,8 @@ def regress_command(
     exit 1 on a regression beyond tolerance."""
     from analysis.regress import (
         baseline_path,
+        check_reference,
         collect_metrics,
-        current_build,
         judge,
         load_baseline,
         parse_overrides,
@@ -59,15 +54,11 @@ def regress_command(
 
     if update and not reason:
         raise AuroraError('--update needs --reason "why the baseline changes"')
-    build = current_build()
-    path = baseline_path(baselines, scenario, build)
-    if update and this_build:
-        if build is None:
-            raise AuroraError("--this-build: the tiny target is not built yet (aurora models build tiny)")
-        path = Path(baselines) / f"{scenario}.{build}.json"
+    path = baseline_path(baselines, scenario)
     previous = None
     if not update:
         base_metrics, previous = load_baseline(path)
+        check_reference(previous, path)
     cfg = ReplayConfig(trace=scenario, limit=limit)
     overrides = parse_overrides(set_)
     if overrides:

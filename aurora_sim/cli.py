@@ -60,11 +60,19 @@ def models_build(
     static_draft: str = typer.Option(
         None,
         "--static-draft",
-        help="Also distil the tier's static EAGLE-3 draft (what --init static serves): "
+        help="Also the tier's static EAGLE-3 draft (what --init static serves): "
         "ci (the default recipe) or full (longer, cached apart; --init static-full).",
     ),
+    from_source: bool = typer.Option(
+        False,
+        "--from-source",
+        help="tiny: rebuild the target (and --static-draft) here from the recipe instead of using the shipped "
+        "reference build; it is cached as `tiny-source` (use --model tiny-source) and compared with the reference "
+        "(held-out loss, static AL per domain). Deterministic on one machine; its bytes depend on the CPU.",
+    ),
 ):
-    """Build a model tier offline from registry-shipped material (cached; rebuilt only when its recipe changes)."""
+    """Build a model tier offline from registry-shipped material (cached; rebuilt only when its recipe changes).
+    `tiny` ships built (the reference build, verified by sha256): nothing is built unless --from-source."""
     from aurora_sim.models.registry import TIERS, build_tier
 
     if static_draft is not None:
@@ -72,16 +80,42 @@ def models_build(
 
         if static_draft not in FLAVOURS:
             raise AuroraError(f"unknown --static-draft {static_draft!r} ({', '.join(FLAVOURS)})")
-    for name in TIERS if tier == "all" else (tier,):
-        path = build_tier(name, force=force)
-        console.print(f"[green]{name}[/green]: {path}")
+    names = [t for t in TIERS if t != "tiny-source"] if tier == "all" else [tier]
+    for name in names:
+        if name == "tiny-source":  # the same as tiny --from-source
+            name, from_source = "tiny", True
+        path = build_tier(name, force=force, from_source=from_source)
+        built = "tiny-source" if name == "tiny" and from_source else name
+        if name == "tiny" and not from_source:
+            from aurora_sim import reference
+
+            console.print(f"[green]tiny[/green]: reference build {reference.version()}, shipped and verified: {path}")
+        else:
+            console.print(f"[green]{built}[/green]: {path}")
+        draft = None
         if static_draft is not None:
             from aurora_sim.learner.offline import train_static_draft
 
-            console.print(
-                f"[green]{name}[/green] static draft ({static_draft}): "
-                f"{train_static_draft(name, 'eagle3', flavour=static_draft)}"
-            )
+            draft = train_static_draft(built, "eagle3", flavour=static_draft)
+            console.print(f"[green]{built}[/green] static draft ({static_draft}): {draft}")
+        if name == "tiny" and from_source:
+            _print_reference_comparison(path, draft, static_draft)
+
+
+def _print_reference_comparison(source: Path, draft: Path | None, flavour: str | None) -> None:
+    from aurora_sim import reference
+    from aurora_sim.models.compare import compare
+
+    ref_draft = reference.draft_dir("eagle3", flavour) if draft is not None else None
+    rows = compare(source, draft, ref_draft)
+    table = Table(title=f"tiny from source vs the reference build {reference.version()} (both measured here)")
+    for col in ("measure", "domain", "reference", "from source", "difference"):
+        table.add_column(col, justify="left" if col in ("measure", "domain") else "right")
+    for r in rows:
+        table.add_row(r["measure"], r["domain"], f"{r['reference']:.4f}", f"{r['source']:.4f}", f"{r['delta']:+.4f}")
+    console.print(table)
+    if draft is None:
+        console.print("[dim]static AL: add --static-draft ci to build and compare the static head too.[/dim]")
 
 
 @models_app.command("list")
@@ -94,12 +128,12 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table("name", "built", "layers", "hidden", "vocab", "MB", "recipe", "path")
+    table = Table("name", "built", "source", "layers", "hidden", "vocab", "MB", "recipe", "path")
     for r in rows:
         table.add_row(
             r["name"],
             "yes" if r["built"] else "no",
-            *(str(r.get(k, "")) for k in ("layers", "hidden", "vocab", "size_mb", "recipe")),
+            *(str(r.get(k, "")) for k in ("source", "layers", "hidden", "vocab", "size_mb", "recipe")),
             r["path"],
         )
     Console().print(table)
@@ -165,13 +199,26 @@ def draft_train(
     steps: int = typer.Option(None, help="Optimizer steps (default: the recipe's)."),
     seed: int = typer.Option(0),
     flavour: str = typer.Option("ci", help="Recipe flavour (EAGLE-3): ci (the default) or full (longer)."),
+    from_source: bool = typer.Option(
+        False,
+        "--from-source",
+        help="tiny: train the head here even where the reference build ships it (cached apart; deterministic "
+        "on one machine, its bytes depend on the CPU).",
+    ),
 ):
     """Distil a *static* draft offline (the paper's 'static draft' arm): the tiny EAGLE-3 head on the
-    target's own greedy continuations of training-split prompts, other drafts on training-corpus text."""
+    target's own greedy continuations of training-split prompts, other drafts on training-corpus text.
+    For tiny's EAGLE-3 flavours at the recipe's settings the reference build ships the head: it is
+    verified and used, unless --from-source."""
     from aurora_sim.learner.offline import train_static_draft
 
-    path = train_static_draft(model, kind=kind, out=out, steps=steps, seed=seed, flavour=flavour)
-    console.print(f"draft written to {path}")
+    path = train_static_draft(
+        model, kind=kind, out=out, steps=steps, seed=seed, flavour=flavour, from_source=from_source
+    )
+    from aurora_sim import reference
+
+    shipped = path.resolve().is_relative_to(reference.ROOT)
+    console.print(f"draft: {path}" + (f" (shipped with reference build {reference.version()})" if shipped else ""))
 
 
 @draft_app.command("export")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
-from analysis.regress import Verdict, baseline_path, current_build, judge
+from analysis.regress import Verdict, baseline_path, check_reference, judge
+from aurora_sim import reference
 from aurora_sim.cli import app
 
 runner = CliRunner()
@@ -38,16 +40,22 @@ def test_judge_flags_only_changes_for_the_worse():
     assert judge({"x/final_loss": 0.5}, {}) == [Verdict("x/final_loss", 0.5, None, "missing")]
 
 
-def test_a_baseline_recorded_for_this_build_is_preferred(tmp_path, tiny_dir):
-    build = current_build()
-    assert build is not None and len(build) == 16
-    generic = baseline_path(tmp_path, "shift-mini", build)
-    assert generic.name in ("shift-mini.json", "shift-mini.tiny-fp32.json")  # none for this build yet
-    own = tmp_path / f"shift-mini.{build}.json"
-    own.write_text("{}")
-    assert baseline_path(tmp_path, "shift-mini", build) == own
-    assert baseline_path(tmp_path, "shift-mini", "0" * 16) == generic  # another build: the generic one
-    assert baseline_path(tmp_path, "shift-mini", None) == generic
+def test_one_baseline_and_it_names_its_reference(tmp_path):
+    from aurora_sim.errors import AuroraError
+
+    path = baseline_path(tmp_path, "shift-mini")
+    assert path.name == "shift-mini.json"
+    check_reference({"reference": reference.version()}, path)
+    with pytest.raises(AuroraError, match=r"shift-mini.json: baseline was recorded on reference build tiny-ref-0"):
+        check_reference({"reference": "tiny-ref-0"}, path)
+
+
+def test_the_committed_baseline_is_for_the_shipped_reference():
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[1] / "baselines"
+    assert sorted(p.name for p in committed.glob("*.json")) == ["shift-mini.json"]
+    check_reference(json.loads((committed / "shift-mini.json").read_text()), committed / "shift-mini.json")
 
 
 def test_regress_passes_unchanged_and_catches_a_broken_learner(tmp_path, trained_head_dir):
@@ -78,6 +86,7 @@ def test_regress_passes_unchanged_and_catches_a_broken_learner(tmp_path, trained
 
     baseline = json.loads(baseline_path(tmp_path / "b", "shift-mini").read_text())
     assert baseline["history"][-1]["reason"] == "test baseline"
+    assert baseline["reference"] == reference.version()
     assert "online-scratch/final_loss" in baseline["metrics"]
 
     res = runner.invoke(app, common)

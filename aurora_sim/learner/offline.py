@@ -32,7 +32,7 @@ from aurora_sim.hashing import sha256_file
 from aurora_sim.learner.losses import eagle3_ttt_loss, lm_draft_loss
 from aurora_sim.models import drafts
 from aurora_sim.models.llama import Llama
-from aurora_sim.models.registry import TIERS, load_tokenizer, resolve_model
+from aurora_sim.models.registry import TIERS, load_tokenizer, recipe_tier, resolve_model
 from aurora_sim.paths import models_dir
 from aurora_sim.progress import TrainingProgress
 
@@ -129,6 +129,7 @@ def tier_recipe(model: str, kind: str, flavour: str = "ci") -> dict:
     (EAGLE-3), then the flavour's overrides (EAGLE-3)."""
     if flavour not in FLAVOURS:
         raise AuroraError(f"unknown static-draft flavour {flavour!r} ({', '.join(FLAVOURS)})")
+    model = recipe_tier(model)
     tier = dict(RECIPE["tiers"].get(model, RECIPE["default"]))
     if kind == "eagle3":
         tier.update(HOT_VOCAB.get(model) or {})
@@ -144,6 +145,13 @@ def tier_recipe(model: str, kind: str, flavour: str = "ci") -> dict:
     return tier
 
 
+def draft_key(kind: str, steps: int, seed: int, target_sha: str, hot: dict | None, flavour: str) -> str:
+    """A static draft's cache key (its provenance's `recipe_hash`): everything its bytes depend on
+    but the machine."""
+    parts = [RECIPE, kind, steps, seed, target_sha] + ([hot] if hot else []) + ([flavour] if flavour != "ci" else [])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
 def train_static_draft(
     model: str = "tiny",
     kind: str = "eagle3",
@@ -152,21 +160,25 @@ def train_static_draft(
     seed: int = 0,
     progress: bool = True,
     flavour: str = "ci",
+    from_source: bool = False,
 ) -> Path:
+    """The static draft of `model`: for the reference `tiny` target with the recipe's own settings
+    (no `out`, `steps` or `seed`), the shipped head (verified), unless `from_source`; otherwise
+    trained here (cached by recipe, target bytes and settings; deterministic on one machine)."""
     if kind not in ("eagle3", "lm"):
         raise AuroraError(f"unknown draft kind {kind!r} (eagle3 or lm)")
-    model_dir = resolve_model(model)
     tier = tier_recipe(model, kind, flavour)
-    hot = HOT_VOCAB.get(model) if kind == "eagle3" else None
+    if model == "tiny" and not from_source and out is None and steps is None and seed == 0:
+        from aurora_sim import reference
+
+        if reference.has_draft(kind, flavour):
+            return reference.draft_dir(kind, flavour)
+    model_dir = resolve_model(model)
+    hot = HOT_VOCAB.get(recipe_tier(model)) if kind == "eagle3" else None
     steps = steps or tier["steps"]
     out = Path(out) if out else default_out(model if model in TIERS else Path(model).name, kind, flavour)
     target_sha = sha256_file(next(iter(sorted(model_dir.glob("*.safetensors")))))
-    key = hashlib.sha256(
-        json.dumps(
-            [RECIPE, kind, steps, seed, target_sha] + ([hot] if hot else []) + ([flavour] if flavour != "ci" else []),
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()
+    key = draft_key(kind, steps, seed, target_sha, hot, flavour)
     prov_file = out / "provenance.json"
     if prov_file.is_file() and json.loads(prov_file.read_text()).get("recipe_hash") == key:
         return out

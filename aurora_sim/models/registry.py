@@ -1,5 +1,9 @@
-"""Model names users type (`tiny`, `smollm2`, or a directory) and drafts (`none`, `eagle3`, `lm`,
-`same`, or a directory), resolved to built artefacts. Tiers build on first use and are cached."""
+"""Model names users type (`tiny`, `tiny-source`, `smollm2`, or a directory) and drafts (`none`,
+`eagle3`, `lm`, `same`, or a directory), resolved to artefacts.
+
+`tiny` is the reference build shipped with the package (`aurora_sim.reference`: verified, the same
+bytes everywhere); `tiny-source` is the same recipe rebuilt on this machine (`aurora models build
+tiny --from-source`; its bytes depend on the CPU); `smollm2` builds on first use and is cached."""
 
 from __future__ import annotations
 
@@ -14,15 +18,38 @@ from aurora_sim.models import drafts
 from aurora_sim.models.llama import Llama
 from aurora_sim.paths import models_dir
 
-TIERS = ("tiny", "smollm2")
+TIERS = ("tiny", "tiny-source", "smollm2")
+# a tier rebuilt here from another tier's recipe -> that tier (recipes and draft recipes are its)
+SOURCE_BUILDS = {"tiny-source": "tiny"}
 DRAFT_KINDS = ("none", "eagle3", "lm", "same")
 
 
-def build_tier(name: str, force: bool = False, progress: bool = True) -> Path:
-    if name == "tiny":
+def recipe_tier(model: str | Path) -> str:
+    """The tier whose recipes apply to `model`: a tier name, its from-source build, or a directory
+    whose provenance names a tier (a from-source build addressed by path); else the name itself."""
+    name = str(model)
+    if name in SOURCE_BUILDS:
+        return SOURCE_BUILDS[name]
+    if name in TIERS:
+        return name
+    try:
+        tier = json.loads((Path(name).expanduser() / "provenance.json").read_text()).get("tier")
+    except (OSError, ValueError, AttributeError):
+        return name
+    return tier if tier in TIERS else name
+
+
+def build_tier(name: str, force: bool = False, progress: bool = True, from_source: bool = False) -> Path:
+    """`tiny`: the shipped reference (verified; nothing to build) unless `from_source`, which
+    rebuilds it from its recipe as `tiny-source`."""
+    if name == "tiny" and not from_source:
+        from aurora_sim import reference
+
+        return reference.target_dir()
+    if name in ("tiny", "tiny-source"):
         from aurora_sim.models.tiny import build_tiny
 
-        return build_tiny(force=force, progress=progress)
+        return build_tiny(force=force, progress=progress, out_dir=models_dir() / "tiny-source")
     if name == "smollm2":
         from aurora_sim.models.smollm2 import build_smollm2
 
@@ -31,7 +58,12 @@ def build_tier(name: str, force: bool = False, progress: bool = True) -> Path:
 
 
 def resolve_model(name: str, build: bool = True) -> Path:
-    """A tier name builds (once) and returns its directory; anything else must be a directory."""
+    """`tiny` is the verified reference; another tier name builds (once) and returns its directory;
+    anything else must be a directory."""
+    if name == "tiny":
+        from aurora_sim import reference
+
+        return reference.target_dir()
     if name in TIERS:
         path = models_dir() / name
         if not (path / "provenance.json").is_file():
@@ -77,9 +109,11 @@ def make_draft(spec: str, target: Llama, seed: int = 0):
 
 
 def list_models() -> list[dict]:
+    from aurora_sim import reference
+
     rows = []
     for name in TIERS:
-        path = models_dir() / name
+        path = reference.ROOT / reference.TARGET if name == "tiny" else models_dir() / name
         prov_file = path / "provenance.json"
         row = {"name": name, "path": str(path), "built": prov_file.is_file()}
         if row["built"]:
@@ -90,6 +124,7 @@ def list_models() -> list[dict]:
                 hidden=cfg.get("hidden_size"),
                 vocab=cfg.get("vocab_size"),
                 recipe=str(prov.get("recipe_hash", ""))[:12],
+                source=f"reference {reference.version()}" if name == "tiny" else "built here",
                 size_mb=round(sum(f.stat().st_size for f in path.glob("*.safetensors")) / 2**20, 1),
             )
         rows.append(row)

@@ -184,6 +184,13 @@ def replay_command(
     unroll: int = typer.Option(
         None, help="TTT unroll steps of the EAGLE head's loss, weights 0.8^i [recipe: fast 4, paper 5]."
     ),
+    learner_precision: str = typer.Option(
+        "fp32",
+        "--learner-precision",
+        help="The trainer's arithmetic: fp32 (the default: the same numbers on every CPU); bf16 (autocast, weights "
+        "and optimizer fp32: ~2x faster steps on CPUs with native bf16, emulated and slower elsewhere; it changes "
+        "the learner's numbers, docs/reference.md); auto (bf16 where native, else fp32). Recorded in the run.",
+    ),
     depth: str = typer.Option(
         "fixed",
         help="Speculation depth per round (0 = a plain decode step; --gamma is the maximum): fixed (γ every round, as before); ema (a model of SGLang's adaptive speculative decoding: batch-size tiers of speculative_num_steps switched on an EMA of accepted drafts); cost (the γ in 0..max with the most expected tokens per unit of the cost model's round time, priced by walking the requests served so far again at every depth, so each depth is priced where its own rounds would start; 0 where drafting does not pay); confidence (γ max, but a chain stops where the draft's top probability falls below --depth-threshold; round-by-round engine only).",
@@ -288,6 +295,7 @@ def replay_command(
         controller_floor_window=floor_window,
         depth_policy=depth,
         depth_threshold=depth_threshold,
+        learner_precision=learner_precision,
         **explicit,
     )
     stem = Path(trace).stem if Path(trace).suffix else trace

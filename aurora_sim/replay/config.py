@@ -41,9 +41,11 @@ class LearnerConfig:
     explode_grad_norm: float = 1e3  # a step whose gradient norm exceeds this is dropped
     heldout_every: int = 10  # every Nth captured request goes to the held-out pool (lazy policy)
     eval_requests: int = 32  # requests a candidate is scored on (lazy: held-out; shadow: recent)
-    # Trainer arithmetic: bf16 autocast (weights and optimizer stay fp32) where the CPU has native
-    # bf16 (~2x faster steps), fp32 elsewhere; auto is resolved when a run starts and recorded.
-    precision: str = "auto"  # auto | bf16 | fp32
+    # Trainer arithmetic. fp32 by default: the same numbers on every CPU (docs/reference.md measured
+    # what bf16 changes). bf16 = autocast (weights and optimizer stay fp32), an opt-in speed-up of
+    # ~2x per step where the CPU has native bf16 (AVX512-BF16, AMX); auto = bf16 there, fp32
+    # elsewhere. Resolved when a run starts and recorded in its config.
+    precision: str = "fp32"  # fp32 | bf16 | auto
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from aurora_sim.replay.rng import stream_seed
 
 
 def hot_vocab(model: str, size: int, vocab_size: int) -> torch.Tensor:
-    """EAGLE-3's hot vocabulary of `model` (learner.offline.hot_vocabulary), cached beside the
-    model cache per (model build, size): counting the training split takes seconds."""
+    """EAGLE-3's hot vocabulary of `model` (learner.offline.hot_vocabulary): the reference build's
+    shipped table where it has one of this size, else counted here and cached beside the model
+    cache per (model build, size): counting the training split takes seconds."""
+    from aurora_sim import reference
     from aurora_sim.atomic import atomic_file
     from aurora_sim.learner.offline import hot_vocabulary
     from aurora_sim.models.registry import load_tokenizer, resolve_model
@@ -29,6 +31,10 @@ def hot_vocab(model: str, size: int, vocab_size: int) -> torch.Tensor:
 
     if size > vocab_size:
         raise AuroraError(f"draft vocabulary {size} is larger than {model}'s vocabulary ({vocab_size})")
+    if model == reference.TARGET and (shipped := reference.hot_vocab_file(size)) is not None:
+        from safetensors.torch import load_file
+
+        return load_file(str(shipped))["d2t"]
     model_dir = resolve_model(model)
     path = models_dir() / "hot-vocab" / f"{model}-{model_identity(model_dir)[:16]}-{size}.pt"
     if path.is_file():
