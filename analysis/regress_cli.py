@@ -43,6 +43,7 @@ def regress_command(
         baseline_path,
         check_reference,
         collect_metrics,
+        describe_tolerances,
         judge,
         load_baseline,
         parse_overrides,
@@ -85,8 +86,7 @@ def regress_command(
     verdicts = judge(base_metrics, now)
     t = Table(
         title=f"aurora regress: {scenario} vs {path}",
-        caption="tolerances: AL and speedup -3 % rel, "
-        "recovery +25 requests, final loss +15 % rel; only changes for the worse fail",
+        caption=f"tolerances: {describe_tolerances()}; only changes for the worse fail",
     )
     for col in ("metric", "baseline", "now", "verdict"):
         t.add_column(col, justify="right" if col in ("baseline", "now") else "left")

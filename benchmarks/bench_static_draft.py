@@ -90,10 +90,11 @@ def main() -> None:
     ap.add_argument("-o", "--out", type=Path, default=RESULTS / "static_draft.json")
     args = ap.parse_args()
 
+    from aurora_sim import reference
     from aurora_sim.generate import stop_ids
     from aurora_sim.models import drafts
     from aurora_sim.models.registry import load_target, load_tokenizer, resolve_model
-    from aurora_sim.replay.trajectories import trajectories_for
+    from aurora_sim.replay.trajectories import model_identity, trajectories_for
     from aurora_sim.replay.workload import build_workload
 
     torch.set_num_threads(1)
@@ -134,6 +135,11 @@ def main() -> None:
                 "output_tokens": {d: sum(len(t) - p for t, p in s) for d, s in seqs.items()},
             },
             "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": 1},
+            # which bytes: the shipped reference (the same on every machine) or a build of this one
+            "build": {
+                "reference": reference.version() if reference.is_reference(model_dir) else None,
+                "model_identity": model_identity(model_dir),
+            },
             "trajectory_s": round(traj_s, 1),
             "al_convention": "served tokens per verify round of a frozen draft, bonus included (greedy, exact serving chain)",
         }

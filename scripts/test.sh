@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (idempotent), check lint and formatting (ruff, configured in pyproject.toml), and run the
-# test suite. The first run builds the tiny tier (cached; ≈7-9 min on a CPU with native bf16,
-# ≈15-20 min without) and the static draft (≈4 min).
+# test suite. The tiny tier and its static drafts ship with the package (aurora_sim/reference/);
+# the first run builds only the corpora, the smollm2 tier and the tests' own short builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

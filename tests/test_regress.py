@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from analysis.regress import Verdict, baseline_path, check_reference, judge
+from analysis.regress import Verdict, baseline_path, check_reference, describe_tolerances, judge
 from aurora_sim import reference
 from aurora_sim.cli import app
 
@@ -23,9 +23,9 @@ def test_judge_flags_only_changes_for_the_worse():
         "a/recovery_requests/shift@1600": 60,
     }
     now = {
-        "a/acceptance_length/seg0_code": 1.9,
+        "a/acceptance_length/seg0_code": 1.97,  # -1.5 %: beyond the 1 % tolerance
         "a/speedup/vs_static": 1.5,
-        "a/recovery_requests/shift@800": 120,
+        "a/recovery_requests/shift@800": 108,  # within the 10 requests
         "a/final_loss": 0.7,
         "a/recovery_requests/shift@1600": None,
     }
@@ -38,6 +38,7 @@ def test_judge_flags_only_changes_for_the_worse():
         "a/recovery_requests/shift@1600": "REGRESSION",
     }
     assert judge({"x/final_loss": 0.5}, {}) == [Verdict("x/final_loss", 0.5, None, "missing")]
+    assert describe_tolerances() == ("AL -1 % rel, speedup -1 % rel, recovery +10 requests, final loss +5 % rel")
 
 
 def test_one_baseline_and_it_names_its_reference(tmp_path):
