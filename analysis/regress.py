@@ -7,8 +7,8 @@ machine the numbers repeat exactly, and every machine replays the same shipped r
 (aurora_sim/reference), so the tolerances only absorb what another CPU's arithmetic could move on
 the same bytes: benchmarks/bench_reference_noise.py measured 0 on every metric under ATen's
 AVX-512, AVX2 and scalar kernels, MKL's and oneDNN's AVX2 paths and one thread; the margins
-below leave room for a greedy argmax tie flipped on a kernel kind not tried (docs/reference.md). `--update --reason "…"` rewrites the baseline and
-appends the reason to its history.
+below leave room for a greedy argmax tie flipped on a kernel kind not tried (docs/reference.md).
+`--update --reason "…"` rewrites the baseline and appends the reason to its history.
 """
 
 from __future__ import annotations
