@@ -179,3 +179,25 @@ def test_run_metadata_carries_schema_and_config(runs):
     assert json.loads(runs_row["cost_model_json"])  # the cost model describes itself
     for table in PART_TABLES:
         assert (read_table(runs["online"], table)["run_id"] == runs_row["run_id"]).all()
+
+
+def test_the_time_ledger_adds_up_and_prices_each_swap_by_its_mechanism(runs, tmp_path):
+    from aurora_sim.costs.swap import RECAPTURE_NS_PER_SIZE
+    from aurora_sim.replay.summary import summarize
+
+    in_place = summarize(runs["online"])["time"]
+    assert in_place["mechanism"] == "in-place" and in_place["swaps"] > 0
+    assert in_place["pause_s"] == pytest.approx(in_place["swaps"] * in_place["pause_per_swap_s"], abs=1e-3)
+    parts = in_place["serving_s"] + in_place["pause_s"] + in_place["idle_s"]
+    assert parts == pytest.approx(in_place["makespan_s"], abs=1e-3)
+    assert 0 < in_place["drafting_s"] < in_place["serving_s"] and in_place["publish_s"] > 0
+    nospec = summarize(runs["nospec"])["time"]
+    assert nospec["drafting_s"] == 0 and nospec["pause_s"] == 0 and nospec["swaps"] == 0
+    if runs["engine"] != "fast":
+        return
+    Replay(small(swap="recapture", engine="fast"), tmp_path / "recapture").run()
+    rec = summarize(tmp_path / "recapture")["time"]
+    assert rec["mechanism"] == "recapture" and rec["swaps"] > 0
+    assert rec["pause_per_swap_s"] == pytest.approx(8 * RECAPTURE_NS_PER_SIZE / 1e9, abs=1e-3)  # batch 8: 8 graphs
+    assert rec["pause_s"] == pytest.approx(rec["swaps"] * rec["pause_per_swap_s"], abs=1e-3)
+    assert rec["break_even_al_gain"] is None or rec["break_even_al_gain"] > in_place["break_even_al_gain"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 
+from aurora_sim.costs import swap as swap_mechanism
 from aurora_sim.costs.deployments import DEPLOYMENTS, Deployment
 from aurora_sim.costs.hardware import HardwareSpec
 from aurora_sim.costs.shapes import ModelShape, RoundShape
@@ -88,10 +89,18 @@ class _Roofline:
 class AnalyticCost:
     """CostModel from a hardware spec and a deployment. Deterministic: same inputs, same ints."""
 
-    def __init__(self, hardware: HardwareSpec, deployment: Deployment, train_unroll: int = 5):
+    def __init__(
+        self,
+        hardware: HardwareSpec,
+        deployment: Deployment,
+        train_unroll: int = 5,
+        swap: str = swap_mechanism.DEFAULT,
+        max_batch: int = 8,
+    ):
         if train_unroll < 1:
             raise AuroraError(f"train_unroll must be >= 1, got {train_unroll}")
         self.hw, self.dep, self.train_unroll = hardware, deployment, train_unroll
+        self.swap, self.max_batch = swap_mechanism.check(swap), max(1, int(max_batch))
         self.name = f"analytic:{hardware.name}:{deployment.name}"
         self.roof = _Roofline(hardware, deployment.tp)
         self.round_overhead_ns, self.draft_step_overhead_ns, self.overhead_source = overheads_for(hardware)
@@ -128,10 +137,28 @@ class AnalyticCost:
 
     def swap_ns(self) -> tuple[int, int]:
         """(publish, pause): the trainer writes the draft, the server reads it back and copies it
-        to the device, all in the background; then serving stalls for graph recapture."""
+        to the device, all in the background; then serving stalls while it goes live, for as
+        long as the swap mechanism takes (costs/swap.py)."""
         hw, nbytes = self.hw, self.draft_bytes()
         publish = nbytes / hw.disk_write_bw + nbytes / hw.disk_read_bw + (nbytes / hw.h2d_bw if hw.h2d_bw else 0.0)
-        return round(publish * 1e9) + hw.swap_fixed_ns, hw.swap_pause_ns
+        return round(publish * 1e9) + hw.swap_fixed_ns, self.pause_ns(self.swap)
+
+    def pause_ns(self, mechanism: str) -> int:
+        """The serving stall of a swap by `mechanism` at this model's max batch."""
+        return swap_mechanism.pause_ns(
+            mechanism,
+            graphs=self.hw.cuda_graphs,
+            draft_bytes=self.draft_bytes(),
+            copy_bw=self.roof.bw,
+            sync_ns=self.hw.launch_ns,
+            batch=self.max_batch,
+        )
+
+    def draft_ns(self, s: RoundShape) -> int:
+        """The drafting part of a round's `round_ns`: the draft's γ forwards and their overheads."""
+        if s.gamma == 0 or s.batch == 0:
+            return 0
+        return round(draft_forwards_ns(self.roof, self.dep, s) + s.gamma * self.draft_step_overhead_ns)
 
     # ---- reporting ---------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -163,7 +190,15 @@ class AnalyticCost:
                 "logit_passes": LOGIT_PASSES,
             },
             "train": {"unroll": self.train_unroll, "step_ns_4096_tokens": self.train_step_ns(4096)},
-            "swap": {"draft_bytes": self.draft_bytes(), "publish_ns": publish, "pause_ns": pause},
+            "swap": {
+                "mechanism": self.swap,
+                "max_batch": self.max_batch,
+                "draft_bytes": self.draft_bytes(),
+                "publish_ns": publish,
+                "pause_ns": pause,
+                "pause_ns_by_mechanism": {m: self.pause_ns(m) for m in swap_mechanism.MECHANISMS},
+                "recapture_source": swap_mechanism.RECAPTURE_SOURCE,
+            },
         }
 
 
@@ -199,11 +234,16 @@ def physical_ns(roof: _Roofline, dep: Deployment, s: RoundShape) -> float:
     )
     if s.gamma == 0 or s.batch == 0:
         return target
+    return draft_forwards_ns(roof, dep, s) + target + roof.hw.spec_row_overhead_ns * s.batch
+
+
+def draft_forwards_ns(roof: _Roofline, dep: Deployment, s: RoundShape) -> float:
+    """The draft's γ forwards of a speculative round (no fixed overheads)."""
+    rows = max(s.batch, 1)
     step = s.batch  # draft steps 2..γ: one token per row
     first = max(s.batch, s.draft_tokens - (s.gamma - 1) * step)  # the catch-up forward, >= 1 token per row
     draft = roof.forward(dep.draft, first, s.context_tokens, first / rows)
-    draft += (s.gamma - 1) * roof.forward(dep.draft, step, s.context_tokens, 1.0)
-    return draft + target + roof.hw.spec_row_overhead_ns * s.batch
+    return draft + (s.gamma - 1) * roof.forward(dep.draft, step, s.context_tokens, 1.0)
 
 
 def fit_overheads(hw: HardwareSpec) -> tuple[int, int]:

@@ -43,7 +43,7 @@ class HardwareSpec:
     cache_bw: float  # bytes/s streaming them from there
     h2d_bw: float  # bytes/s host→device copy when loading a draft (0 = none: cpu)
     swap_fixed_ns: int  # file creation, fsync, safetensors header, handshake with the server
-    swap_pause_ns: int  # serving stall when the new draft goes live (CUDA-graph recapture)
+    cuda_graphs: bool  # serving replays captured CUDA graphs (what a swap may recapture: costs/swap.py)
     train_fixed_ns: int  # per optimizer step (zero_grad, clip, step launches)
     train_unroll_fixed_ns: int  # per TTT unroll step (forward+backward launches of the head)
     round_overhead_ns: int | None = None  # None: fitted (GPU); cpu: measured
@@ -80,9 +80,8 @@ _GPU_COMMON = dict(
     cache_bw=0.0,
     h2d_bw=25e9,  # pageable PCIe copies (Gen5 x16 peaks near 64 GB/s; pageable gets ~25)
     swap_fixed_ns=50 * MS,
-    # Aurora recaptures CUDA graphs when a new draft goes live; capturing the draft's graphs
-    # over the served batch sizes takes a few hundred ms.
-    swap_pause_ns=300 * MS,
+    # what going live costs depends on the swap mechanism (costs/swap.py: recapture, in-place)
+    cuda_graphs=True,
     train_fixed_ns=3 * MS,
     train_unroll_fixed_ns=1 * MS,
 )
@@ -110,7 +109,7 @@ HARDWARE: dict[str, HardwareSpec] = {
     # speculative round 2.8 ms + 0.65 ms per draft step + 120 µs/row. A save_draft + load_draft
     # round trip of the tiny head takes 30-40 ms, nearly all fixed (fsync, building the module).
     # Timings on this VM drift by ±30% run to run: prefer a calibrated profile for cpu timings.
-    # No CUDA graphs: no swap pause.
+    # No CUDA graphs: a swap recaptures nothing.
     "cpu": HardwareSpec(
         "cpu",
         90e9,
@@ -132,7 +131,7 @@ HARDWARE: dict[str, HardwareSpec] = {
         cache_bw=30e9,
         h2d_bw=0.0,
         swap_fixed_ns=30 * MS,
-        swap_pause_ns=0,
+        cuda_graphs=False,
         train_fixed_ns=2 * MS,
         train_unroll_fixed_ns=2 * MS,
         round_overhead_ns=2800 * US,

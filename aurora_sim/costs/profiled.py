@@ -84,8 +84,11 @@ def _longest(shape: RoundShape) -> int:
 class ProfiledCost:
     EXAMPLES = 8  # out-of-table look-ups kept as examples (the first, one per axis and value)
 
-    def __init__(self, table: dict, path: str = "<table>", train_unroll: int | None = None):
+    def __init__(self, table: dict, path: str = "<table>", train_unroll: int | None = None, swap: str = "in-place"):
+        from aurora_sim.costs.swap import check
+
         self.path = path
+        self.swap = check(swap)
         self.table = table
         self.gammas = [int(g) for g in table["gamma_grid"]]
         self.batches = [int(b) for b in table["batch_grid"]]
@@ -104,7 +107,7 @@ class ProfiledCost:
         return {g: [float(rows[str(g)][str(b)]) for b in self.batches] for g in self.gammas}
 
     @classmethod
-    def from_file(cls, path: str | Path, train_unroll: int | None = None) -> ProfiledCost:
+    def from_file(cls, path: str | Path, train_unroll: int | None = None, swap: str = "in-place") -> ProfiledCost:
         path = Path(path).expanduser()
         if not path.is_file():
             raise AuroraError(f"{path}: profile not found (write one with `aurora calibrate`)")
@@ -115,7 +118,7 @@ class ProfiledCost:
         problem = validate_table(table)
         if problem:
             raise AuroraError(f"{path}: bad profile ({problem})")
-        return cls(table, str(path), train_unroll)
+        return cls(table, str(path), train_unroll, swap)
 
     def _row_at(self, rows: dict[int, list[float]], gamma: int, batch: float) -> float:
         if gamma in rows:
@@ -230,7 +233,12 @@ class ProfiledCost:
         return round(float(self.table.get("train_step_fixed_ns", 0)) + per_token * tokens)
 
     def swap_ns(self) -> tuple[int, int]:
-        return int(self.table["swap_publish_ns"]), int(self.table["swap_pause_ns"])
+        """The table's measured publish and pause. A table measures one server's mechanism; one
+        that measured an in-place copy apart (`swap_inplace_pause_ns`) gives it for in-place."""
+        pause = self.table["swap_pause_ns"]
+        if self.swap == "in-place":
+            pause = self.table.get("swap_inplace_pause_ns", pause)
+        return int(self.table["swap_publish_ns"]), int(pause)
 
     def describe(self) -> dict:
         meta = {k: v for k, v in self.table.items() if k != "round_ns"}
@@ -240,6 +248,7 @@ class ProfiledCost:
             "units": "ns (int)",
             "path": self.path,
             "train_unroll": self.train_unroll,
+            "swap_mechanism": self.swap,
             "round_ns": self.table["round_ns"],
             "lookup": "linear in batch (clamped below, extrapolated above), linear in γ; "
             + ("linear in context per row" if self.contexts else "context not an axis")

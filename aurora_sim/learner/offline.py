@@ -13,6 +13,9 @@ corpus windows (decoding the bigger target's responses costs more than its whole
 Flavours (`RECIPE["flavours"]`): the default ("ci") is sized to fit CI's model-build budget; "full"
 trains longer on more continuations (`aurora models build tiny --static-draft full`,
 `aurora draft train --flavour full`, `aurora replay --init static-full`), and is cached apart.
+`DOMAIN_FLAVOURS` train with full's budget on one domain's prompts: "general" (chat only, the
+paper's general static head; `--init static-general`) and the per-domain adaptation ceilings
+"code" and "finance" (`--init ceiling-code`, `ceiling-finance`; chat's ceiling is "general").
 
 The EAGLE-3 head starts from the target's final norm and LM head (as EAGLE does), so a few
 hundred CPU steps already give a useful draft. Deterministic: one thread, seeded, fixed steps.
@@ -65,7 +68,14 @@ RECIPE = {
         "full": {"tiny": {"steps": 1200, "self_distill": {"prompts": 1920, "max_new_tokens": 128, "context": 64}}},
     },
 }
-FLAVOURS = ("ci", *RECIPE["flavours"])
+# Flavours by the domains a head trains on (issue 31), all with the `full` budget. "general" is
+# the paper's situation: a head trained offline on general chat only (its Qwen3-8B runs fine-tune a
+# public EAGLE-3 head trained on chat data), for which code and finance traffic is new. "code" and
+# "finance" are adaptation ceilings: the same budget on other prompts of one domain (training
+# split, so disjoint from every trace's), what a fully adapted draft reaches there; chat's ceiling
+# is "general" itself. Kept out of RECIPE, like HOT_VOCAB, so the ci/full heads keep their keys.
+DOMAIN_FLAVOURS = {"general": ("chat",), "code": ("code",), "finance": ("finance",)}
+FLAVOURS = ("ci", *RECIPE["flavours"], *DOMAIN_FLAVOURS)
 # EAGLE-3 heads over a hot vocabulary (its `d2t`), per tier; these override the tier's recipe and
 # are kept out of RECIPE so drafts built without one keep their cache keys. SmolLM2's 49k-token LM
 # head made a full-vocabulary draft step cost about a quarter of a target step (so speculation
@@ -134,10 +144,12 @@ def tier_recipe(model: str, kind: str, flavour: str = "ci") -> dict:
     if kind == "eagle3":
         tier.update(HOT_VOCAB.get(model) or {})
         if flavour != "ci":
-            over = RECIPE["flavours"][flavour].get(model)
+            over = RECIPE["flavours"]["full" if flavour in DOMAIN_FLAVOURS else flavour].get(model)
             if over is None:
                 raise AuroraError(f"static-draft flavour {flavour!r} has no recipe for {model!r}")
             tier.update(over)
+            if flavour in DOMAIN_FLAVOURS:
+                tier["domains"] = list(DOMAIN_FLAVOURS[flavour])
     else:
         tier.pop("self_distill", None)
         if flavour != "ci":
@@ -149,6 +161,8 @@ def draft_key(kind: str, steps: int, seed: int, target_sha: str, hot: dict | Non
     """A static draft's cache key (its provenance's `recipe_hash`): everything its bytes depend on
     but the machine."""
     parts = [RECIPE, kind, steps, seed, target_sha] + ([hot] if hot else []) + ([flavour] if flavour != "ci" else [])
+    if flavour in DOMAIN_FLAVOURS:
+        parts.append({"domains": list(DOMAIN_FLAVOURS[flavour])})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -222,11 +236,13 @@ def train_static_draft(
             sd["max_new_tokens"],
             sd["context"],
             progress=progress,
+            domains=tuple(tier.get("domains", ())) or None,
         )
         data = batches(rows, steps, b, seed)
         source = (
             "the target's greedy continuations of training-split prompts (traces.prompts kinds, "
-            "code/finance/chat in turn; never the held-out split); loss on the continuation"
+            + ("/".join(tier["domains"]) + " only" if "domains" in tier else "code/finance/chat in turn")
+            + "; never the held-out split); loss on the continuation"
         )
     else:
         windows = token_windows(tokenizer, tier["seq_len"], steps * b, seed)

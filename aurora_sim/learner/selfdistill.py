@@ -39,10 +39,17 @@ def _train_pools() -> dict:
 
 
 def training_requests(
-    tokenizer, stops: tuple[int, ...], count: int, seed: int, max_new_tokens: int, window: int
+    tokenizer,
+    stops: tuple[int, ...],
+    count: int,
+    seed: int,
+    max_new_tokens: int,
+    window: int,
+    domains: tuple[str, ...] | None = None,
 ) -> list[tuple[str, GenRequest]]:
-    """`count` greedy requests of training-split prompts, domains in turn: (domain, request).
-    Prompts that would not fit the context window with the continuation are skipped."""
+    """`count` greedy requests of training-split prompts, `domains` (default: all) in turn:
+    (domain, request). Prompts that would not fit the context window with the continuation are
+    skipped."""
     from aurora_sim.corpora import DOMAINS
     from aurora_sim.generate import encode
     from aurora_sim.replay.trajectories import OVERHANG
@@ -50,12 +57,19 @@ def training_requests(
 
     cfg = PromptConfig()
     pools = _train_pools()
+    unknown = sorted(set(domains or ()) - set(DOMAINS))
+    if unknown:
+        from aurora_sim.errors import AuroraError
+
+        raise AuroraError(f"self-distillation: unknown domain(s) {', '.join(unknown)} ({', '.join(DOMAINS)})")
+    # indices into DOMAINS (what `draw` takes); all domains in turn is the recipe's default
+    cycle = np.array([DOMAINS.index(d) for d in domains] if domains else range(len(DOMAINS)), dtype=np.int64)
     room = window - 1 - max_new_tokens - OVERHANG
     out: list[tuple[str, GenRequest]] = []
     drawn = 0
     while len(out) < count:
-        n = 2 * (count - len(out)) + len(DOMAINS)
-        domain_idx = (np.arange(drawn, drawn + n) % len(DOMAINS)).astype(np.int64)
+        n = 2 * (count - len(out)) + len(cycle)
+        domain_idx = cycle[np.arange(drawn, drawn + n) % len(cycle)]
         # each draw of a domain/kind is one seeded shuffled cycle over its pool: a new seed per
         # round of drawing (only when prompts were skipped) keeps the first round's picks
         picks = draw(pools, domain_idx, cfg, seed + drawn)
@@ -71,14 +85,22 @@ def training_requests(
 
 
 def self_distill_rows(
-    target, model_dir, tokenizer, count: int, seed: int, max_new_tokens: int, context: int, progress: bool = True
+    target,
+    model_dir,
+    tokenizer,
+    count: int,
+    seed: int,
+    max_new_tokens: int,
+    context: int,
+    progress: bool = True,
+    domains: tuple[str, ...] | None = None,
 ) -> tuple[list[Row], dict]:
     """The training rows and (trajectory cache info, decode seconds, token counts)."""
     from aurora_sim.generate import stop_ids
     from aurora_sim.replay.trajectories import trajectories_for
 
     reqs = training_requests(
-        tokenizer, stop_ids(tokenizer, model_dir), count, seed, max_new_tokens, target.spec.max_position
+        tokenizer, stop_ids(tokenizer, model_dir), count, seed, max_new_tokens, target.spec.max_position, domains
     )
     trajs, info = trajectories_for(target, model_dir, [r for _, r in reqs], progress=progress)
     rows = []

@@ -12,9 +12,18 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from aurora_sim.errors import AuroraError
 
 POLICIES = ("cadence", "lazy", "shadow", "payoff")
-INITS = ("none", "static", "static-full", "scratch")  # or a draft directory
-# The offline static draft each static init names: its flavour (aurora_sim.learner.offline.RECIPE)
-STATIC_INITS = {"static": "ci", "static-full": "full"}
+# The offline static draft each static init names: its flavour (aurora_sim.learner.offline):
+# static-general is the paper's situation (a head trained on general chat only); ceiling-<domain>
+# a head trained with the same budget on that domain alone (chat's is the general head itself).
+STATIC_INITS = {
+    "static": "ci",
+    "static-full": "full",
+    "static-general": "general",
+    "ceiling-code": "code",
+    "ceiling-finance": "finance",
+    "ceiling-chat": "general",
+}
+INITS = ("none", *STATIC_INITS, "scratch")  # or a draft directory
 ENGINES = ("auto", "fast", "exact")
 DEPTHS = ("fixed", "ema", "cost", "confidence")  # controller/depth.py
 
@@ -95,6 +104,10 @@ class ReplayConfig:
     hardware: str = "h100"
     deployment: str = "llama3-8b"
     profile: str | None = None  # a calibrate table (hardware = profiled)
+    # How a new draft goes live (aurora_sim/costs/swap.py): in-place (copy into the buffers the
+    # CUDA graphs read: a ~ms stall) or recapture (Aurora's: reload and recapture the draft's
+    # graphs for every captured batch size, ≈2.2 s each: 17.9 s at batch 8)
+    swap: str = "in-place"
     seed: int = 0
     # auto: the fast path (rounds by bookkeeping over cached target trajectories) where it is
     # exact, i.e. greedy traffic; else the round-by-round engine. A run records which it used.
@@ -132,6 +145,10 @@ class ReplayConfig:
             raise AuroraError(
                 f"draft vocabulary {self.draft_vocab} needs a from-scratch EAGLE-3 head (--init scratch) and a size >= 1"
             )
+        from aurora_sim.costs.swap import MECHANISMS
+
+        if self.swap not in MECHANISMS:
+            raise AuroraError(f"unknown swap mechanism {self.swap!r} (choose {', '.join(MECHANISMS)})")
         if self.engine not in ENGINES:
             raise AuroraError(f"unknown replay engine {self.engine!r} (choose {', '.join(ENGINES)})")
         if self.learner.precision not in ("auto", "bf16", "fp32"):

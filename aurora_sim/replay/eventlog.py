@@ -61,6 +61,9 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "config_json": STR,
         "cost_model_json": STR,
         "segments_json": STR,
+        # where the virtual time went (replay/loop.py `time_ledger`): serving, drafting within
+        # it, swap pauses, background publishing; null until the run completes
+        "time_json": STR,
     },
     "requests": {
         "run_id": STR,

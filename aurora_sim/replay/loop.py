@@ -116,6 +116,8 @@ class Replay:
             proxy_draft_kind=cfg.draft,
             train_unroll=cfg.learner.unroll,
             profile_path=cfg.profile,
+            swap=cfg.swap,
+            max_batch=cfg.batch,
         )
         self.run_id = cfg.config_hash() + self.run_id_suffix
         self.log = EventLog(self.out, self.run_id, cfg.to_json(), skip_parts=self.skip_parts)
@@ -267,6 +269,9 @@ class Replay:
         self.next_version = 1
         self.decisions = 0
         self.swaps = 0
+        # virtual ns: rounds (serving), their drafting part, swap stalls, background publishing
+        self.ledger = {"serving_ns": 0, "drafting_ns": 0, "pause_ns": 0, "publish_ns": 0}
+        self._draft_ns = getattr(self.cost, "draft_ns", None)  # a cost model may not separate it
         self.finished = 0
         self.recent_al: deque[tuple[int, int]] = deque(maxlen=400)
         self.recent_load: deque[tuple[int, int]] = deque(maxlen=64)  # (batch, context per row) per round
@@ -356,8 +361,22 @@ class Replay:
                 "config_json": cfg.to_json(),
                 "cost_model_json": json.dumps(self.cost.describe(), sort_keys=True),
                 "segments_json": json.dumps([list(s) for s in self.workload.segments]),
+                "time_json": json.dumps(self.time_ledger(end_ns), sort_keys=True) if status == "complete" else None,
             }
         )
+
+    def time_ledger(self, end_ns: int) -> dict:
+        """Where the run's virtual time went: rounds serving (drafting is part of them), swap
+        pauses (serving stalled), publishing (in the background: the lag before a decided swap
+        can go live, not serving time), idle (no round running), and the swap mechanism."""
+        led = dict(self.ledger)
+        led["makespan_ns"] = int(end_ns)
+        led["idle_ns"] = max(0, int(end_ns) - led["serving_ns"] - led["pause_ns"])
+        led["drafting_ns"] = led["drafting_ns"] if self._draft_ns is not None else None
+        led["swaps_applied"] = self.swaps
+        led["swap_mechanism"] = self.cfg.swap
+        led["pause_ns_per_swap"] = int(self.cost.swap_ns()[1])
+        return led
 
     # ---- arrivals ----------------------------------------------------------------------------------
     def _on_arrival(self, now: int, item) -> None:
@@ -420,7 +439,13 @@ class Replay:
         s = self.engine.last_round
         from aurora_sim.costs import RoundShape
 
-        dt = self._round_ns(now, RoundShape.of_round(s), step_ns) + pause
+        shape = RoundShape.of_round(s)
+        served = self._round_ns(now, shape, step_ns)
+        self.ledger["serving_ns"] += served
+        self.ledger["pause_ns"] += pause
+        if self._draft_ns is not None:
+            self.ledger["drafting_ns"] += int(self._draft_ns(shape))
+        dt = served + pause
         self.q.push(
             now + dt,
             ev.ROUND_END,
@@ -740,6 +765,7 @@ class Replay:
             return
         self.committed_version = decision.version
         publish_ns, _ = self.cost.swap_ns()
+        self.ledger["publish_ns"] += max(1, int(publish_ns))
         kind = "rollback" if isinstance(decision, Rollback) else "swap"
         self.q.push(now + max(1, int(publish_ns)), ev.SWAP_READY, "swap_ready", (kind, row))
 

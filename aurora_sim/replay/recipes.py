@@ -18,7 +18,11 @@ optimizer              AdamW, no weight decay  the same (every recipe)
 gradient clip          0.5–2.5                 1.0 (inferred: the range's lower middle)
 TTT unroll             5–7, weights 0.8^i      5 (inferred: the range's cheapest end; it
                                                covers γ = 5), decay 0.8
+swap                   reload + recapture      recapture (costs/swap.py: 17.9 s at batch 8)
+                       the draft's CUDA graphs
 =====================  ======================  =========================================
+
+``fast`` swaps in place (the new weights copied into the buffers the graphs read, ≈1 ms).
 
 Inferred settings are marked; the rest are the paper's numbers. A recipe sets these fields of
 :class:`ReplayConfig`; options given explicitly on the command line override them, and the
@@ -40,6 +44,7 @@ RECIPES: dict[str, dict] = {
         "learner_min_new": 8,
         "learner_grad_clip": 1.0,
         "controller_every": 8,
+        "swap": "in-place",
     },
     "paper": {
         "gamma": 5,
@@ -51,6 +56,7 @@ RECIPES: dict[str, dict] = {
         "learner_min_new": 8,
         "learner_grad_clip": 1.0,
         "controller_every": 50,
+        "swap": "recapture",
     },
 }
 INFERRED = {"paper": ("learner_grad_clip", "learner_unroll")}

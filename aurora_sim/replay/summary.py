@@ -72,6 +72,42 @@ def recovery(frame: pl.DataFrame, shift_at: int, end: int, window: int = RECOVER
     return out
 
 
+def time_breakdown(runs: dict, acceptance_length: float | None) -> dict | None:
+    """Where a completed run's virtual time went (replay/loop.py `time_ledger`), in seconds, and
+    the break-even of its swaps: the AL gain each must bring, at the run's mean swap interval, to
+    pay for its pause (costs/swap.py). None for a run logged before the ledger existed."""
+    from aurora_sim.costs.swap import break_even_al_gain
+
+    raw = runs.get("time_json")
+    if not raw:
+        return None
+    led = json.loads(raw)
+    s = lambda k: None if led.get(k) is None else round(led[k] / 1e9, 4)  # noqa: E731
+    span = max(led["makespan_ns"], 1)
+    swaps = led["swaps_applied"]
+    interval = span / swaps if swaps else None
+    gain = (
+        break_even_al_gain(acceptance_length, led["pause_ns_per_swap"], interval)
+        if swaps and acceptance_length
+        else None
+    )
+    return {
+        "mechanism": led["swap_mechanism"],
+        "makespan_s": s("makespan_ns"),
+        "serving_s": s("serving_ns"),
+        "drafting_s": s("drafting_ns"),
+        "pause_s": s("pause_ns"),
+        "publish_s": s("publish_ns"),
+        "idle_s": s("idle_ns"),
+        "pause_share": round(led["pause_ns"] / span, 4),
+        "drafting_share": None if led.get("drafting_ns") is None else round(led["drafting_ns"] / span, 4),
+        "swaps": swaps,
+        "pause_per_swap_s": round(led["pause_ns_per_swap"] / 1e9, 4),
+        "swap_interval_s": None if interval is None else round(interval / 1e9, 4),
+        "break_even_al_gain": None if gain is None else round(gain, 4),
+    }
+
+
 def summarize(run_dir: Path | str) -> dict:
     run_dir = Path(run_dir)
     runs = read_table(run_dir, "runs").row(0, named=True)
@@ -132,6 +168,7 @@ def summarize(run_dir: Path | str) -> dict:
         "trainer_lag_ms_mean": round(float((lag["effective_ns"] - lag["newest_capture_ns"]).mean()) / 1e6, 3)
         if lag.height
         else None,
+        "time": time_breakdown(runs, _al(frame)),
     }
 
 
