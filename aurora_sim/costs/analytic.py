@@ -114,6 +114,9 @@ class AnalyticCost:
             t += self.hw.decode_overhead_ns + self.hw.decode_row_overhead_ns * shape.batch
         else:
             t += self.round_overhead_ns + shape.gamma * self.draft_step_overhead_ns
+            # a second head's passes over its share of the rows: charged as a whole second
+            # drafting (its weights are streamed and its kernels launched all the same)
+            t += (shape.draft_models - 1) * self.draft_ns(shape)
         return round(t)
 
     # ---- training and swapping ---------------------------------------------------------------
@@ -155,7 +158,7 @@ class AnalyticCost:
         )
 
     def draft_ns(self, s: RoundShape) -> int:
-        """The drafting part of a round's `round_ns`: the draft's γ forwards and their overheads."""
+        """The drafting part of a round's `round_ns` (one head): its γ forwards and their overheads."""
         if s.gamma == 0 or s.batch == 0:
             return 0
         return round(draft_forwards_ns(self.roof, self.dep, s) + s.gamma * self.draft_step_overhead_ns)

@@ -154,6 +154,10 @@ class ProfiledCost:
             return 0
         self._check(shape, _context(shape), _longest(shape))
         t = self.steady_ns(shape)
+        if shape.draft_models > 1 and shape.gamma and shape.batch:
+            # a second head's drafting, bounded by everything speculation adds to a plain round
+            plain = self._steady(0, shape.batch, _context(shape))
+            t += (shape.draft_models - 1) * max(0.0, t - plain)
         if shape.prefill_tokens:
             if self.admit is not None:
                 k = max(1, shape.prefill_requests)

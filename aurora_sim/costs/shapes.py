@@ -32,6 +32,8 @@ class RoundShape:
                     0 = unknown, costed as one prompt (an upper bound)
     prefill_max     the longest of those prompts: the engine pads the prefill (and a draft's
                     catch-up over it) to this length; 0 = unknown (a profiled cost takes the mean)
+    draft_models    draft heads that ran (the two-draft arm's rows split between a floor head
+                    and the online one: each head's passes are paid)
     """
 
     batch: int
@@ -42,6 +44,7 @@ class RoundShape:
     context_tokens: int = 0
     prefill_requests: int = 0
     prefill_max: int = 0
+    draft_models: int = 1
 
     def __post_init__(self):
         for name in (
@@ -53,6 +56,7 @@ class RoundShape:
             "context_tokens",
             "prefill_requests",
             "prefill_max",
+            "draft_models",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -70,6 +74,7 @@ class RoundShape:
             context_tokens=stats.context_tokens,
             prefill_requests=len(stats.admitted),
             prefill_max=stats.prefill_max,
+            draft_models=getattr(stats, "draft_models", 1),
         )
 
     @classmethod

@@ -33,6 +33,7 @@ from aurora_sim.models.drafts import default_target_layers
 from aurora_sim.models.linear import set_weight_format, weight_format_of
 
 DEFAULT_MAX_LEN = 1024
+FLOOR_VERSION = -1  # the draft_version of rounds the two-draft arm's floor head drafted
 TARGET_BATCH = 4  # rows per target pass: batching saves per-call cost, padding wastes arithmetic
 CHAIN_BATCH = 16  # rows per draft chain pass (the same trade-off)
 
@@ -47,6 +48,13 @@ class FastRow(Live):
     accepted: list[int] = field(default_factory=list)
     proposals: list[list[int]] = field(default_factory=list)
     chains_version: int | None = None  # the draft version accepted/proposals come from
+    # the two-draft arm's frozen floor head: its chains (computed once) and its cache length
+    floor_lo: int = 0
+    floor_accepted: list[int] = field(default_factory=list)
+    floor_proposals: list[list[int]] = field(default_factory=list)
+    floor_len: int = 0
+    floor_ready: bool = False
+    on_floor: bool = False  # this round drafts with the floor head
 
 
 class FastEngine(SlotEngine):
@@ -61,11 +69,16 @@ class FastEngine(SlotEngine):
         draft_version: int = 0,
         teacher: bool = False,
         full_chains: bool = False,
+        floor=None,
     ):
         """trajectories: request_id -> Trajectory (the trajectory cache's, for these requests).
         teacher: keep each request's Teacher on its RequestResult (online learning).
         full_chains: compute every proposal of every round, not just up to the first rejection
-        (the discard loss trains on rejected tails)."""
+        (the discard loss trains on rejected tails).
+        floor: the two-draft arm's frozen head. Each round, `route_fn(request)` says per row
+        whether the floor head drafts it (True) or the serving draft does; a round whose rows
+        use both heads runs both (RoundStats.draft_models = 2, both paid). Rounds the floor
+        drafts report draft_version FLOOR_VERSION."""
         if gamma < 0:
             raise AuroraError(f"gamma must be >= 0, got {gamma}")
         self.target, self.gamma = target, gamma
@@ -79,6 +92,13 @@ class FastEngine(SlotEngine):
             else default_target_layers(target.spec.num_layers)
         )
         self.draft, self.draft_version = None, draft_version
+        self.floor, self.route_fn = None, None
+        if floor is not None:
+            self._check_draft(floor)
+            if not floor.uses_features or draft is None or not draft.uses_features:
+                raise AuroraError("the two-draft arm needs two EAGLE-3 heads (a floor and a serving draft)")
+            set_weight_format(floor, weight_format_of(target))
+            self.floor = floor
         self.timings = {"target_s": 0.0, "draft_s": 0.0, "target_requests": 0, "draft_passes": 0}
         self.lookahead = 1
         self._order: list = []  # requests in the order they are expected (plan)
@@ -107,8 +127,13 @@ class FastEngine(SlotEngine):
 
     def _round(self, row: FastRow, speculative: bool) -> RoundOutcome:
         n, gamma = row.n, self.depth
+        version = self.draft_version
         if not speculative:
             props, k = (), 0
+        elif row.on_floor:
+            i = n - row.floor_lo
+            props, k = tuple(row.floor_proposals[i][:gamma]), min(row.floor_accepted[i], gamma)
+            row.floor_len, version = n + 1, FLOOR_VERSION
         else:
             # Chains are computed at the maximum γ; a greedy round of depth g <= γ proposes the
             # chain's first g tokens (the draft's steps do not depend on how many follow) and so
@@ -123,7 +148,7 @@ class FastEngine(SlotEngine):
         return RoundOutcome(
             request_id=row.req.request_id,
             round_index=self.round_index,
-            draft_version=self.draft_version,
+            draft_version=version,
             position=n,
             proposals=props,
             accepted=k,
@@ -156,6 +181,12 @@ class FastEngine(SlotEngine):
                 pre = self._ready.pop(row.req.request_id)
                 row.features, row.final = pre.features, pre.final
                 row.chain_lo, row.accepted, row.proposals = pre.chain_lo, pre.accepted, pre.proposals
+                row.floor_lo, row.floor_accepted, row.floor_proposals = (
+                    pre.floor_lo,
+                    pre.floor_accepted,
+                    pre.floor_proposals,
+                )
+                row.floor_ready = pre.floor_ready
                 if self.teacher:
                     row.result.teacher = Teacher(pre.features, pre.final)
         return joining
@@ -182,6 +213,11 @@ class FastEngine(SlotEngine):
                 self._ready.update({r.req.request_id: r for r in rows})
         if any(self._ready[r.request_id].chains_version != self.draft_version for r in reqs):
             self._chains([r for r in self._ready.values() if r.chains_version != self.draft_version])
+        if self.floor is not None and any(not self._ready[r.request_id].floor_ready for r in reqs):
+            # the floor never changes: its chains are computed once, from the prompt on
+            waiting = sorted((r for r in self._ready.values() if not r.floor_ready), key=lambda r: r.end)
+            for i in range(0, len(waiting), CHAIN_BATCH):
+                self._chain_batch(waiting[i : i + CHAIN_BATCH], floor=True)
 
     def _make_row(self, req, slot: int) -> FastRow:
         traj = self.trajectories.get(req.request_id)
@@ -248,12 +284,27 @@ class FastEngine(SlotEngine):
         for i in range(0, len(rows), CHAIN_BATCH):
             self._chain_batch(rows[i : i + CHAIN_BATCH])
 
-    def _chain_batch(self, rows: list[FastRow]) -> None:
+    def _spec_shape(self, rows, depth: int, draft_steps: int) -> None:
+        """With a floor head, each row is routed first: its catch-up is counted against the
+        cache of the head that drafts it, and a round using both heads pays for both."""
+        if self.floor is not None:
+            for r in rows:
+                r.on_floor = bool(self.route_fn(r.req)) if self.route_fn is not None else True
+        super()._spec_shape(rows, depth, draft_steps)
+        if self.floor is not None:
+            stats = self.last_round
+            stats.draft_tokens = sum(r.n + 1 - (r.floor_len if r.on_floor else r.draft_len) for r in rows) + (
+                draft_steps - 1
+            ) * len(rows)
+            stats.draft_models = len({r.on_floor for r in rows})
+
+    def _chain_batch(self, rows: list[FastRow], floor: bool = False) -> None:
         t0 = time.perf_counter()
+        draft = self.floor if floor else self.draft
         width = max(r.end - 1 for r in rows)  # chains start at most at end-2: positions 0..end-2
         tokens = _ids([r.ext[: r.end - 1] + [0] * (width - r.end + 1) for r in rows])
         feats = None
-        if self.draft.uses_features:
+        if draft.uses_features:
             feats = torch.zeros(len(rows), width, rows[0].features.shape[-1], dtype=rows[0].features.dtype)
             for i, r in enumerate(rows):
                 feats[i, : r.end - 1] = r.features[: r.end - 1]
@@ -261,12 +312,16 @@ class FastEngine(SlotEngine):
         truth = _ids([r.ext + [-2] * (t_width - len(r.ext)) for r in rows])
         lo = _ids([r.n for r in rows])
         count = _ids([r.end - 1 - r.n for r in rows])
-        ch = greedy_chains(self.draft, tokens, feats, truth, lo, count, self.gamma, full=self.full_chains)
+        ch = greedy_chains(draft, tokens, feats, truth, lo, count, self.gamma, full=self.full_chains)
         acc, props = ch.accepted.tolist(), ch.proposals.tolist()
         for i, r in enumerate(rows):
             c = r.end - 1 - r.n
-            r.chain_lo, r.accepted, r.proposals = r.n, acc[i][:c], props[i][:c]
-            r.chains_version = self.draft_version
+            if floor:
+                r.floor_lo, r.floor_accepted, r.floor_proposals = r.n, acc[i][:c], props[i][:c]
+                r.floor_ready = True
+            else:
+                r.chain_lo, r.accepted, r.proposals = r.n, acc[i][:c], props[i][:c]
+                r.chains_version = self.draft_version
         self.timings["draft_s"] += time.perf_counter() - t0
         self.timings["draft_passes"] += 1
 

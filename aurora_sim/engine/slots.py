@@ -29,6 +29,7 @@ class RoundStats:
     prefill_max: int = 0  # the longest prompt admitted (the prefill is padded to it)
     context_tokens: int = 0  # KV length attended to, summed over rows
     admitted: tuple[str, ...] = ()
+    draft_models: int = 1  # draft heads that ran this round (2: the two-draft arm's rows split)
 
 
 @dataclass

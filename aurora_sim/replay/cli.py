@@ -178,6 +178,14 @@ def replay_command(
         help="Learner recipe: fast (this project's CPU-sized defaults: γ 4, lr 1e-3, unroll 4, a candidate every 8 steps) or paper (Aurora's: γ 5, lr 1e-4 from scratch / 1e-5 from a trained draft, unroll 5, a candidate every 50 steps); the options below override it.",
     ),
     every: int = typer.Option(None, help="Trainer steps between candidate drafts [recipe: fast 8, paper 50]."),
+    floor_draft: str = typer.Option(
+        "",
+        "--floor-draft",
+        help="The two-draft arm (after ATLAS): this frozen head (a static init name such as static-general, or a "
+        "draft directory) drafts beside the online one, and each domain is drafted by the online head only once its "
+        "held-out acceptance there beats the floor's by 2 % (controller/router.py); rounds whose rows use both heads "
+        "pay for both. Fast path (greedy traces) only.",
+    ),
     swap: str = typer.Option(
         None,
         "--swap",
@@ -311,6 +319,7 @@ def replay_command(
         profile=str(profile) if profile else None,
         seed=seed,
         engine=engine,
+        floor_draft=floor_draft,
     ).with_recipe(
         recipe,
         learner_enabled=learn,

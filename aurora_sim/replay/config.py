@@ -108,6 +108,9 @@ class ReplayConfig:
     # CUDA graphs read: a ~ms stall) or recapture (Aurora's: reload and recapture the draft's
     # graphs for every captured batch size, ≈2.2 s each: 17.9 s at batch 8)
     swap: str = "in-place"
+    # The two-draft arm (controller/router.py): a frozen floor head (a static init name or a draft
+    # directory) drafts every domain the online head has not yet beaten it on; "" = one draft.
+    floor_draft: str = ""
     seed: int = 0
     # auto: the fast path (rounds by bookkeeping over cached target trajectories) where it is
     # exact, i.e. greedy traffic; else the round-by-round engine. A run records which it used.
@@ -149,6 +152,10 @@ class ReplayConfig:
 
         if self.swap not in MECHANISMS:
             raise AuroraError(f"unknown swap mechanism {self.swap!r} (choose {', '.join(MECHANISMS)})")
+        if self.floor_draft and (self.draft != "eagle3" or not self.learning):
+            raise AuroraError(
+                f"a floor draft ({self.floor_draft}) needs an online EAGLE-3 draft beside it (--learn, --draft eagle3)"
+            )
         if self.engine not in ENGINES:
             raise AuroraError(f"unknown replay engine {self.engine!r} (choose {', '.join(ENGINES)})")
         if self.learner.precision not in ("auto", "bf16", "fp32"):
@@ -203,6 +210,8 @@ class ReplayConfig:
             return "no-spec"
         if not self.learning:
             return "static" if self.init != "scratch" else "scratch-frozen"
+        if self.floor_draft:
+            return "two-draft"
         return "online-scratch" if self.init == "scratch" else "online-static"
 
     def to_dict(self) -> dict:
@@ -216,6 +225,8 @@ class ReplayConfig:
             del d["draft_width"]
         if self.draft_vocab == 0:
             del d["draft_vocab"]
+        if not self.floor_draft:
+            del d["floor_draft"]
         # likewise the default discard variant (the only one before variants existed)
         if self.learner.discard == "branch":
             del d["learner"]["discard"]

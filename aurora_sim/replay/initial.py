@@ -73,3 +73,17 @@ def initial_draft(cfg, target):
                 d.lm.lm_head.weight.copy_(target.lm_head.weight)
         return d
     return drafts.load_draft(Path(cfg.init), target)
+
+
+def load_floor_draft(cfg, target):
+    """The two-draft arm's frozen floor head (`cfg.floor_draft`: a static init name or a draft
+    directory), in eval mode and never trained."""
+    from aurora_sim.learner.offline import train_static_draft
+
+    if cfg.floor_draft in STATIC_INITS:
+        path = train_static_draft(cfg.model, "eagle3", progress=True, flavour=STATIC_INITS[cfg.floor_draft])
+    else:
+        path = Path(cfg.floor_draft)
+    draft = drafts.load_draft(path, target)
+    draft.requires_grad_(False)
+    return draft.eval()

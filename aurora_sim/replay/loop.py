@@ -20,6 +20,7 @@ model's swap times): `aurora validate` overrides them to serve the same requests
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -133,6 +134,18 @@ class Replay:
             self._register(draft0, 0, None, 0, 0, {"init": cfg.init})
             draft0 = self.registry.load(0, self.target)
         gamma = cfg.gamma if draft0 is not None else 0
+        self.router, floor = None, None
+        if cfg.floor_draft:
+            if cfg.engine != "fast":
+                raise AuroraError("the two-draft arm (--floor-draft) runs on the fast path: greedy traces only")
+            from controller.router import DomainRouter
+            from aurora_sim.replay.initial import load_floor_draft
+
+            floor = load_floor_draft(cfg, self.target)
+            # the trainer thread scores its own copy (the engine drafts with `floor` meanwhile)
+            self._floor_scorer = copy.deepcopy(floor)
+            self.router = DomainRouter()
+            self.route_heldout: dict[str, deque] = {}
         if cfg.engine == "fast":
             self.engine = FastEngine(
                 self.target,
@@ -143,8 +156,12 @@ class Replay:
                 max_len=cfg.max_len,
                 teacher=cfg.learning,
                 full_chains=cfg.learning and uses_branches(cfg.learner.discard, cfg.learner.lambda_discard),
+                floor=floor,
             )
             self.engine.trajectories = self._trajectories(model_dir)
+            if self.router is not None:
+                domains = {it.request.request_id: it.domain for it in self.workload.items}
+                self.engine.route_fn = lambda req: self.router.use_floor(domains[req.request_id])
         else:
             self.engine = TorchSpecEngine(
                 self.target, draft0, gamma=gamma, max_batch=cfg.batch, max_len=cfg.max_len, draft_version=0
@@ -480,10 +497,12 @@ class Replay:
             )
             if o.proposals:
                 st.rounds.append((o.position, o.proposals, o.accepted))
-                st.min_version = min(st.min_version, o.draft_version)
+                # a round the two-draft arm's floor drafted (FLOOR_VERSION) is as fresh as serving
+                drafted = o.draft_version if o.draft_version >= 0 else self.serving_version
+                st.min_version = min(st.min_version, drafted)
                 generated += o.accepted + 1
                 rounds += 1
-                version = o.draft_version
+                version = drafted
         if outcomes and self.engine.depth_fn is not None:
             from controller.depth import DepthRound
 
@@ -574,6 +593,10 @@ class Replay:
                     top_p=item.request.top_p,
                 )
             )
+            if self.router is not None and lr.heldout and lr.heldout[-1].uid == lr.captured - 1:
+                from controller.router import WINDOW
+
+                self.route_heldout.setdefault(item.domain, deque(maxlen=WINDOW)).append(lr.heldout[-1])
         self._request_done(now)
         if self.on_progress is not None:
             g = sum(a for a, _ in self.recent_al)
@@ -638,6 +661,11 @@ class Replay:
     def _on_train_done(self, now: int, payload) -> None:
         kind, start, meta = payload
         self.train_busy = False
+        if kind == "route":
+            meta["metrics"]["route"] = self._trainer_result(self.train_future)
+            cand, self._route_cand = self._route_cand, None
+            self._score_candidate(now, meta, cand)
+            return
         if kind == "eval":
             (cand_al, cand_surv), (serving_al, serving_surv) = self._trainer_result(self.train_future)
             meta["metrics"].update(candidate_al=round(cand_al, 6), serving_al=round(serving_al, 6))
@@ -694,6 +722,40 @@ class Replay:
             "newest": newest,
             "metrics": metrics,
         }
+        if self.router is not None:
+            self._route_score(now, meta, cand)
+            return
+        self._score_candidate(now, meta, cand)
+
+    def _route_score(self, now: int, meta: dict, cand) -> None:
+        """The two-draft arm: the candidate and the floor on each domain's held-out requests (a
+        trainer job of two scoring passes), before the candidate is scored for the swap gate."""
+        pools = {d: list(q) for d, q in sorted(self.route_heldout.items())}
+        tokens = sum(len(x.tokens) for pool in pools.values() for x in pool)
+        dur = max(1, int(self.cost.train_step_ns(tokens) * 2 // 3)) if tokens else 1
+        self.train_busy = True
+        self._route_cand = cand
+        self.train_future = self.executor.submit(self._route_job, cand, pools)
+        self._trainer_started(now, dur, ("route", now, meta))
+
+    def _route_job(self, cand, pools: dict) -> dict:
+        torch.set_num_threads(1)
+        t0 = time.perf_counter()
+        floor = self._floor_scorer
+        out = {}
+        for domain, samples in pools.items():
+            online_al = self.learner.profile(cand, samples)[0] if samples else None
+            floor_al = self.learner.profile(floor, samples)[0] if samples else None
+            out[domain] = {
+                "online_al": None if online_al is None else round(online_al, 6),
+                "floor_al": None if floor_al is None else round(floor_al, 6),
+                "requests": len(samples),
+            }
+        self._trainer_s += time.perf_counter() - t0
+        return out
+
+    def _score_candidate(self, now: int, meta: dict, cand) -> None:
+        lr = self.learner
         eval_set = self.controller.eval_set
         if eval_set is None:
             self._candidate_ready(now, meta)
@@ -791,6 +853,8 @@ class Replay:
         self.engine.swap_draft(draft, row["to_version"])
         scored = json.loads(row["metrics_json"]).get("candidate_survival") if kind == "swap" else None
         self.depth.on_swap(scored)
+        if self.router is not None:  # the domains the new version drafts go live with it
+            self.router.install(json.loads(row["metrics_json"]).get("route") if kind == "swap" else None)
         self.serving_version = row["to_version"]
         self.swaps += 1
         row = dict(row, from_version=old)
