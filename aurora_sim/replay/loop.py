@@ -138,8 +138,8 @@ class Replay:
         if cfg.floor_draft:
             if cfg.engine != "fast":
                 raise AuroraError("the two-draft arm (--floor-draft) runs on the fast path: greedy traces only")
-            from controller.router import DomainRouter
             from aurora_sim.replay.initial import load_floor_draft
+            from controller.router import DomainRouter
 
             floor = load_floor_draft(cfg, self.target)
             # the trainer thread scores its own copy (the engine drafts with `floor` meanwhile)
