@@ -225,7 +225,7 @@ def test_max_new_tokens_per_domain():
 
 
 def test_named_scenarios():
-    assert set(SCENARIOS) == {"shift-ci", "shift-mini", "shift-paper", "ordered", "mixed", "drift", "sharp", "phase"}
+    assert set(SCENARIOS) == {"shift-ci", "shift-mini", "unseen", "shift-paper", "ordered", "mixed", "drift", "sharp", "phase"}
     sizes = {name: scenario(name).requests for name in SCENARIOS}
     assert sizes["shift-ci"] == 2400 and sizes["shift-paper"] == 33000 and sizes["shift-mini"] == 600
     assert all(1000 <= n <= 40000 for name, n in sizes.items() if name != "shift-mini")

@@ -7,6 +7,9 @@ shift-ci       2,400     code → finance → chat (800 each, two abrupt shifts)
                          (SmolLM2 tokens: median ≈30–36, p90 ≈45–49), 32 new tokens, greedy,
                          closed loop of 8: sized for CI replays on 2 CPU cores
 shift-mini     600       shift-ci's shape at 200 requests per segment: `aurora regress`'s CI scenario
+unseen         1,800     finance → chat → code (600 each, distinct prompts), shift-ci's prompts and
+                         lengths: the paper's situation for a general (chat-trained) head, two
+                         domains it never saw around the one it knows
 shift-paper    33,000    code → finance → chat → code (7,500 / 7,200 / 9,900 / 8,400: shifts at
                          7,500, 14,700 and 24,600), sized like the paper's Qwen3-8B figure;
                          Poisson 10 req/s
@@ -58,6 +61,23 @@ SCENARIOS: dict[str, dict] = {
                 {"domain": "code", "requests": 200},
                 {"domain": "finance", "requests": 200},
                 {"domain": "chat", "requests": 200},
+            ],
+        },
+        "arrivals": {"kind": "closed", "concurrency": 8},
+        "prompts": {
+            "max_chars": 160,
+            "min_chars": 16,
+            "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
+        },
+        "sampling": {"max_new_tokens": 32},
+    },
+    "unseen": {
+        "schedule": {
+            "kind": "ordered",
+            "segments": [
+                {"domain": "finance", "requests": 600},
+                {"domain": "chat", "requests": 600},
+                {"domain": "code", "requests": 600},
             ],
         },
         "arrivals": {"kind": "closed", "concurrency": 8},

@@ -248,6 +248,12 @@ def replay_command(
     compare: bool = typer.Option(
         False, help="Run the paper's four arms (no-spec, static, online-static, online-scratch) into OUT/<arm>."
     ),
+    alone: bool = typer.Option(
+        False,
+        "--alone",
+        help="Replay only this run. By default a learning run is shown beside its starting draft frozen on the "
+        "same traffic (replayed into OUT-frozen, or found there): AL and speedup vs frozen per segment.",
+    ),
     static_draft: Path = typer.Option(
         None,
         help="With --compare: the static arms' draft directory, or static-full (the offline recipe's longer flavour) (default: the offline recipe's, trained if missing).",
@@ -349,20 +355,33 @@ def replay_command(
         _write_json(json_out, result)
         err_console.print(f"runs and compare.json in {out}")
         return
-    if out is None:
+    kind = init if init in INITS else "path"
+    default_out = out is None
+    if default_out:
         # the default directory names the config, so running the same command again finds its
         # (deterministic) result instead of failing on an existing directory
-        kind = init if init in INITS else "path"
         out = Path("runs") / f"{stem}-{kind}-{policy}-s{seed}-{cfg.config_hash()[:8]}"
-        if not force and _complete(out):
-            err_console.print(f"{out} already holds this run (deterministic: same numbers); --force replays it again")
-            summary = summarize(out)
-            print_summary(summary, None)
-            _write_json(json_out, summary)
-            return
-    wall = run_with_progress(cfg, out, stem, force=force)
+    frozen = None
+    if cfg.learning and not alone:
+        from aurora_sim.replay.answer import frozen_twin, twin_dir
+
+        twin = frozen_twin(cfg)
+        twin_out = Path("runs") / f"{stem}-{kind}-frozen-s{seed}-{twin.config_hash()[:8]}" if default_out else twin_dir(out)
+        if force or not _complete(twin_out):
+            run_with_progress(twin, twin_out, f"{stem} (frozen)", force=force)
+        frozen = summarize(twin_out)
+    if default_out and not force and _complete(out):
+        err_console.print(f"{out} already holds this run (deterministic: same numbers); --force replays it again")
+        wall = None
+    else:
+        wall = run_with_progress(cfg, out, stem, force=force)
     summary = summarize(out)
     print_summary(summary, wall)
+    if frozen is not None:
+        from aurora_sim.replay.answer import answer, print_answer
+
+        summary["vs_frozen"] = answer(summary, frozen)
+        print_answer(summary, frozen, summary["vs_frozen"])
     _write_json(json_out, summary)
     err_console.print(f"event log in {out}")
 

@@ -121,8 +121,13 @@ def summarize(run_dir: Path | str) -> dict:
     tokens = int(req["output_tokens"].sum())
     seg_rows = []
     bounds = [s[0] for s in segments] + [int(runs["requests"])]
+    prev_end = 0
     for k, (first, domain) in enumerate(segments):
         part = frame.filter((pl.col("request_index") >= first) & (pl.col("request_index") < bounds[k + 1]))
+        # a segment's serving time: from the previous segment's last finish to its own (ordered
+        # traces run their segments one after the other; a mixed one has a single segment)
+        end = int(part["finish_ns"].max() or prev_end) if part.height else prev_end
+        span = end - prev_end
         seg_rows.append(
             {
                 "segment": k,
@@ -130,8 +135,10 @@ def summarize(run_dir: Path | str) -> dict:
                 "first_request": first,
                 "requests": part.height,
                 "acceptance_length": _al(part),
+                "throughput_tok_s": round(float(part["output_tokens"].sum()) / (span / 1e9), 3) if span > 0 else None,
             }
         )
+        prev_end = max(prev_end, end)
     shifts = [
         recovery(frame, bounds[k], bounds[k + 1]) | {"to_domain": segments[k][1]} for k in range(1, len(segments))
     ]
@@ -170,6 +177,15 @@ def summarize(run_dir: Path | str) -> dict:
         else None,
         "time": time_breakdown(runs, _al(frame)),
     }
+
+
+def segment_speedups(summary: dict, baseline: dict) -> list[float | None]:
+    """Per segment, this run's throughput over `baseline`'s (the same trace)."""
+    out = []
+    for a, b in zip(summary["segments"], baseline["segments"]):
+        ta, tb = a.get("throughput_tok_s"), b.get("throughput_tok_s")
+        out.append(round(ta / tb, 4) if ta and tb else None)
+    return out
 
 
 def speedups(summary: dict, baselines: dict[str, dict]) -> dict:
