@@ -66,14 +66,16 @@ def test_default_directory_names_the_config_and_a_rerun_shows_the_result(tmp_pat
     args = ["replay", "--limit", "8", "--init", "scratch", "--deployment", "proxy"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    (run,) = (tmp_path / "runs").iterdir()
-    assert run.name.startswith("shift-ci-scratch-cadence-s0-")
-    stamp = (run / "runs.parquet").stat().st_mtime_ns
+    # a learning run comes with its starting draft frozen on the same traffic, and the answer
+    run, frozen = sorted((tmp_path / "runs").iterdir(), key=lambda p: "frozen" in p.name)
+    assert run.name.startswith("shift-ci-scratch-cadence-s0-") and frozen.name.startswith("shift-ci-scratch-frozen-s0-")
+    assert "speedup vs frozen" in first.output and "the frozen draft" in first.output
+    stamps = [(d / "runs.parquet").stat().st_mtime_ns for d in (run, frozen)]
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "already holds this run" in again.output
-    assert (run / "runs.parquet").stat().st_mtime_ns == stamp  # shown, not replayed
-    other = runner.invoke(app, [*args, "--seed", "1"])
-    assert other.exit_code == 0 and len(list((tmp_path / "runs").iterdir())) == 2
+    assert [(d / "runs.parquet").stat().st_mtime_ns for d in (run, frozen)] == stamps  # shown, not replayed
+    other = runner.invoke(app, [*args, "--seed", "1", "--alone"])
+    assert other.exit_code == 0 and len(list((tmp_path / "runs").iterdir())) == 3  # --alone: no frozen twin
 
 
 def test_recipe_option_sets_the_run_config_and_options_override_it(tmp_path, tiny_dir):
