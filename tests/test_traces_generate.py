@@ -225,10 +225,15 @@ def test_max_new_tokens_per_domain():
 
 
 def test_named_scenarios():
-    assert set(SCENARIOS) == {"shift-ci", "shift-mini", "unseen", "shift-paper", "ordered", "mixed", "drift", "sharp", "phase"}
+    assert set(SCENARIOS) == {
+        *("shift-ci", "shift-mini", "unseen", "unseen-paper", "shift-paper"),
+        *("ordered", "mixed", "drift", "sharp", "phase"),
+    }
     sizes = {name: scenario(name).requests for name in SCENARIOS}
     assert sizes["shift-ci"] == 2400 and sizes["shift-paper"] == 33000 and sizes["shift-mini"] == 600
-    assert all(1000 <= n <= 40000 for name, n in sizes.items() if name != "shift-mini")
+    assert all(1000 <= n <= 40000 for name, n in sizes.items() if name not in ("shift-mini", "unseen-paper"))
+    paper_decoding = scenario("unseen-paper").sampling  # the paper's: 512-token outputs at T = 1.0
+    assert paper_decoding.temperature == 1.0 and {d.median for d in paper_decoding.max_new_tokens.values()} == {512}
     paper = scenario("shift-paper").schedule.expand()
     assert np.cumsum([s.requests for s in paper])[:-1].tolist() == [7500, 14700, 24600]
     assert [next(iter(s.mix)) for s in paper] == ["code", "finance", "chat", "code"]

@@ -10,6 +10,9 @@ shift-mini     600       shift-ci's shape at 200 requests per segment: `aurora r
 unseen         1,800     finance → chat → code (600 each, distinct prompts), shift-ci's prompts and
                          lengths: the paper's situation for a general (chat-trained) head, two
                          domains it never saw around the one it knows
+unseen-paper   450       unseen's shape (150 per segment) with the paper's decoding: 512-token
+                         outputs at temperature 1.0 (Aurora's Qwen3-8B example); prompts ≤ 800
+                         chars so prompt + 512 + γ + 1 fits tiny's 1,024-token window
 shift-paper    33,000    code → finance → chat → code (7,500 / 7,200 / 9,900 / 8,400: shifts at
                          7,500, 14,700 and 24,600), sized like the paper's Qwen3-8B figure;
                          Poisson 10 req/s
@@ -87,6 +90,19 @@ SCENARIOS: dict[str, dict] = {
             "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
         },
         "sampling": {"max_new_tokens": 32},
+    },
+    "unseen-paper": {
+        "schedule": {
+            "kind": "ordered",
+            "segments": [
+                {"domain": "finance", "requests": 150},
+                {"domain": "chat", "requests": 150},
+                {"domain": "code", "requests": 150},
+            ],
+        },
+        "arrivals": {"kind": "closed", "concurrency": 8},
+        "prompts": {"max_chars": 800, "min_chars": 16},
+        "sampling": {"max_new_tokens": 512, "temperature": 1.0},
     },
     "shift-paper": {
         "schedule": {

@@ -50,9 +50,7 @@ def print_answer(online: dict, frozen: dict, ans: dict) -> None:
     for col in ("segment", "AL frozen", "AL online", "speedup vs frozen"):
         t.add_column(col, justify="left" if col == "segment" else "right")
     for s in ans["segments"]:
-        t.add_row(
-            f"{s['segment']} {s['domain']}", _f(s["frozen_al"]), _f(s["online_al"]), _x(s["speedup_vs_frozen"])
-        )
+        t.add_row(f"{s['segment']} {s['domain']}", _f(s["frozen_al"]), _f(s["online_al"]), _x(s["speedup_vs_frozen"]))
     t.add_row("all", _f(frozen["acceptance_length"]), _f(online["acceptance_length"]), _x(ans["speedup_vs_frozen"]))
     tm = online.get("time") or {}
     if tm.get("swaps"):
@@ -63,7 +61,9 @@ def print_answer(online: dict, frozen: dict, ans: dict) -> None:
     con = Console()
     con.print(t)
     verdict = "pays" if ans["pays"] else "does not pay"
-    con.print(f"online learning {verdict} on this traffic: {_x(ans['speedup_vs_frozen'])} the frozen draft's throughput")
+    con.print(
+        f"online learning {verdict} on this traffic: {_x(ans['speedup_vs_frozen'])} the frozen draft's throughput"
+    )
 
 
 def _f(x) -> str:

@@ -366,7 +366,9 @@ def replay_command(
         from aurora_sim.replay.answer import frozen_twin, twin_dir
 
         twin = frozen_twin(cfg)
-        twin_out = Path("runs") / f"{stem}-{kind}-frozen-s{seed}-{twin.config_hash()[:8]}" if default_out else twin_dir(out)
+        twin_out = (
+            Path("runs") / f"{stem}-{kind}-frozen-s{seed}-{twin.config_hash()[:8]}" if default_out else twin_dir(out)
+        )
         if force or not _complete(twin_out):
             run_with_progress(twin, twin_out, f"{stem} (frozen)", force=force)
         frozen = summarize(twin_out)
