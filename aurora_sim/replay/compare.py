@@ -4,6 +4,10 @@
     static          the offline-trained static draft, frozen (a "well-trained static speculator")
     online-static   Aurora trained: starts from the static draft and keeps learning
     online-scratch  Aurora scratch (day-0): starts from an untrained draft and learns live
+and, by name (not one of --compare's four):
+    two-draft       the static draft frozen as a floor beside an online copy of it learning;
+                    each domain drafted by the online head once it beats the floor there
+                    (controller/router.py)
 Each arm is its own run directory under OUT; the comparison is written to OUT/compare.json.
 """
 
@@ -16,6 +20,7 @@ from aurora_sim.replay.config import ReplayConfig
 from aurora_sim.replay.summary import speedups, summarize
 
 ARMS = ("no-spec", "static", "online-static", "online-scratch")
+NAMED_ARMS = (*ARMS, "two-draft")  # what a sweep's `arm:` and arm_config take
 
 
 def arm_config(base: ReplayConfig, arm: str, static: str = "static") -> ReplayConfig:
@@ -28,6 +33,8 @@ def arm_config(base: ReplayConfig, arm: str, static: str = "static") -> ReplayCo
         return base.with_(init=static, learner_enabled=True)
     if arm == "online-scratch":
         return base.with_(init="scratch", learner_enabled=True)
+    if arm == "two-draft":
+        return base.with_(init=static, learner_enabled=True, floor_draft=static)
     raise ValueError(arm)
 
 

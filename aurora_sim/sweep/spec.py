@@ -25,7 +25,7 @@ from pathlib import Path
 
 import traces
 from aurora_sim.errors import AuroraError
-from aurora_sim.replay.compare import ARMS, arm_config
+from aurora_sim.replay.compare import NAMED_ARMS, arm_config
 from aurora_sim.replay.config import INITS, ControllerConfig, LearnerConfig, ReplayConfig
 
 # `aurora replay` option names → ReplayConfig.with_ keys
@@ -84,8 +84,8 @@ def canonical_key(key: str, where: str) -> str:
 def _coerce(key: str, value, where: str):
     """YAML's 0 where a float is meant must hash like 0.0, or the same run gets two names."""
     if key in SPECIAL:
-        if key == "arm" and value not in ARMS:
-            raise AuroraError(f"{where}: arm {value!r} is not one of {', '.join(ARMS)}")
+        if key == "arm" and value not in NAMED_ARMS:
+            raise AuroraError(f"{where}: arm {value!r} is not one of {', '.join(NAMED_ARMS)}")
         return str(value)
     default = DEFAULTS[key]
     if value is None:
