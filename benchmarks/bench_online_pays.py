@@ -44,6 +44,7 @@ ARMS: dict[str, tuple[dict, str | None]] = {
     "static-frozen": ({"init": "static", "learner_enabled": False}, None),
     "static-online": ({"init": "static"}, "static-frozen"),
     "static-two-draft": ({"init": "static", "floor_draft": "static"}, "static-frozen"),
+    "full-frozen": ({"init": "static-full", "learner_enabled": False}, None),
     "ceiling-code": ({"init": "ceiling-code", "learner_enabled": False}, None),
     "ceiling-finance": ({"init": "ceiling-finance", "learner_enabled": False}, None),
     "ceiling-chat": ({"init": "ceiling-chat", "learner_enabled": False}, None),
