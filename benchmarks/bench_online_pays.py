@@ -66,6 +66,10 @@ ARMS["general-online-every50-recapture"] = (
     {"init": "static-general", "swap": "recapture", "controller_every": 50},
     "general-frozen",
 )
+ARMS["general-online-payoff-recapture"] = (
+    {"init": "static-general", "swap": "recapture", "controller_policy": "payoff"},
+    "general-frozen",
+)
 ARMS["general-two-draft-recapture"] = (
     {"init": "static-general", "floor_draft": "static-general", "swap": "recapture"},
     "general-frozen",
