@@ -34,6 +34,7 @@ from aurora_sim.replay.config import ReplayConfig  # noqa: E402
 
 KEEP = 64  # draft versions kept on disk by online arms (forgetting is scored on them)
 PROBE = 64  # held-out requests per domain the forgetting probe scores
+MIN_GAP = 0.1  # AL between the frozen draft and the ceiling below which no share is reported
 ROLL = 50  # window of the rolling AL that times how fast the gap closes
 
 # arm -> (ReplayConfig.with_ changes, the frozen arm it is paired with)
@@ -66,6 +67,20 @@ ARMS["general-online-every50-recapture"] = (
     {"init": "static-general", "swap": "recapture", "controller_every": 50},
     "general-frozen",
 )
+# speculation depth per round by the cost model (controller/depth_cost.py) on top
+ARMS["general-frozen-cost"] = (
+    {"init": "static-general", "learner_enabled": False, "depth_policy": "cost"},
+    "general-frozen",
+)
+ARMS["general-two-draft-cost"] = (
+    {"init": "static-general", "floor_draft": "static-general", "depth_policy": "cost"},
+    "general-frozen",
+)
+# the settings that beat frozen on every seed, combined, and under the two-draft arm
+for _init, _frozen in (("general", "general-frozen"), ("static", "static-frozen")):
+    _start = ARMS[_frozen][0]["init"]
+    ARMS[f"{_init}-two-draft-lr1e-4"] = ({"init": _start, "floor_draft": _start, "learner_lr": 1e-4}, _frozen)
+    ARMS[f"{_init}-online-lr1e-4-replay"] = ({"init": _start, "learner_lr": 1e-4, **SETTINGS["replay"]}, _frozen)
 ARMS["general-online-payoff-recapture"] = (
     {"init": "static-general", "swap": "recapture", "controller_policy": "payoff"},
     "general-frozen",
@@ -78,10 +93,11 @@ CEILINGS = {"code": "ceiling-code", "finance": "ceiling-finance", "chat": "ceili
 
 
 def config(arm: str, trace: str, seed: int) -> ReplayConfig:
+    """The arm's config: the fast recipe at lr 1e-3 for every starting draft (its setting before
+    this benchmark; the lr arms change it), then the arm's changes."""
     changes, _ = ARMS[arm]
     cfg = ReplayConfig(trace=trace, seed=seed)
-    lr = changes.get("learner_lr")
-    cfg = cfg.with_recipe("fast", **({"learner_lr": lr} if lr else {}))
+    cfg = cfg.with_recipe("fast", learner_lr=changes.get("learner_lr", 1e-3))
     cfg = cfg.with_(**{k: v for k, v in changes.items() if k != "learner_lr"})
     return cfg.with_(keep_versions=KEEP) if cfg.learning else cfg
 
@@ -99,9 +115,24 @@ def run_one(arm: str, trace: str, seed: int, out: str) -> str:
     from aurora_sim.replay.loop import Replay
 
     d = Path(out) / f"{arm}-s{seed}"
-    if not _complete(d):
-        Replay(config(arm, trace, seed), d, overwrite=True).run()
+    cfg = config(arm, trace, seed)
+    if not _same(d, cfg):
+        Replay(cfg, d, overwrite=True).run()
     return str(d)
+
+
+def _same(d: Path, cfg: ReplayConfig) -> bool:
+    """A complete run of this config is in d (fields the run resolves at its start aside)."""
+    if not _complete(d):
+        return False
+    done = _config_of(d)
+    return done == cfg.with_(trace_sha256=done.trace_sha256, engine=done.engine)
+
+
+def _config_of(d: Path) -> ReplayConfig:
+    from aurora_sim.replay.eventlog import read_table
+
+    return ReplayConfig.from_dict(json.loads(read_table(d, "runs")["config_json"][0]))
 
 
 # ---- measures ------------------------------------------------------------------------------------
@@ -182,7 +213,7 @@ def half_gap_requests(run_dir: Path, seg: dict, frozen_al: float, ceiling_al: fl
     gap to the ceiling; None if never (or no gap)."""
     from aurora_sim.replay.summary import per_request
 
-    if ceiling_al is None or frozen_al is None or ceiling_al <= frozen_al:
+    if ceiling_al is None or frozen_al is None or ceiling_al - frozen_al < MIN_GAP:
         return None
     frame = per_request(run_dir)
     part = frame.filter(
@@ -201,7 +232,7 @@ def half_gap_requests(run_dir: Path, seg: dict, frozen_al: float, ceiling_al: fl
 def measure(out: Path, trace: str, seeds: list[int]) -> dict:
     from aurora_sim.replay.summary import segment_speedups, summarize
 
-    runs = {(a, s): out / f"{a}-s{s}" for a in ARMS for s in seeds if _complete(out / f"{a}-s{s}")}
+    runs = {(a, s): out / f"{a}-s{s}" for a in ARMS for s in seeds if _same(out / f"{a}-s{s}", config(a, trace, s))}
     summ = {k: summarize(d) for k, d in runs.items()}
     result: dict = {"trace": trace, "seeds": seeds, "arms": {}}
     for arm, (changes, frozen) in ARMS.items():
@@ -230,7 +261,10 @@ def measure(out: Path, trace: str, seeds: list[int]) -> dict:
                     ceil.append(
                         {
                             "ceiling_al": c_al,
-                            "captured": round((seg["acceptance_length"] - f_al) / gap, 4) if gap and gap > 0 else None,
+                            # only where there is a gap to close (>= MIN_GAP AL): a share of none is noise
+                            "captured": round((seg["acceptance_length"] - f_al) / gap, 4)
+                            if gap is not None and gap >= MIN_GAP
+                            else None,
                             "half_gap_requests": half_gap_requests(runs[(arm, s)], seg, f_al, c_al),
                         }
                     )
@@ -291,6 +325,46 @@ def print_table(result: dict) -> None:
         print(line)
 
 
+def markdown(result: dict) -> str:
+    """The docs' tables (docs/when-online-pays.md), from results.json."""
+
+    def ci(d: dict | None, digits: int = 3) -> str:
+        if not d or not d.get("n"):
+            return "–"
+        if "ci95" not in d:
+            return f"{d['mean']:.{digits}f}"
+        return f"{d['mean']:.{digits}f} [{d['ci95'][0]:.{digits}f}, {d['ci95'][1]:.{digits}f}]"
+
+    arms = result["arms"]
+    lines = [
+        "| arm | seeds | AL | AL per segment | vs frozen | vs frozen per segment | swaps | pauses (s) |",
+        "|" + "---|" * 8,
+    ]
+    for arm, r in arms.items():
+        a = r["aggregate"]
+        segs = " / ".join(ci(x, 2).split(" ")[0] for x in a["segments_al"])
+        vs = ci(a.get("speedup_vs_frozen"))
+        per = " / ".join(ci(x).split(" ")[0] if x.get("n") else "–" for x in a.get("segments_speedup_vs_frozen", []))
+        lines.append(
+            f"| {arm} | {len(a['seeds'])} | {ci(a['al'])} | {segs} | {vs} | {per or '–'} | "
+            f"{ci(a['swaps'], 0).split(' ')[0]} | {ci(a['pause_s'], 2).split(' ')[0]} |"
+        )
+    lines += [
+        "",
+        "| arm | per segment: share of the gap to the ceiling closed | requests to half the gap (per seed) | forgetting after each shift |",
+        "|---|---|---|---|",
+    ]
+    for arm, r in arms.items():
+        a = r["aggregate"]
+        if "captured" not in a:
+            continue
+        cap = " / ".join(ci(x) for x in a["captured"])
+        half = " / ".join(",".join("–" if v is None else str(v) for v in seg) for seg in a["half_gap_requests"])
+        forget = " / ".join(ci(x) for x in a.get("forgetting", []))
+        lines.append(f"| {arm} | {cap} | {half} | {forget or '–'} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trace", default="unseen")
@@ -299,6 +373,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, help=f"a subset of the arms ({', '.join(ARMS)})")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "online-pays")
     ap.add_argument("--report", action="store_true", help="only aggregate the runs already made")
+    ap.add_argument("--markdown", action="store_true", help="print the docs' tables instead")
     args = ap.parse_args()
     unknown = sorted(set(args.only or ()) - set(ARMS))
     if unknown:
@@ -315,7 +390,9 @@ def main() -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
     tmp.replace(path)
-    print_table(result)
+    print(markdown(result) if args.markdown else "", end="\n" if args.markdown else "")
+    if not args.markdown:
+        print_table(result)
     print(f"-> {path}")
 
 

@@ -175,7 +175,7 @@ def replay_command(
     ),
     recipe: str = typer.Option(
         "fast",
-        help="Learner recipe: fast (this project's CPU-sized defaults: γ 4, lr 1e-3, unroll 4, a candidate every 8 steps) or paper (Aurora's: γ 5, lr 1e-4 from scratch / 1e-5 from a trained draft, unroll 5, a candidate every 50 steps); the options below override it.",
+        help="Learner recipe: fast (this project's CPU-sized defaults: γ 4, lr 1e-3 from scratch / 1e-4 from a trained draft, unroll 4, a candidate every 8 steps, in-place swaps) or paper (Aurora's: γ 5, lr 1e-4 from scratch / 1e-5 from a trained draft, unroll 5, a candidate every 50 steps); the options below override it.",
     ),
     every: int = typer.Option(None, help="Trainer steps between candidate drafts [recipe: fast 8, paper 50]."),
     floor_draft: str = typer.Option(
@@ -208,7 +208,7 @@ def replay_command(
     learn: bool = typer.Option(True, help="Train the draft online (--no-learn: serve the starting draft frozen)."),
     lr: float = typer.Option(
         None,
-        help="Learner AdamW learning rate, for every starting draft [recipe: fast 1e-3, paper 1e-4 from scratch and 1e-5 from a trained draft].",
+        help="Learner AdamW learning rate, for every starting draft [recipe: fast 1e-3 from scratch and 1e-4 from a trained draft, paper 1e-4 and 1e-5].",
     ),
     unroll: int = typer.Option(
         None, help="TTT unroll steps of the EAGLE head's loss, weights 0.8^i [recipe: fast 4, paper 5]."

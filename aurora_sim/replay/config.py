@@ -34,7 +34,7 @@ class LearnerConfig:
     lr: float = 1e-3
     # A draft that starts trained (static, a directory) learns at this rate instead (None: lr);
     # the paper fine-tunes at 1e-5 and trains from scratch at 1e-4 (replay/recipes.py).
-    lr_finetune: float | None = None
+    lr_finetune: float | None = 1e-4  # the fast recipe's (replay/recipes.py)
     batch_requests: int = 8  # served requests per optimizer step (new ones first, then replayed)
     min_new: int = 8  # a step starts only once this many unseen requests were captured
     capacity: int = 256  # buffer size in requests
