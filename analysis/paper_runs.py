@@ -134,6 +134,8 @@ def replay_command(cfg: ReplayConfig, run_dir: Path) -> tuple[str, list[str]]:
                 args.append(flag)
         elif v != default.get(path) or path == "init":
             args += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+    if cfg.learning:
+        args.append("--alone")  # one figure run: its frozen arm, where it has one, is its own run
     args += ["-o", str(run_dir), "--force"]
     extra = [f"{k}={now[k]!r}" for k in sorted(now) if k not in used and now[k] != default[k]]
     return shlex.join(args), extra

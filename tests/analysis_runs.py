@@ -41,8 +41,10 @@ def make_runs(root: Path, static_head: Path) -> dict[str, Path]:
     )
     frame, config = traces.generate_trace(cfg)
     trace = write_trace(frame, root / "two-domains.parquet", config)
+    # lr 1e-3 from the static head too (the fast recipe's 1e-4 adapts too slowly to recover
+    # within these 32-request segments, which the recovery views are checked on)
     base = ReplayConfig(trace=str(trace), deployment="proxy", flush_every=16).with_(
-        learner_batch_requests=4, learner_min_new=4, controller_every=2
+        learner_batch_requests=4, learner_min_new=4, controller_every=2, learner_lr_finetune=None
     )
     out = {}
     for arm in ARMS:

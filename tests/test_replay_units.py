@@ -58,7 +58,8 @@ def test_recipes_set_the_learner_and_record_their_name():
     assert (paper.recipe, paper.gamma, paper.controller.every, paper.learner.unroll) == ("paper", 5, 50, 5)
     # the paper fine-tunes a trained draft at 1e-5 and trains one from scratch at 1e-4
     assert paper.learner_lr == 1e-5 and paper.with_(init="scratch").learner_lr == 1e-4
-    assert fast.learner_lr == fast.with_(init="scratch").learner_lr == 1e-3
+    # the fast recipe: 1e-4 from a trained draft (docs/when-online-pays.md), 1e-3 from scratch
+    assert fast.learner_lr == 1e-4 and fast.with_(init="scratch").learner_lr == 1e-3
     # explicit settings override the recipe, and the config records what ran
     mine = ReplayConfig().with_recipe("paper", controller_every=10, learner_lr=3e-4, learner_lr_finetune=None)
     assert mine.recipe == "paper" and mine.controller.every == 10 and mine.learner_lr == 3e-4
