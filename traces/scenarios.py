@@ -38,6 +38,16 @@ from aurora_sim.errors import AuroraError
 from .config import TraceConfig
 
 _POISSON = {"kind": "poisson", "rate_per_s": 4.0}
+# shift-ci's shape: short prompts, 32 new tokens, a closed loop of 8 (CI-sized replays)
+_SHORT = {
+    "arrivals": {"kind": "closed", "concurrency": 8},
+    "prompts": {
+        "max_chars": 160,
+        "min_chars": 16,
+        "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
+    },
+    "sampling": {"max_new_tokens": 32},
+}
 
 SCENARIOS: dict[str, dict] = {
     "shift-ci": {
@@ -49,13 +59,7 @@ SCENARIOS: dict[str, dict] = {
                 {"domain": "chat", "requests": 800},
             ],
         },
-        "arrivals": {"kind": "closed", "concurrency": 8},
-        "prompts": {
-            "max_chars": 160,
-            "min_chars": 16,
-            "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
-        },
-        "sampling": {"max_new_tokens": 32},
+        **_SHORT,
     },
     "shift-mini": {
         "schedule": {
@@ -66,13 +70,7 @@ SCENARIOS: dict[str, dict] = {
                 {"domain": "chat", "requests": 200},
             ],
         },
-        "arrivals": {"kind": "closed", "concurrency": 8},
-        "prompts": {
-            "max_chars": 160,
-            "min_chars": 16,
-            "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
-        },
-        "sampling": {"max_new_tokens": 32},
+        **_SHORT,
     },
     "unseen": {
         "schedule": {
@@ -83,13 +81,7 @@ SCENARIOS: dict[str, dict] = {
                 {"domain": "code", "requests": 600},
             ],
         },
-        "arrivals": {"kind": "closed", "concurrency": 8},
-        "prompts": {
-            "max_chars": 160,
-            "min_chars": 16,
-            "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
-        },
-        "sampling": {"max_new_tokens": 32},
+        **_SHORT,
     },
     "unseen-paper": {
         "schedule": {
