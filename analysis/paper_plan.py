@@ -118,18 +118,11 @@ def _closed(trace_config: dict, concurrency: int) -> dict:
 
 def _short(name: str, schedule: dict, seed: int) -> dict:
     """A generator config shaped like shift-ci's: short prompts, 32 new tokens, closed loop of 8."""
-    return {
-        "name": name,
-        "seed": seed,
-        "schedule": schedule,
-        "arrivals": {"kind": "closed", "concurrency": 8},
-        "prompts": {
-            "max_chars": 160,
-            "min_chars": 16,
-            "kinds": {"code": {"function": 0.5, "continue": 0.5}, "finance": {"article": 0.5, "question": 0.5}},
-        },
-        "sampling": {"max_new_tokens": 32},
-    }
+    import copy
+
+    from traces.scenarios import SHORT_SHAPE
+
+    return {"name": name, "seed": seed, "schedule": schedule, **copy.deepcopy(SHORT_SHAPE)}
 
 
 def scenario_config(name: str, seed: int) -> dict:

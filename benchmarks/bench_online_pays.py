@@ -205,7 +205,8 @@ def forgetting(run_dir: Path, trace: str, seed: int) -> list[dict]:
 def _requests(run_dir: Path):
     from aurora_sim.replay.eventlog import read_table
 
-    return read_table(run_dir, "requests").filter(read_table(run_dir, "requests")["status"] == "completed")
+    req = read_table(run_dir, "requests")
+    return req.filter(req["status"] == "completed")
 
 
 def half_gap_requests(run_dir: Path, seg: dict, frozen_al: float, ceiling_al: float) -> int | None:

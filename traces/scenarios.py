@@ -39,7 +39,7 @@ from .config import TraceConfig
 
 _POISSON = {"kind": "poisson", "rate_per_s": 4.0}
 # shift-ci's shape: short prompts, 32 new tokens, a closed loop of 8 (CI-sized replays)
-_SHORT = {
+SHORT_SHAPE = {
     "arrivals": {"kind": "closed", "concurrency": 8},
     "prompts": {
         "max_chars": 160,
@@ -59,7 +59,7 @@ SCENARIOS: dict[str, dict] = {
                 {"domain": "chat", "requests": 800},
             ],
         },
-        **_SHORT,
+        **SHORT_SHAPE,
     },
     "shift-mini": {
         "schedule": {
@@ -70,7 +70,7 @@ SCENARIOS: dict[str, dict] = {
                 {"domain": "chat", "requests": 200},
             ],
         },
-        **_SHORT,
+        **SHORT_SHAPE,
     },
     "unseen": {
         "schedule": {
@@ -81,7 +81,7 @@ SCENARIOS: dict[str, dict] = {
                 {"domain": "code", "requests": 600},
             ],
         },
-        **_SHORT,
+        **SHORT_SHAPE,
     },
     "unseen-paper": {
         "schedule": {

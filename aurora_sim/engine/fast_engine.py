@@ -292,11 +292,10 @@ class FastEngine(SlotEngine):
                 r.on_floor = bool(self.route_fn(r.req)) if self.route_fn is not None else True
         super()._spec_shape(rows, depth, draft_steps)
         if self.floor is not None:
-            stats = self.last_round
-            stats.draft_tokens = sum(r.n + 1 - (r.floor_len if r.on_floor else r.draft_len) for r in rows) + (
-                draft_steps - 1
-            ) * len(rows)
-            stats.draft_models = len({r.on_floor for r in rows})
+            self.last_round.draft_models = len({r.on_floor for r in rows})
+
+    def _draft_cached(self, row: FastRow) -> int:
+        return row.floor_len if row.on_floor else row.draft_len
 
     def _chain_batch(self, rows: list[FastRow], floor: bool = False) -> None:
         t0 = time.perf_counter()

@@ -173,8 +173,12 @@ class SlotEngine:
         that found the draft unsure was paid for). RoundShape.gamma counts draft steps."""
         stats = self.last_round
         stats.gamma = draft_steps
-        stats.draft_tokens = sum(r.n + 1 - r.draft_len for r in rows) + (draft_steps - 1) * len(rows)
+        stats.draft_tokens = sum(r.n + 1 - self._draft_cached(r) for r in rows) + (draft_steps - 1) * len(rows)
         stats.verify_tokens = (depth + 1) * len(rows)
+
+    def _draft_cached(self, row: Live) -> int:
+        """Tokens of `row` the drafting head has cached (its catch-up starts there)."""
+        return row.draft_len
 
     def _take_waiting(self, make_row) -> list[Live]:
         """Move waiting requests into free slots (lowest slot first); make_row(req, slot)."""

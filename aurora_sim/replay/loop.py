@@ -731,8 +731,7 @@ class Replay:
         """The two-draft arm: the candidate and the floor on each domain's held-out requests (a
         trainer job of two scoring passes), before the candidate is scored for the swap gate."""
         pools = {d: list(q) for d, q in sorted(self.route_heldout.items())}
-        tokens = sum(len(x.tokens) for pool in pools.values() for x in pool)
-        dur = max(1, int(self.cost.train_step_ns(tokens) * 2 // 3)) if tokens else 1
+        dur = self._scoring_ns([x for pool in pools.values() for x in pool])
         self.train_busy = True
         self._route_cand = cand
         self.train_future = self.executor.submit(self._route_job, cand, pools)
@@ -743,12 +742,10 @@ class Replay:
         t0 = time.perf_counter()
         floor = self._floor_scorer
         out = {}
-        for domain, samples in pools.items():
-            online_al = self.learner.profile(cand, samples)[0] if samples else None
-            floor_al = self.learner.profile(floor, samples)[0] if samples else None
+        for domain, samples in pools.items():  # every pool holds at least one request
             out[domain] = {
-                "online_al": None if online_al is None else round(online_al, 6),
-                "floor_al": None if floor_al is None else round(floor_al, 6),
+                "online_al": round(self.learner.profile(cand, samples)[0], 6),
+                "floor_al": round(self.learner.profile(floor, samples)[0], 6),
                 "requests": len(samples),
             }
         self._trainer_s += time.perf_counter() - t0
@@ -766,12 +763,16 @@ class Replay:
         meta["metrics"]["eval_requests"] = len(samples)
         meta["metrics"]["scored_against"] = self.committed_version
         serving = self.registry.load(self.committed_version, self.target)
-        tokens = sum(len(s.tokens) for s in samples)
-        # scoring = two forward passes (candidate, serving) of the unrolled draft: ~2/3 of a step
-        dur = max(1, int(self.cost.train_step_ns(tokens) * 2 // 3)) if samples else 1
+        dur = self._scoring_ns(samples)
         self.train_busy = True
         self.train_future = self.executor.submit(self._eval_job, cand, serving, samples)
         self._trainer_started(now, dur, ("eval", now, meta))
+
+    def _scoring_ns(self, samples: list) -> int:
+        """Virtual time of scoring two drafts on `samples`: two forward passes of the unrolled
+        draft, ~2/3 of a training step over the same tokens."""
+        tokens = sum(len(s.tokens) for s in samples)
+        return max(1, int(self.cost.train_step_ns(tokens) * 2 // 3)) if samples else 1
 
     def _priced(self, cand_surv: list[float], serving_surv: list[float]) -> dict:
         """Both drafts' expected speedup vs no speculation at the recent batch and context, under
@@ -851,10 +852,10 @@ class Replay:
         self.pending_swap = None
         old = self.serving_version
         self.engine.swap_draft(draft, row["to_version"])
-        scored = json.loads(row["metrics_json"]).get("candidate_survival") if kind == "swap" else None
-        self.depth.on_swap(scored)
+        metrics = json.loads(row["metrics_json"]) if kind == "swap" else {}
+        self.depth.on_swap(metrics.get("candidate_survival"))
         if self.router is not None:  # the domains the new version drafts go live with it
-            self.router.install(json.loads(row["metrics_json"]).get("route") if kind == "swap" else None)
+            self.router.install(metrics.get("route"))
         self.serving_version = row["to_version"]
         self.swaps += 1
         row = dict(row, from_version=old)
