@@ -82,7 +82,23 @@ def test_the_two_draft_arm_is_deterministic(runs):
 
 def test_the_two_draft_arm_needs_the_fast_path_and_an_online_eagle3_head(tiny_dir, tmp_path):
     with pytest.raises(AuroraError, match="fast path"):
-        Replay(_cfg(floor_draft="static", engine="exact"), tmp_path / "x").run()
+        _cfg(floor_draft="static", engine="exact")  # refused with the config, before any run
     with pytest.raises(AuroraError, match="needs an online EAGLE-3 draft"):
         _cfg(floor_draft="static", learner_enabled=False)
     assert _cfg(floor_draft="static").arm == "two-draft"
+
+
+def test_a_bad_floor_draft_is_one_line_before_anything_runs(tiny_dir, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from aurora_sim.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    for args, msg in (
+        (["--floor-draft", "static", "--engine", "exact"], "fast path"),
+        (["--floor-draft", str(tmp_path / "missing")], "floor draft not found"),
+        (["--swap", "hot"], "unknown swap mechanism 'hot'"),
+    ):
+        res = CliRunner().invoke(app, ["replay", "--limit", "8", *args])
+        assert res.exit_code != 0 and msg in res.output, res.output
+        assert not (tmp_path / "runs").exists()  # not even the frozen twin

@@ -273,7 +273,7 @@ def replay_command(
     prints acceptance length per segment, speedup, swaps and recovery after each shift.
 
     With no arguments: the shift-ci scenario on the tiny tier (models built if missing)."""
-    from aurora_sim.replay.config import INITS, ReplayConfig
+    from aurora_sim.replay.config import INITS, STATIC_INITS, ReplayConfig
     from aurora_sim.replay.summary import summarize
     from aurora_sim.sglang.runtime import check_replay_engine
 
@@ -340,6 +340,8 @@ def replay_command(
         learner_precision=learner_precision,
         **explicit,
     )
+    if floor_draft and floor_draft not in STATIC_INITS and not Path(floor_draft).is_dir():
+        raise AuroraError(f"{floor_draft}: floor draft not found (a static init name or a draft directory)")
     stem = Path(trace).stem if Path(trace).suffix else trace
     if compare:
         from aurora_sim.replay.compare import run_compare

@@ -156,6 +156,8 @@ class ReplayConfig:
             raise AuroraError(
                 f"a floor draft ({self.floor_draft}) needs an online EAGLE-3 draft beside it (--learn, --draft eagle3)"
             )
+        if self.floor_draft and self.engine == "exact":
+            raise AuroraError("the two-draft arm (--floor-draft) runs on the fast path: greedy traces only")
         if self.engine not in ENGINES:
             raise AuroraError(f"unknown replay engine {self.engine!r} (choose {', '.join(ENGINES)})")
         if self.learner.precision not in ("auto", "bf16", "fp32"):
