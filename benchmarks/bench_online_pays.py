@@ -366,6 +366,47 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+PLOTTED = ("general-online", "general-online-lr1e-4", "general-two-draft", "static-online-lr1e-4", "static-two-draft")
+
+
+def plot(result: dict, path: Path) -> None:
+    """Speedup vs the same head frozen, per segment and overall, with 95 % intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.paper_draw import interval_bars
+
+    def minus_one(iv: dict) -> dict:  # the bars read as a gain over frozen (0 = level)
+        out = {k: v for k, v in iv.items() if k not in ("mean", "ci95")}
+        if "mean" in iv:
+            out["mean"] = iv["mean"] - 1
+        if "ci95" in iv:
+            out["ci95"] = [x - 1 for x in iv["ci95"]]
+        return out
+
+    arms = [a for a in PLOTTED if "speedup_vs_frozen" in result["arms"].get(a, {}).get("aggregate", {})]
+    if not arms:
+        return
+    domains = result["arms"][arms[0]]["aggregate"]["domains"]
+    colors = ("#999999", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728")
+    series = []
+    for arm, color in zip(arms, colors):
+        a = result["arms"][arm]["aggregate"]
+        series.append((arm, color, [minus_one(x) for x in [*a["segments_speedup_vs_frozen"], a["speedup_vs_frozen"]]]))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    interval_bars(ax, [*domains, "all"], series)
+    ax.set_ylabel("speedup vs the head frozen − 1")
+    ax.set_title(
+        f"{result['trace']}: online learning and two drafts against the frozen head ({len(result['seeds'])} seeds)"
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trace", default="unseen")
@@ -391,6 +432,7 @@ def main() -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
     tmp.replace(path)
+    plot(result, args.out / "online-pays.png")
     print(markdown(result) if args.markdown else "", end="\n" if args.markdown else "")
     if not args.markdown:
         print_table(result)
